@@ -1,0 +1,70 @@
+"""A CDS Hooks 2.0 framework (HTTP, protocol, FHIR access, cards) hosting the IVIG services.
+
+``create_app`` is the composition root: it reads configuration once, loads and validates the
+clinical knowledge (via ``hooks``), opens the feedback store and wires the HTTP layer.
+Gunicorn serves ``cds_service:create_app()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, request
+
+from cds_service.api import bp, register_error_handlers
+from cds_service.config import Settings, load_settings
+from cds_service.feedback import FeedbackStore, make_engine
+from cds_service.runtime import Runtime, make_session, new_uuid, utc_now
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    from hooks import build_registry  # the services this deployment hosts
+
+    overrides = dict(test_config or {})
+    env = dict(os.environ)
+    settings = load_settings(Settings, env, overrides)
+
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=bool(overrides.get("TESTING", False)),
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the CDS Hooks field order
+    store = FeedbackStore(make_engine(settings.database_url))
+    store.create_schema()
+    app.extensions["ivig_cds"] = Runtime(
+        settings=settings,
+        registry=build_registry(env, overrides),
+        store=store,
+        session=overrides.get("FHIR_SESSION") or make_session(settings.fhir_max_workers),
+        clock=overrides.get("CLOCK", utc_now),
+        uuid_factory=overrides.get("UUID_FACTORY", new_uuid),
+    )
+    app.register_blueprint(bp)
+    register_error_handlers(app)
+    _add_cors(app, settings.cors_allow_origin)
+    return app
+
+
+def _add_cors(app: Flask, allow_origin: str) -> None:
+    """CORS on every response, errors included, so browser clients (the CDS Hooks Sandbox) work."""
+
+    @app.after_request
+    def cors(response: Response) -> Response:
+        response.headers["Access-Control-Allow-Origin"] = allow_origin
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+        if allow_origin != "*":
+            response.headers["Vary"] = "Origin"
+        if request.method == "OPTIONS" and response.status_code == 200:
+            response.status_code = 204
+            response.set_data(b"")
+        return response

@@ -1,0 +1,98 @@
+"""Typed settings, read once in the app factory.
+
+Every field of a settings dataclass maps to an environment variable ``IVIG_CDS_<FIELD>`` and to a
+test-config key ``<FIELD>`` (upper case). Order of precedence: dataclass default, environment, test
+mapping. Pure code receives the resulting objects; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+ENV_PREFIX = "IVIG_CDS_"
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"{ENV_PREFIX}{name}: expected a boolean, got {raw!r}")
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{ENV_PREFIX}{name}: expected a {kind.__name__}, got {raw!r}"
+            ) from None
+    if typing.get_origin(kind) is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def load_settings(cls: type[T], env: Mapping[str, str], overrides: Mapping[str, Any]) -> T:
+    """Build ``cls`` from its defaults, ``IVIG_CDS_*`` variables in ``env``, then ``overrides``."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        key = field.name.upper()
+        kind = hints[field.name]
+        if isinstance(kind, types.UnionType):  # "X | None": parse as X
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        if key in overrides:
+            value = overrides[key]
+            values[field.name] = tuple(value) if typing.get_origin(kind) is tuple else value
+        elif ENV_PREFIX + key in env:
+            values[field.name] = _parse(key, env[ENV_PREFIX + key], kind)
+    settings = cls(**values)
+    validate = getattr(settings, "validate", None)
+    if callable(validate):
+        validate()
+    return settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Framework settings: HTTP, FHIR access, storage. Clinical thresholds live in ``hooks``."""
+
+    allowed_fhir_servers: tuple[str, ...] = ()
+    fhir_timeout_s: float = 3.0
+    request_budget_s: float = 4.0
+    fhir_max_pages: int = 10
+    fhir_max_workers: int = 8
+    auth: str = "off"
+    database_url: str = "sqlite:///ivig-cds-feedback.sqlite3"
+    max_request_bytes: int = 5 * 1024 * 1024
+    cors_allow_origin: str = "*"
+    log_level: str = "INFO"
+
+    def validate(self) -> None:
+        if self.auth != "off":
+            raise ConfigError(
+                f"{ENV_PREFIX}AUTH={self.auth!r} is not supported yet: only 'off' is implemented "
+                "(JWT authentication of CDS clients is planned)"
+            )
+        for server in self.allowed_fhir_servers:
+            if not server.startswith(("https://", "http://")):
+                raise ConfigError(
+                    f"{ENV_PREFIX}ALLOWED_FHIR_SERVERS: {server!r} is not an http(s) base URL"
+                )
+        if self.fhir_timeout_s <= 0 or self.request_budget_s <= 0:
+            raise ConfigError(f"{ENV_PREFIX}FHIR_TIMEOUT_S and REQUEST_BUDGET_S must be positive")
+        if self.fhir_max_pages < 1 or self.fhir_max_workers < 1 or self.max_request_bytes < 1:
+            raise ConfigError(
+                f"{ENV_PREFIX}FHIR_MAX_PAGES, FHIR_MAX_WORKERS and MAX_REQUEST_BYTES must be >= 1"
+            )

@@ -1,0 +1,115 @@
+"""The objects one running service shares across requests, and the call path of a hook request.
+
+Built once by the app factory. Views hand it validated request data; it picks the FHIR server (only
+one on the allowlist), resolves data through the service's handler, records the issued cards and
+returns their JSON. Clock and UUID factory are injected so tests can fix them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from cds_service.config import Settings
+from cds_service.errors import UnknownService
+from cds_service.feedback import FeedbackStore
+from cds_service.fhir.client import Deadline, FhirClient, is_allowed_server
+from cds_service.fhir.prefetch import PrefetchResolver
+from cds_service.service import HookCall, ServiceDefinition, ServiceRegistry
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def make_session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    registry: ServiceRegistry
+    store: FeedbackStore
+    session: requests.Session
+    clock: Callable[[], datetime] = utc_now
+    uuid_factory: Callable[[], str] = new_uuid
+    executor: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.executor = ThreadPoolExecutor(
+            max_workers=self.settings.fhir_max_workers, thread_name_prefix="fhir"
+        )
+
+    def service(self, service_id: str) -> ServiceDefinition:
+        service = self.registry.get(service_id)
+        if service is None:
+            raise UnknownService(f"no CDS service with id {service_id!r}")
+        return service
+
+    def call(self, service: ServiceDefinition, request: dict[str, Any]) -> list[dict[str, Any]]:
+        client, no_client_reason = self._client_for(request)
+        data = PrefetchResolver(
+            specs=service.prefetch,
+            prefetch=request.get("prefetch") or {},
+            context=request["context"],
+            client=client,
+            no_client_reason=no_client_reason,
+            deadline=Deadline(self.settings.request_budget_s),
+            executor=self.executor,
+        )
+        now = self.clock()
+        call = HookCall(
+            service=service,
+            hook_instance=request["hookInstance"],
+            context=request["context"],
+            now=now,
+            data=data,
+            new_uuid=self.uuid_factory,
+        )
+        cards = service.handler(call)
+        self.store.record_cards(service.id, call.hook_instance, cards, now)
+        log.info(
+            "hook %s instance=%s cards=%s",
+            service.id,
+            call.hook_instance,
+            ",".join(f"{card.topic}:{card.indicator}" for card in cards) or "none",
+        )
+        return [card.to_json() for card in cards]
+
+    def _client_for(self, request: dict[str, Any]) -> tuple[FhirClient | None, str]:
+        server = request.get("fhirServer")
+        if not server:
+            return None, "the request names no fhirServer"
+        if not is_allowed_server(server, self.settings.allowed_fhir_servers):
+            log.warning("refused fhirServer %s: not in IVIG_CDS_ALLOWED_FHIR_SERVERS", server)
+            return None, f"fhirServer {server} is not an allowed FHIR server"
+        token = (request.get("fhirAuthorization") or {}).get("access_token")
+        return (
+            FhirClient(
+                server,
+                session=self.session,
+                token=token,
+                timeout_s=self.settings.fhir_timeout_s,
+                max_pages=self.settings.fhir_max_pages,
+            ),
+            "",
+        )

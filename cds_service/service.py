@@ -1,0 +1,94 @@
+"""What a CDS service is, independent of HTTP: its discovery entry, prefetch templates and handler.
+
+A handler receives a :class:`HookCall` and returns cards. It asks ``call.data`` for patient data only
+when it needs it, so a call with nothing to check answers without touching prefetch or a FHIR server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from cds_service.cards import Card
+
+
+@dataclass(frozen=True)
+class PrefetchSpec:
+    """One prefetch template. ``essential`` data missing means 412; other gaps become a card."""
+
+    key: str
+    template: str
+    needed_for: str
+    essential: bool = False
+
+
+@dataclass(frozen=True)
+class ResolvedData:
+    """Raw FHIR resources per prefetch key, and why any key is missing or incomplete."""
+
+    resources: Mapping[str, list[dict[str, Any]]]
+    gaps: Mapping[str, str]
+
+
+class DataSource(Protocol):
+    def resolve(self) -> ResolvedData:
+        """Resolve every prefetch key: prefetched, fetched from the FHIR server, or a gap."""
+        ...
+
+    def read(self, reference: str) -> dict[str, Any] | None:
+        """Read one resource (``Type/id``) from the FHIR server; None when it cannot be had."""
+        ...
+
+
+@dataclass(frozen=True)
+class HookCall:
+    service: ServiceDefinition
+    hook_instance: str
+    context: Mapping[str, Any]
+    now: datetime
+    data: DataSource
+    new_uuid: Callable[[], str]
+
+
+Handler = Callable[[HookCall], list[Card]]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    id: str
+    hook: str
+    title: str
+    description: str
+    prefetch: tuple[PrefetchSpec, ...]
+    handler: Handler
+    usage_requirements: str | None = None
+
+    def discovery_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "hook": self.hook,
+            "title": self.title,
+            "description": self.description,
+            "id": self.id,
+            "prefetch": {spec.key: spec.template for spec in self.prefetch},
+        }
+        if self.usage_requirements:
+            entry["usageRequirements"] = self.usage_requirements
+        return entry
+
+
+class ServiceRegistry:
+    """The services this server hosts, by id. Discovery and dispatch both read it."""
+
+    def __init__(self, services: list[ServiceDefinition]) -> None:
+        ids = [service.id for service in services]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate service ids: {ids}")
+        self._by_id = {service.id: service for service in services}
+
+    def get(self, service_id: str) -> ServiceDefinition | None:
+        return self._by_id.get(service_id)
+
+    def __iter__(self) -> Iterator[ServiceDefinition]:
+        return iter(self._by_id.values())

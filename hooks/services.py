@@ -1,0 +1,189 @@
+"""The IVIG CDS services: one per hook, with the prefetch templates the rules need.
+
+Discovery and dispatch both read these definitions. Order hooks look at the orders in focus
+first and answer ``{"cards": []}`` without touching patient data when no immune globulin is
+ordered; otherwise they resolve the patient's data once and run every rule for each IVIG order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cds_service.cards import Card
+from cds_service.errors import Issue, PrefetchUnavailable
+from cds_service.fhir.parse import SkippedResource, parse_resource, parse_resources
+from cds_service.service import HookCall, PrefetchSpec, ResolvedData, ServiceDefinition
+from hooks.card_builder import to_card
+from hooks.knowledge_base import KnowledgeBase
+from hooks.orders import IgOrder, OrderRecogniser, UnidentifiedOrder, orders_in_focus
+from hooks.record import PatientRecord, build_record
+from hooks.rules import ORDER_RULES, RuleInput
+from hooks.rules.base import Finding
+from hooks.rules.data_incomplete import TOPIC as DATA_INCOMPLETE
+from hooks.settings import Thresholds
+
+PATIENT = "{{context.patientId}}"
+
+
+def order_prefetch(kb: KnowledgeBase) -> tuple[PrefetchSpec, ...]:
+    """Narrow templates: the Observation query lists exactly the codes the rules read."""
+    codes = ",".join(sorted(f"{c.system}|{c.code}" for c in kb.observation_codes()))
+    return (
+        PrefetchSpec("patient", f"Patient/{PATIENT}", "every check (age, sex)", essential=True),
+        PrefetchSpec(
+            "conditions",
+            f"Condition?patient={PATIENT}",
+            "IgA deficiency, thrombosis and renal risk factors",
+            essential=True,
+        ),
+        PrefetchSpec(
+            "observations",
+            f"Observation?patient={PATIENT}&code={codes}",
+            "weight, renal labs, IgA, triglycerides, BMI and smoking status",
+        ),
+        PrefetchSpec(
+            "allergies",
+            f"AllergyIntolerance?patient={PATIENT}",
+            "hypersensitivity to immune globulin, IgA or blood products",
+        ),
+        PrefetchSpec(
+            "medicationRequests",
+            f"MedicationRequest?patient={PATIENT}&status=active,on-hold",
+            "estrogens, prothrombotic and nephrotoxic drugs",
+        ),
+        PrefetchSpec(
+            "medicationStatements",
+            f"MedicationStatement?patient={PATIENT}&status=active",
+            "estrogens, prothrombotic and nephrotoxic drugs",
+        ),
+    )
+
+
+class OrderChecker:
+    """The handler of the order-select and order-sign services."""
+
+    def __init__(self, kb: KnowledgeBase, thresholds: Thresholds) -> None:
+        self.kb = kb
+        self.thresholds = thresholds
+        self.recogniser = OrderRecogniser(kb)
+
+    def __call__(self, call: HookCall) -> list[Card]:
+        draft_entries = [e["resource"] for e in call.context["draftOrders"].get("entry", [])]
+        draft_medications = {
+            f"Medication/{r.get('id')}": r for r in draft_entries if r.get("resourceType") == "Medication"
+        }
+        found = [
+            self.recogniser.recognise(order, draft_medications, call.data.read)
+            for order in orders_in_focus(call.service.hook, call.context)
+        ]
+        ig_orders = [order for order in found if isinstance(order, IgOrder)]
+        cards = [
+            self._card(self._unidentified(order), None, call)
+            for order in found
+            if isinstance(order, UnidentifiedOrder)
+        ]
+        if not ig_orders:
+            return cards
+        record = self._record(call.data.resolve(), call)
+        for order in ig_orders:
+            invalid = parse_resource(order.resource)
+            if isinstance(invalid, SkippedResource):
+                cards.append(self._card(self._unreadable(order, invalid), order, call))
+                continue
+            inp = RuleInput(record, order, self.kb, self.thresholds)
+            cards += [self._card(f, order, call) for rule in ORDER_RULES if (f := rule(inp))]
+        return cards
+
+    def _card(self, finding: Finding, order: IgOrder | None, call: HookCall) -> Card:
+        return to_card(finding, order, self.kb, call.new_uuid)
+
+    def _record(self, data: ResolvedData, call: HookCall) -> PatientRecord:
+        specs = {spec.key: spec for spec in call.service.prefetch}
+        patients, _ = parse_resources(data.resources.get("patient", []))
+        patient = next((p for p in patients if p.get_resource_type() == "Patient"), None)
+        if patient is None:
+            raise PrefetchUnavailable(
+                "the Patient could not be obtained",
+                [Issue("Essential data 'patient' holds no valid FHIR R4 Patient", "prefetch.patient")],
+            )
+        raws = [r for key, found in data.resources.items() if key != "patient" for r in found]
+        resources, skipped = parse_resources(raws)
+        gaps = {
+            key: f"{why}. Checks affected: {specs[key].needed_for}" if key in specs else why
+            for key, why in data.gaps.items()
+        }
+        return build_record(patient, resources, self.kb, call.now.date(), skipped, gaps)
+
+    @staticmethod
+    def _unidentified(order: UnidentifiedOrder) -> Finding:
+        return Finding(
+            topic=DATA_INCOMPLETE,
+            indicator="warning",
+            summary="Medication of an order could not be identified: immune globulin checks may not have run",
+            evidence=(f"{order.reference}: {order.why}",),
+            recommendation=(
+                "If this order is an immune globulin, review contraindications, thrombosis and "
+                "renal risk by hand: the product is unknown to the service."
+            ),
+        )
+
+    @staticmethod
+    def _unreadable(order: IgOrder, skipped: SkippedResource) -> Finding:
+        return Finding(
+            topic=DATA_INCOMPLETE,
+            indicator="warning",
+            summary=f"The {order.product_name} order is not valid FHIR R4: its safety checks did not run",
+            evidence=(f"{skipped.reference}: {skipped.reason}",),
+            recommendation="Correct the order; the immune globulin checks run on a readable order.",
+        )
+
+
+def patient_view(_: HookCall) -> list[Card]:
+    """Monitoring guidance on chart open is not built yet: this service answers no cards."""
+    return []
+
+
+def build_services(kb: KnowledgeBase, thresholds: Thresholds) -> list[ServiceDefinition]:
+    checker = OrderChecker(kb, thresholds)
+    prefetch = order_prefetch(kb)
+    usage = (
+        "Needs read access to Patient, Condition, Observation, AllergyIntolerance, "
+        "MedicationRequest and MedicationStatement, by prefetch or through fhirServer."
+    )
+    checks = (
+        "hypersensitivity to immune globulin, IgA deficiency, the thrombosis boxed warning, the "
+        "renal boxed warning (IV), and missing weight or renal labs"
+    )
+    return [
+        ServiceDefinition(
+            id="ivig-order-select",
+            hook="order-select",
+            title="Immune globulin (IVIG/SCIG) order safety check",
+            description=f"When an immune globulin order is selected, checks {checks}.",
+            prefetch=prefetch,
+            handler=checker,
+            usage_requirements=usage,
+        ),
+        ServiceDefinition(
+            id="ivig-order-sign",
+            hook="order-sign",
+            title="Immune globulin (IVIG/SCIG) order safety check at signing",
+            description=f"When immune globulin orders are signed, checks {checks}.",
+            prefetch=prefetch,
+            handler=checker,
+            usage_requirements=usage,
+        ),
+        ServiceDefinition(
+            id="ivig-patient-view",
+            hook="patient-view",
+            title="Immune globulin monitoring when a chart is opened",
+            description=(
+                "Immune globulin monitoring and treatment-gap guidance on chart open. This version "
+                "returns no cards yet."
+            ),
+            prefetch=(PrefetchSpec("patient", f"Patient/{PATIENT}", "patient-view guidance", essential=True),),
+            handler=patient_view,
+        ),
+    ]
+
+

@@ -1,0 +1,86 @@
+"""Complete FHIR resources for the cards' suggestions, built from ``knowledge/orderables.json``.
+
+A create holds a whole draft resource for this patient; an update holds the whole order with the
+change applied (everything else kept); a delete names the order by ``resourceId``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from cds_service.cards import Action
+from hooks.knowledge_base import KnowledgeBase, Product
+from hooks.orders import IgOrder
+from hooks.record import PatientRecord
+
+
+def _base(kind: str, record: PatientRecord, order: IgOrder, why: str) -> dict[str, Any]:
+    return {
+        "resourceType": kind,
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": record.patient_reference},
+        "authoredOn": record.today.isoformat(),
+        "note": [{"text": why}],
+    }
+
+
+def create(
+    kb: KnowledgeBase, name: str, record: PatientRecord, order: IgOrder, why: str
+) -> Action:
+    """A create action for the orderable ``name`` (a lab, a measurement, or hydration)."""
+    spec = kb.orderables[name]
+    resource = _base(spec["resourceType"], record, order, why)
+    if spec["resourceType"] == "ServiceRequest":
+        resource["code"] = copy.deepcopy(spec["code"])
+        resource["reasonReference"] = [{"reference": order.reference}]
+    else:
+        resource["medicationCodeableConcept"] = copy.deepcopy(spec["code"])
+        dosage: dict[str, Any] = {"text": spec["dosageText"]}
+        if spec.get("route"):
+            dosage["route"] = copy.deepcopy(spec["route"])
+        resource["dosageInstruction"] = [dosage]
+    return Action("create", f"Order {spec['code']['text']}", resource=resource)
+
+
+def delete(order: IgOrder) -> Action:
+    return Action("delete", f"Remove the {order.product_name} order", resource_id=order.reference)
+
+
+def _append_note(resource: dict[str, Any], text: str) -> None:
+    resource.setdefault("note", []).append({"text": text})
+
+
+def with_instruction(order: IgOrder, text: str, rate_cap_mg_kg_min: float | None = None) -> Action:
+    """Update the order: add an administration instruction, and a rate cap where the label has one."""
+    resource = copy.deepcopy(order.resource)
+    for dosage in resource.get("dosageInstruction") or [{}]:
+        dosage.setdefault("additionalInstruction", []).append({"text": text})
+        if rate_cap_mg_kg_min is not None:
+            for dose_and_rate in dosage.setdefault("doseAndRate", [{}]):
+                dose_and_rate["rateQuantity"] = {
+                    "value": rate_cap_mg_kg_min,
+                    "unit": "mg/kg/min",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "mg/kg/min",
+                }
+    if not resource.get("dosageInstruction"):
+        resource["dosageInstruction"] = [{"additionalInstruction": [{"text": text}]}]
+    _append_note(resource, text)
+    return Action("update", text, resource=resource)
+
+
+def switch_product(order: IgOrder, product: Product, why: str) -> Action:
+    """Update the order to another catalogue product, keeping dose, route and everything else."""
+    resource = copy.deepcopy(order.resource)
+    resource.pop("medicationReference", None)
+    concept: dict[str, Any] = {"text": product.brand}
+    if product.codings:
+        concept["coding"] = [
+            {"system": c.system, "code": c.code, **({"display": c.display} if c.display else {})}
+            for c in product.codings
+        ]
+    resource["medicationCodeableConcept"] = concept
+    _append_note(resource, why)
+    return Action("update", f"Change the product to {product.brand}", resource=resource)

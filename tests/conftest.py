@@ -1,0 +1,196 @@
+"""Shared fixtures: an app with a fixed clock, the fixture files, and hook requests built from them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cds_service import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fhir_fixtures"
+SHARED = ROOT.parent / "shared"
+FHIR_BASE = "https://fhir.test/r4"
+EVALUATED_AT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+REQUIRE_SERVICES = os.environ.get("IVIG_CDS_REQUIRE_SERVICES") == "1"
+
+
+def load_json(relative: str) -> Any:
+    return json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
+
+
+def scenario_index() -> list[dict[str, Any]]:
+    return list(load_json("scenarios/index.json")["scenarios"])
+
+
+def counter_uuids() -> Callable[[], str]:
+    count = 0
+
+    def next_uuid() -> str:
+        nonlocal count
+        count += 1
+        return f"00000000-0000-4000-8000-{count:012d}"
+
+    return next_uuid
+
+
+def make_app(tmp_path: Path, **overrides: Any) -> Flask:
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
+        "ALLOWED_FHIR_SERVERS": [FHIR_BASE],
+        "CLOCK": lambda: EVALUATED_AT,
+        "UUID_FACTORY": counter_uuids(),
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    return make_app(tmp_path)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def service_id(client: FlaskClient, hook: str) -> str:
+    services = client.get("/cds-services").get_json()["services"]
+    return next(s["id"] for s in services if s["hook"] == hook)
+
+
+def order_for(name: str, patient_id: str) -> dict[str, Any]:
+    order = load_json(f"orders/{name}.json")
+    text = json.dumps(order).replace("PATIENT_ID", patient_id)
+    return dict(json.loads(text))
+
+
+def scenario_resources(name: str) -> list[dict[str, Any]]:
+    bundle = load_json(f"scenarios/{name}.json")
+    return [entry["resource"] for entry in bundle["entry"]]
+
+
+def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {"fullUrl": f"{FHIR_BASE}/{r['resourceType']}/{r['id']}", "resource": r}
+            for r in resources
+        ],
+    }
+
+
+PREFETCH_TYPES = {
+    "conditions": "Condition",
+    "observations": "Observation",
+    "allergies": "AllergyIntolerance",
+    "medicationRequests": "MedicationRequest",
+    "medicationStatements": "MedicationStatement",
+}
+
+
+def full_prefetch(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """What an EHR sends when it satisfies every order-hook template for this patient."""
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    prefetch: dict[str, Any] = {"patient": patient}
+    for key, kind in PREFETCH_TYPES.items():
+        prefetch[key] = searchset([r for r in resources if r["resourceType"] == kind])
+    return prefetch
+
+
+def hook_request(
+    hook: str,
+    patient_id: str,
+    orders: list[dict[str, Any]],
+    prefetch: dict[str, Any] | None = None,
+    fhir_server: str | None = None,
+    selections: list[str] | None = None,
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "userId": "Practitioner/example",
+        "patientId": patient_id,
+        "draftOrders": {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": copy.deepcopy(order)} for order in orders],
+        },
+    }
+    if hook == "order-select":
+        context["selections"] = selections or [
+            f"{o['resourceType']}/{o['id']}" for o in orders if o["resourceType"] == "MedicationRequest"
+        ]
+    body: dict[str, Any] = {
+        "hook": hook,
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": context,
+    }
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    if fhir_server:
+        body["fhirServer"] = fhir_server
+        body["fhirAuthorization"] = {
+            "access_token": "secret-token-never-logged",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "ivig-cds",
+        }
+    return body
+
+
+class FakeFhirServer:
+    """A FHIR server answering searches over a fixed set of resources (``responses``-backed)."""
+
+    def __init__(self, mock: responses.RequestsMock, resources: list[dict[str, Any]]) -> None:
+        self.resources = resources
+        self.requests: list[str] = []
+        mock.add_callback(
+            responses.GET, re.compile(re.escape(FHIR_BASE) + r"/.*"), callback=self._answer
+        )
+
+    def _answer(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.requests.append(request.url)
+        assert request.headers["Authorization"] == "Bearer secret-token-never-logged"
+        parts = urlsplit(request.url)
+        path = parts.path.removeprefix(urlsplit(FHIR_BASE).path).strip("/")
+        kind, _, resource_id = path.partition("/")
+        if resource_id:
+            found = [r for r in self.resources if r["resourceType"] == kind and r["id"] == resource_id]
+            if not found:
+                return 404, {}, json.dumps({"resourceType": "OperationOutcome", "issue": []})
+            return 200, {"Content-Type": "application/fhir+json"}, json.dumps(found[0])
+        query = parse_qs(parts.query)
+        assert "patient" in query, "every search is scoped to the patient"
+        matches = [r for r in self.resources if r["resourceType"] == kind]
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(searchset(matches))
+
+
+@pytest.fixture
+def fhir_mock() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def cards_by_topic(cards: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for card in cards:
+        topic = card["source"]["topic"]["code"]
+        assert topic not in found, f"two {topic} cards for one order"
+        found[topic] = card
+    return found
