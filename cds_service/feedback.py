@@ -102,7 +102,7 @@ class FeedbackStore:
                 "topic": card.topic,
                 "indicator": card.indicator,
                 "suggestion_uuids": json.dumps([s.uuid for s in card.suggestions]),
-                "issued_at": issued_at,
+                "issued_at": issued_at.astimezone(UTC),
             }
             for card in cards
         ]
@@ -175,6 +175,7 @@ def _row(service_id: str, item: dict[str, Any], received: datetime) -> dict[str,
         "override_code": reason.get("code"),
         "override_display": reason.get("display"),
         "user_comment": override.get("userComment"),
-        "outcome_timestamp": item["outcomeTimestamp"],
+        # Stored as UTC: SQLite keeps no offset, so an instant must not depend on one.
+        "outcome_timestamp": item["outcomeTimestamp"].astimezone(UTC),
         "received_at": received,
     }

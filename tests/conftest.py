@@ -194,3 +194,52 @@ def cards_by_topic(cards: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         assert topic not in found, f"two {topic} cards for one order"
         found[topic] = card
     return found
+
+
+def _no_empty_values(value: Any, path: str) -> None:
+    if isinstance(value, dict):
+        assert value, f"{path} is an empty object"
+        for key, item in value.items():
+            _no_empty_values(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        assert value, f"{path} is an empty array"
+        for index, item in enumerate(value):
+            _no_empty_values(item, f"{path}[{index}]")
+    else:
+        assert value is not None and value != "", f"{path} is null or empty"
+
+
+def assert_card_shape(card: dict[str, Any], patient_reference: str | None = None) -> None:
+    """Card contract §5 and CDS Hooks 2.0 card rules, for one card."""
+    _no_empty_values(card, "card")
+    assert isinstance(card["uuid"], str) and len(card["uuid"]) >= 8
+    assert 0 < len(card["summary"]) < 140
+    assert card["indicator"] in ("info", "warning", "critical")
+    assert "**Evidence**" in card["detail"], "the detail lists the evidence"
+    source = card["source"]
+    assert source["label"] and source["url"].startswith("https://")
+    assert source["topic"]["system"] == "https://ivig-cds.org/fhir/CodeSystem/card-topic"
+    assert source["topic"]["code"]
+    if card["indicator"] in ("warning", "critical"):
+        assert card["overrideReasons"], "warning and critical cards carry override reasons"
+    for reason in card.get("overrideReasons", []):
+        assert reason["system"] and reason["code"] and reason["display"]
+    suggestions = card.get("suggestions", [])
+    assert ("selectionBehavior" in card) == bool(suggestions)
+    if suggestions:
+        assert card["selectionBehavior"] in ("at-most-one", "any")
+    for suggestion in suggestions:
+        assert suggestion["label"] and suggestion["uuid"]
+        for action in suggestion["actions"]:
+            assert action["type"] in ("create", "update", "delete") and action["description"]
+            if action["type"] == "delete":
+                assert re.fullmatch(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]+", action["resourceId"])
+                assert "resource" not in action
+                continue
+            resource = action["resource"]
+            assert resource["resourceType"] in ("ServiceRequest", "MedicationRequest")
+            assert resource["status"] == "draft" and resource["intent"] == "order"
+            if patient_reference:
+                assert resource["subject"]["reference"] == patient_reference
+            if action["type"] == "update":
+                assert resource.get("id"), "an update holds the whole resource, id included"

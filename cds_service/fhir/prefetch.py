@@ -20,6 +20,8 @@ from cds_service.service import PrefetchSpec, ResolvedData
 
 log = logging.getLogger(__name__)
 
+Job = tuple[Future[tuple[list[dict[str, Any]], str | None]], str]  # (fetch, why it was needed)
+
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
 _USER_TOKENS = {
     "userPractitionerId": "Practitioner",
@@ -88,7 +90,7 @@ class PrefetchResolver:
     def resolve(self) -> ResolvedData:
         resources: dict[str, list[dict[str, Any]]] = {}
         gaps: dict[str, str] = {}
-        jobs: dict[str, Future[tuple[list[dict[str, Any]], str | None]]] = {}
+        jobs: dict[str, Job] = {}
         for spec in self._specs:
             value = self._prefetch.get(spec.key, _ABSENT)
             if value is None:
@@ -125,7 +127,7 @@ class PrefetchResolver:
         self,
         spec: PrefetchSpec,
         why: str,
-        jobs: dict[str, Future[tuple[list[dict[str, Any]], str | None]]],
+        jobs: dict[str, Job],
         gaps: dict[str, str],
     ) -> None:
         query = render_template(spec.template, self._context)
@@ -134,13 +136,13 @@ class PrefetchResolver:
         elif query is None:
             gaps[spec.key] = f"{why}, and its template needs a context value the request lacks"
         else:
-            jobs[spec.key] = self._executor.submit(self._fetch, query, why)
+            jobs[spec.key] = (self._executor.submit(self._fetch, query), why)
 
     def _schedule_pages(
         self,
         spec: PrefetchSpec,
         bundle: dict[str, Any],
-        jobs: dict[str, Future[tuple[list[dict[str, Any]], str | None]]],
+        jobs: dict[str, Job],
         gaps: dict[str, str],
     ) -> None:
         if self._client is None:
@@ -148,9 +150,10 @@ class PrefetchResolver:
                 f"the prefetched Bundle has more pages, not fetched: {self._no_client_reason}"
             )
             return
-        jobs[spec.key] = self._executor.submit(self._fetch_pages, bundle)
+        why = "the prefetched Bundle has more pages"
+        jobs[spec.key] = (self._executor.submit(self._fetch_pages, bundle), why)
 
-    def _fetch(self, query: str, why: str) -> tuple[list[dict[str, Any]], str | None]:
+    def _fetch(self, query: str) -> tuple[list[dict[str, Any]], str | None]:
         assert self._client is not None
         if query.split("?")[0].count("/") == 1:  # an instance read such as Patient/123
             return [self._client.read(query, self._deadline)], None
@@ -164,22 +167,22 @@ class PrefetchResolver:
 
     def _collect(
         self,
-        jobs: dict[str, Future[tuple[list[dict[str, Any]], str | None]]],
+        jobs: dict[str, Job],
         resources: dict[str, list[dict[str, Any]]],
         gaps: dict[str, str],
     ) -> None:
         if not jobs:
             return
-        wait(jobs.values(), timeout=self._deadline.remaining())
-        for key, job in jobs.items():
+        wait([job for job, _ in jobs.values()], timeout=self._deadline.remaining())
+        for key, (job, why) in jobs.items():
             if not job.done():
                 job.cancel()
-                gaps[key] = "the FHIR server did not answer within the time budget"
+                gaps[key] = f"{why}, and the FHIR server did not answer within the time budget"
                 continue
             try:
                 found, partial = job.result()
             except FhirError as exc:
-                gaps[key] = f"the FHIR fetch failed: {exc}"
+                gaps[key] = f"{why}, and the FHIR fetch failed: {exc}"
                 continue
             resources[key] = found
             if partial:

@@ -1,0 +1,11 @@
+# The service image: slim Python, non-root, served by gunicorn through `ivig-cds serve`.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY cds_service ./cds_service
+COPY hooks ./hooks
+RUN pip install --no-cache-dir . && useradd --system --home /app ivig && mkdir -p /data && chown ivig /data
+USER ivig
+ENV IVIG_CDS_DATABASE_URL=sqlite:////data/feedback.sqlite3
+EXPOSE 8080
+CMD ["ivig-cds", "serve", "--host", "0.0.0.0", "--port", "8080"]
