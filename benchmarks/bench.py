@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +44,16 @@ def resources_of(path: Path) -> list[dict[str, Any]]:
 
 
 def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": r} for r in resources],
+    }
 
 
-def request_body(resources: list[dict[str, Any]], prefetch: dict[str, Any] | None, server: str | None) -> dict[str, Any]:
+def request_body(
+    resources: list[dict[str, Any]], prefetch: dict[str, Any] | None, server: str | None
+) -> dict[str, Any]:
     patient = next(r for r in resources if r["resourceType"] == "Patient")
     order = json.loads(json.dumps(ORDER).replace("PATIENT_ID", patient["id"]))
     body: dict[str, Any] = {
@@ -57,24 +63,37 @@ def request_body(resources: list[dict[str, Any]], prefetch: dict[str, Any] | Non
             "userId": "Practitioner/bench",
             "patientId": patient["id"],
             "selections": [f"MedicationRequest/{order['id']}"],
-            "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]},
+            "draftOrders": {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": order}],
+            },
         },
     }
     if prefetch is not None:
         body["prefetch"] = prefetch
     if server:
         body["fhirServer"] = server
-        body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 60,
-                                     "scope": "patient/*.read", "subject": "bench"}
+        body["fhirAuthorization"] = {
+            "access_token": "t",
+            "token_type": "Bearer",
+            "expires_in": 60,
+            "scope": "patient/*.read",
+            "subject": "bench",
+        }
     return body
 
 
 def prefetch_of(resources: list[dict[str, Any]], codes: set[str] | None) -> dict[str, Any]:
-    prefetch: dict[str, Any] = {"patient": next(r for r in resources if r["resourceType"] == "Patient")}
+    prefetch: dict[str, Any] = {
+        "patient": next(r for r in resources if r["resourceType"] == "Patient")
+    }
     for key, kind in TYPES.items():
         found = [r for r in resources if r["resourceType"] == kind]
         if kind == "Observation" and codes is not None:
-            found = [r for r in found if any(c.get("code") in codes for c in r["code"].get("coding", []))]
+            found = [
+                r for r in found if any(c.get("code") in codes for c in r["code"].get("coding", []))
+            ]
         prefetch[key] = searchset(found)
     return prefetch
 
@@ -84,7 +103,9 @@ def timed(client: Any, body: dict[str, Any], runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
-        response = client.post("/cds-services/ivig-order-select", data=payload, content_type="application/json")
+        response = client.post(
+            "/cds-services/ivig-order-select", data=payload, content_type="application/json"
+        )
         samples.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.get_data(as_text=True)
     return samples
@@ -97,14 +118,16 @@ def summary(samples: list[float]) -> str:
 
 
 class SlowFhir(BaseHTTPRequestHandler):
-    resources: list[dict[str, Any]] = []
+    resources: ClassVar[list[dict[str, Any]]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         time.sleep(DELAY_S)
         parts = urlsplit(self.path)
         kind, _, rid = parts.path.strip("/").removeprefix("fhir/").partition("/")
         if rid:
-            body: Any = next(r for r in self.resources if r["resourceType"] == kind and r["id"] == rid)
+            body: Any = next(
+                r for r in self.resources if r["resourceType"] == kind and r["id"] == rid
+            )
         else:
             assert "patient" in parse_qs(parts.query)
             body = searchset([r for r in self.resources if r["resourceType"] == kind])
@@ -136,28 +159,49 @@ def main() -> None:
         fhir.start()
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # this process: one core
-        app = create_app({
-            "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
-            "ALLOWED_FHIR_SERVERS": [server_url],
-            "CLOCK": lambda: datetime(2026, 6, 15, 12, tzinfo=UTC),
-        })
+        app = create_app(
+            {
+                "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+                "ALLOWED_FHIR_SERVERS": [server_url],
+                "CLOCK": lambda: datetime(2026, 6, 15, 12, tzinfo=UTC),
+            }
+        )
         client = app.test_client()
-        codes = {c.code for c in app.extensions["ivig_cds"].registry.get("ivig-order-select").handler.kb.observation_codes()}
-        print(f"order-select, full prefetch, in process, one core ({args.runs} runs after 10 warm-up):")
+        codes = {
+            c.code
+            for c in app.extensions["ivig_cds"]
+            .registry.get("ivig-order-select")
+            .handler.kb.observation_codes()
+        }
+        print(
+            f"order-select, full prefetch, in process, one core "
+            f"({args.runs} runs after 10 warm-up):"
+        )
         for path in SYNTHEA:
             resources = resources_of(path)
             for label, wanted in (("narrow", codes), ("unfiltered", None)):
                 prefetch = prefetch_of(resources, wanted)
                 body = request_body(resources, prefetch, None)
-                count = sum(len(v.get("entry", [])) if v.get("resourceType") == "Bundle" else 1 for v in prefetch.values())
+                count = sum(
+                    len(v.get("entry", [])) if v.get("resourceType") == "Bundle" else 1
+                    for v in prefetch.values()
+                )
                 timed(client, body, 10)
-                print(f"  {path.stem.split('_')[0]:9} {label:10} {count:4} resources  {summary(timed(client, body, args.runs))}")
+                print(
+                    f"  {path.stem.split('_')[0]:9} {label:10} {count:4} resources  "
+                    f"{summary(timed(client, body, args.runs))}"
+                )
         time.sleep(0.3)  # let the FHIR stub start
         body = request_body(resources_of(biggest), None, server_url)
         timed(client, body, 5)
-        print(f"order-select, no prefetch, FHIR server at {DELAY_S * 1000:.0f} ms per query "
-              f"(6 queries; {6 * DELAY_S * 1000:.0f} ms if run one after another):")
-        print(f"  {biggest.stem.split('_')[0]:9} {summary(timed(client, body, max(20, args.runs // 4)))}")
+        print(
+            f"order-select, no prefetch, FHIR server at {DELAY_S * 1000:.0f} ms per query "
+            f"(6 queries; {6 * DELAY_S * 1000:.0f} ms if run one after another):"
+        )
+        print(
+            f"  {biggest.stem.split('_')[0]:9} "
+            f"{summary(timed(client, body, max(20, args.runs // 4)))}"
+        )
         fhir.terminate()
 
 

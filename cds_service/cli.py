@@ -31,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the CDS Hooks API with gunicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument(
-        "--workers", type=int, default=int(os.environ.get("IVIG_CDS_WORKERS", "2"))
-    )
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("IVIG_CDS_WORKERS", "2")))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("IVIG_CDS_LOG_LEVEL", "INFO"),

@@ -1,21 +1,21 @@
 """The service's exception tree. No Flask here: ``cds_service.api.handlers`` maps it to HTTP.
 
-    CdsError                      500  base; never raised directly
-    ├── InvalidHookRequest        400  the body breaks the CDS Hooks request rules
-    ├── UnknownService            404  no service with that id
-    ├── UnknownCard               404  feedback names a card this service never issued
-    ├── PrefetchUnavailable       412  essential data is neither prefetched nor fetchable
-    ├── StoreUnavailable          503  the feedback database did not take the write
-    └── KnowledgeError            start-up: a knowledge file is invalid
+CdsError                      500  base; never raised directly
+├── InvalidHookRequest        400  the body breaks the CDS Hooks request rules
+├── UnknownService            404  no service with that id
+├── UnknownCard               404  feedback names a card this service never issued
+├── PrefetchUnavailable       412  essential data is neither prefetched nor fetchable
+├── StoreUnavailable          503  the feedback database did not take the write
+└── KnowledgeError            start-up: a knowledge file is invalid
 
-    FhirError                          raised by the FHIR client; callers turn it into 412 or a card
-    ├── FhirRefused                    the URL is not on the allowlist / not under the base URL
-    ├── FhirTimeout                    no answer within the time left
-    ├── FhirUnreachable                connection failed
-    ├── FhirAuthError                  401 / 403
-    ├── FhirNotFound                   404 / 410
-    ├── FhirServerError                any other non-2xx status
-    └── FhirInvalidResponse            not JSON, not a FHIR resource, or an OperationOutcome
+FhirError                          raised by the FHIR client; callers turn it into 412 or a card
+├── FhirRefused                    the URL is not on the allowlist / not under the base URL
+├── FhirTimeout                    no answer within the time left
+├── FhirUnreachable                connection failed
+├── FhirAuthError                  401 / 403
+├── FhirNotFound                   404 / 410
+├── FhirServerError                any other non-2xx status
+└── FhirInvalidResponse            not JSON, not a FHIR resource, or an OperationOutcome
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Issue:
-    """One problem, pointing at the request field it concerns (FHIRPath-like, e.g. ``context.patientId``)."""
+    """One problem and the request field it concerns, e.g. ``context.patientId``."""
 
     message: str
     expression: str | None = None

@@ -1,7 +1,8 @@
 """What a CDS service is, independent of HTTP: its discovery entry, prefetch templates and handler.
 
-A handler receives a :class:`HookCall` and returns cards. It asks ``call.data`` for patient data only
-when it needs it, so a call with nothing to check answers without touching prefetch or a FHIR server.
+A handler receives a :class:`HookCall` and returns cards. It asks ``call.data`` for patient data
+only when it needs it, so a call with nothing to check answers without touching prefetch or a FHIR
+server.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The IVIG/SCIG CDS services: clinical knowledge as data, pure rules, and their service definitions."""
+"""The IVIG/SCIG CDS services: clinical knowledge as data, pure rules, service definitions."""
 
 from __future__ import annotations
 

@@ -15,9 +15,7 @@ def _source(kb: KnowledgeBase, topic_code: str, order: IgOrder | None) -> Source
     label, url = topic.source_label, topic.source_url
     if topic.product_label and order is not None and order.product is not None:
         label, url = f"{label}; {order.product.source_label}", order.product.source_url
-    return Source(
-        label=label, url=url, topic=Coding(kb.topic_system, topic.code, topic.display)
-    )
+    return Source(label=label, url=url, topic=Coding(kb.topic_system, topic.code, topic.display))
 
 
 def _detail(finding: Finding, order: IgOrder | None, source: Source) -> str:

@@ -28,7 +28,8 @@ def observation(entry: ObservationEntry) -> str:
 def unusable(item: UnusableObservation) -> str:
     entry = item.entry
     when = entry.date.isoformat() if entry.date else "no date"
-    return f"{entry.reference}: {entry.label or entry.concept} {entry.original or ''} on {when} not used: {item.reason}"
+    name = f"{entry.label or entry.concept} {entry.original}".strip()
+    return f"{entry.reference}: {name} on {when} not used: {item.reason}"
 
 
 def medication(entry: MedicationEntry, matched: Match) -> str:
@@ -36,7 +37,9 @@ def medication(entry: MedicationEntry, matched: Match) -> str:
 
 
 def allergy(entry: AllergyEntry, matched: Match) -> str:
-    details = [f"criticality {entry.criticality}" if entry.criticality else "criticality not stated"]
+    details = [
+        f"criticality {entry.criticality}" if entry.criticality else "criticality not stated"
+    ]
     if entry.severe_reaction:
         details.append("a severe reaction")
     if entry.manifestation_labels:
@@ -46,4 +49,6 @@ def allergy(entry: AllergyEntry, matched: Match) -> str:
 
 def age(record: PatientRecord) -> str:
     born = record.birth_date.isoformat() if record.birth_date else "unknown"
-    return f"{record.patient_reference}: age {record.age} on {record.today.isoformat()} (born {born})"
+    return (
+        f"{record.patient_reference}: age {record.age} on {record.today.isoformat()} (born {born})"
+    )

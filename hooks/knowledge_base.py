@@ -1,9 +1,9 @@
-"""Load the clinical knowledge in ``hooks/knowledge/`` once at start-up, and refuse to start on errors.
+"""Load the clinical knowledge in ``hooks/knowledge/`` once at start-up; refuse to start on errors.
 
 Checks: every ValueSet parses as FHIR R4B, its id matches its file and canonical URL, every include
-says where its codes came from, filters are ICD-10-CM/ATC ``is-a`` only; every value set a rule reads
-exists; products have routes, known excipients, unique match names and a source URL; every topic
-has a source and coded override reasons with a display.
+says where its codes came from, filters are ICD-10-CM/ATC ``is-a`` only; every value set a rule
+reads exists; products have routes, known excipients, unique match names and a source URL; every
+topic has a source and coded override reasons with a display.
 """
 
 from __future__ import annotations
@@ -129,7 +129,9 @@ def load_valueset(path: Path) -> ConceptSet:
     try:
         valueset = ValueSet.model_validate(raw)
     except ValidationError as exc:
-        raise KnowledgeError(f"{path.name}: not a valid FHIR R4 ValueSet: {exc.errors()[0]}") from exc
+        raise KnowledgeError(
+            f"{path.name}: not a valid FHIR R4 ValueSet: {exc.errors()[0]}"
+        ) from exc
     if valueset.id != path.stem or valueset.url != f"{CANONICAL_BASE}/ValueSet/{path.stem}":
         raise KnowledgeError(f"{path.name}: id and url must match the file name")
     if not valueset.date or not valueset.compose or not valueset.compose.include:
@@ -238,7 +240,11 @@ def _observations(raw: dict[str, Any], valuesets: dict[str, ConceptSet]) -> dict
         if not spec.get("coded") and (not spec.get("unit") or not factors):
             raise KnowledgeError(f"observations.json {concept_id}: needs a unit and conversions")
         concepts[concept_id] = ObservationConcept(
-            concept_id, valuesets[spec["valueset"]], spec.get("unit"), factors, bool(spec.get("coded"))
+            concept_id,
+            valuesets[spec["valueset"]],
+            spec.get("unit"),
+            factors,
+            bool(spec.get("coded")),
         )
     return concepts
 
@@ -307,6 +313,8 @@ def load_knowledge(
             for route, spec in routes_raw.items()
             for code in spec["codes"]
         },
-        route_phrases={route: phrase_pattern(spec["phrases"]) for route, spec in routes_raw.items()},
+        route_phrases={
+            route: phrase_pattern(spec["phrases"]) for route, spec in routes_raw.items()
+        },
         orderables=_orderables(_read_json(directory / "orderables.json")),
     )

@@ -108,7 +108,9 @@ class OrderRecogniser:
     ) -> dict[str, Any] | str:
         ref = order.get("medicationReference") or {}
         target = str(ref.get("reference") or "")
-        contained = {f"#{c.get('id')}": c for c in order.get("contained") or [] if isinstance(c, dict)}
+        contained = {
+            f"#{c.get('id')}": c for c in order.get("contained") or [] if isinstance(c, dict)
+        }
         medication = contained.get(target) or medications.get(target)
         if medication is None and target.startswith("Medication/"):
             medication = read(target)

@@ -86,7 +86,9 @@ class ObservationEntry:
         if self.value is None:
             return self.original
         converted = f"{self.value:.3g} {self.unit}" if self.unit else f"{self.value:.3g}"
-        return converted if self.original == converted else f"{converted} (recorded {self.original})"
+        return (
+            converted if self.original == converted else f"{converted} (recorded {self.original})"
+        )
 
 
 @dataclass(frozen=True)

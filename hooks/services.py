@@ -7,8 +7,6 @@ ordered; otherwise they resolve the patient's data once and run every rule for e
 
 from __future__ import annotations
 
-from typing import Any
-
 from cds_service.cards import Card
 from cds_service.errors import Issue, PrefetchUnavailable
 from cds_service.fhir.parse import SkippedResource, parse_resource, parse_resources
@@ -70,7 +68,9 @@ class OrderChecker:
     def __call__(self, call: HookCall) -> list[Card]:
         draft_entries = [e["resource"] for e in call.context["draftOrders"].get("entry", [])]
         draft_medications = {
-            f"Medication/{r.get('id')}": r for r in draft_entries if r.get("resourceType") == "Medication"
+            f"Medication/{r.get('id')}": r
+            for r in draft_entries
+            if r.get("resourceType") == "Medication"
         }
         found = [
             self.recogniser.recognise(order, draft_medications, call.data.read)
@@ -104,7 +104,12 @@ class OrderChecker:
         if patient is None:
             raise PrefetchUnavailable(
                 "the Patient could not be obtained",
-                [Issue("Essential data 'patient' holds no valid FHIR R4 Patient", "prefetch.patient")],
+                [
+                    Issue(
+                        "Essential data 'patient' holds no valid FHIR R4 Patient",
+                        "prefetch.patient",
+                    )
+                ],
             )
         raws = [r for key, found in data.resources.items() if key != "patient" for r in found]
         resources, skipped = parse_resources(raws)
@@ -119,7 +124,10 @@ class OrderChecker:
         return Finding(
             topic=DATA_INCOMPLETE,
             indicator="warning",
-            summary="Medication of an order could not be identified: immune globulin checks may not have run",
+            summary=(
+                "Medication of an order could not be identified: "
+                "immune globulin checks may not have run"
+            ),
             evidence=(f"{order.reference}: {order.why}",),
             recommendation=(
                 "If this order is an immune globulin, review contraindications, thrombosis and "
@@ -132,7 +140,10 @@ class OrderChecker:
         return Finding(
             topic=DATA_INCOMPLETE,
             indicator="warning",
-            summary=f"The {order.product_name} order is not valid FHIR R4: its safety checks did not run",
+            summary=(
+                f"The {order.product_name} order is not valid FHIR R4: "
+                "its safety checks did not run"
+            ),
             evidence=(f"{skipped.reference}: {skipped.reason}",),
             recommendation="Correct the order; the immune globulin checks run on a readable order.",
         )
@@ -181,9 +192,11 @@ def build_services(kb: KnowledgeBase, thresholds: Thresholds) -> list[ServiceDef
                 "Immune globulin monitoring and treatment-gap guidance on chart open. This version "
                 "returns no cards yet."
             ),
-            prefetch=(PrefetchSpec("patient", f"Patient/{PATIENT}", "patient-view guidance", essential=True),),
+            prefetch=(
+                PrefetchSpec(
+                    "patient", f"Patient/{PATIENT}", "patient-view guidance", essential=True
+                ),
+            ),
             handler=patient_view,
         ),
     ]
-
-

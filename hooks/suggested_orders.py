@@ -26,9 +26,7 @@ def _base(kind: str, record: PatientRecord, order: IgOrder, why: str) -> dict[st
     }
 
 
-def create(
-    kb: KnowledgeBase, name: str, record: PatientRecord, order: IgOrder, why: str
-) -> Action:
+def create(kb: KnowledgeBase, name: str, record: PatientRecord, order: IgOrder, why: str) -> Action:
     """A create action for the orderable ``name`` (a lab, a measurement, or hydration)."""
     spec = kb.orderables[name]
     resource = _base(spec["resourceType"], record, order, why)
@@ -53,7 +51,7 @@ def _append_note(resource: dict[str, Any], text: str) -> None:
 
 
 def with_instruction(order: IgOrder, text: str, rate_cap_mg_kg_min: float | None = None) -> Action:
-    """Update the order: add an administration instruction, and a rate cap where the label has one."""
+    """Update the order: add an administration instruction, and a label rate cap if there is one."""
     resource = copy.deepcopy(order.resource)
     for dosage in resource.get("dosageInstruction") or [{}]:
         dosage.setdefault("additionalInstruction", []).append({"text": text})

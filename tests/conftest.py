@@ -1,4 +1,4 @@
-"""Shared fixtures: an app with a fixed clock, the fixture files, and hook requests built from them."""
+"""Shared fixtures: an app with a fixed clock, the fixture files, hook requests built on them."""
 
 from __future__ import annotations
 
@@ -133,7 +133,9 @@ def hook_request(
     }
     if hook == "order-select":
         context["selections"] = selections or [
-            f"{o['resourceType']}/{o['id']}" for o in orders if o["resourceType"] == "MedicationRequest"
+            f"{o['resourceType']}/{o['id']}"
+            for o in orders
+            if o["resourceType"] == "MedicationRequest"
         ]
     body: dict[str, Any] = {
         "hook": hook,
@@ -171,7 +173,9 @@ class FakeFhirServer:
         path = parts.path.removeprefix(urlsplit(FHIR_BASE).path).strip("/")
         kind, _, resource_id = path.partition("/")
         if resource_id:
-            found = [r for r in self.resources if r["resourceType"] == kind and r["id"] == resource_id]
+            found = [
+                r for r in self.resources if r["resourceType"] == kind and r["id"] == resource_id
+            ]
             if not found:
                 return 404, {}, json.dumps({"resourceType": "OperationOutcome", "issue": []})
             return 200, {"Content-Type": "application/fhir+json"}, json.dumps(found[0])

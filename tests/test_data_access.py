@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 import requests
 import responses
-from flask.testing import FlaskClient
-
 from conftest import (
     FHIR_BASE,
     FakeFhirServer,
@@ -31,14 +29,19 @@ from conftest import (
     scenario_resources,
     searchset,
 )
+from flask.testing import FlaskClient
 
 SCENARIO = "ivig-in-dvt-resolved-history"
 PATIENT = SCENARIO
 URL = "/cds-services/ivig-order-select"
 
 
-def _request(prefetch: dict[str, Any] | None, server: str | None = None, order: str = "privigen-iv") -> dict[str, Any]:
-    return hook_request("order-select", PATIENT, [order_for(order, PATIENT)], prefetch=prefetch, fhir_server=server)
+def _request(
+    prefetch: dict[str, Any] | None, server: str | None = None, order: str = "privigen-iv"
+) -> dict[str, Any]:
+    return hook_request(
+        "order-select", PATIENT, [order_for(order, PATIENT)], prefetch=prefetch, fhir_server=server
+    )
 
 
 def _prefetch() -> dict[str, Any]:
@@ -53,7 +56,9 @@ def _topics(response: Any) -> dict[str, dict[str, Any]]:
     return cards_by_topic(cards)
 
 
-def test_no_immune_globulin_answers_empty_without_touching_data(client: FlaskClient, fhir_mock: Any) -> None:
+def test_no_immune_globulin_answers_empty_without_touching_data(
+    client: FlaskClient, fhir_mock: Any
+) -> None:
     server = FakeFhirServer(fhir_mock, scenario_resources(SCENARIO))
     response = client.post(URL, json=_request(None, FHIR_BASE, order="acetaminophen"))
     assert response.status_code == 200 and response.get_json() == {"cards": []}
@@ -67,7 +72,9 @@ def test_hyperimmune_globulins_never_trigger(client: FlaskClient, order: str) ->
 
 
 def test_missing_optional_keys_without_server_give_data_incomplete(client: FlaskClient) -> None:
-    prefetch = {key: value for key, value in _prefetch().items() if key in ("patient", "conditions")}
+    prefetch = {
+        key: value for key, value in _prefetch().items() if key in ("patient", "conditions")
+    }
     topics = _topics(client.post(URL, json=_request(prefetch)))
     detail = topics["data-incomplete"]["detail"]
     for key in ("observations", "allergies", "medicationRequests", "medicationStatements"):
@@ -91,41 +98,76 @@ def test_missing_essential_key_without_server_is_412(client: FlaskClient, key: s
 
 
 def test_null_prefetch_means_no_data_not_missing(client: FlaskClient) -> None:
-    prefetch = _prefetch() | {k: None for k in ("observations", "allergies", "medicationRequests", "medicationStatements")}
+    prefetch = _prefetch() | {
+        k: None for k in ("observations", "allergies", "medicationRequests", "medicationStatements")
+    }
     topics = _topics(client.post(URL, json=_request(prefetch)))
     assert "data-incomplete" not in topics
     assert topics["missing-data"]["indicator"] == "warning"  # no weight at all
 
 
-def test_operation_outcome_prefetch_is_fetched_from_the_server(client: FlaskClient, fhir_mock: Any) -> None:
+def test_operation_outcome_prefetch_is_fetched_from_the_server(
+    client: FlaskClient, fhir_mock: Any
+) -> None:
     server = FakeFhirServer(fhir_mock, scenario_resources(SCENARIO))
-    prefetch = _prefetch() | {"observations": load_json("requests/order-select-operationoutcome-prefetch.json")["prefetch"]["observations"]} \
-        if (Path(__file__).parents[1] / "fhir_fixtures/requests/order-select-operationoutcome-prefetch.json").exists() \
-        else _prefetch() | {"observations": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout", "diagnostics": "lab system down"}]}}
+    prefetch = (
+        _prefetch()
+        | {
+            "observations": load_json("requests/order-select-operationoutcome-prefetch.json")[
+                "prefetch"
+            ]["observations"]
+        }
+        if (
+            Path(__file__).parents[1]
+            / "fhir_fixtures/requests/order-select-operationoutcome-prefetch.json"
+        ).exists()
+        else _prefetch()
+        | {
+            "observations": {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {"severity": "error", "code": "timeout", "diagnostics": "lab system down"}
+                ],
+            }
+        }
+    )
     topics = _topics(client.post(URL, json=_request(prefetch, FHIR_BASE)))
     assert [url.split("?")[0] for url in server.requests] == [f"{FHIR_BASE}/Observation"]
     assert set(topics) == {"thrombosis-risk"}
 
 
 def test_operation_outcome_prefetch_without_server_is_reported(client: FlaskClient) -> None:
-    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout", "diagnostics": "lab system down"}]}
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout", "diagnostics": "lab system down"}],
+    }
     topics = _topics(client.post(URL, json=_request(_prefetch() | {"observations": outcome})))
     assert "OperationOutcome (lab system down)" in topics["data-incomplete"]["detail"]
 
 
 def _paged(resources: list[dict[str, Any]], next_url: str) -> dict[str, Any]:
     bundle = searchset(resources)
-    bundle["link"] = [{"relation": "self", "url": f"{FHIR_BASE}/Condition?patient={PATIENT}"},
-                      {"relation": "next", "url": next_url}]
+    bundle["link"] = [
+        {"relation": "self", "url": f"{FHIR_BASE}/Condition?patient={PATIENT}"},
+        {"relation": "next", "url": next_url},
+    ]
     return bundle
 
 
-def test_paginated_prefetch_follows_next_with_the_token(client: FlaskClient, fhir_mock: Any) -> None:
+def test_paginated_prefetch_follows_next_with_the_token(
+    client: FlaskClient, fhir_mock: Any
+) -> None:
     conditions = [r for r in scenario_resources(SCENARIO) if r["resourceType"] == "Condition"]
     assert conditions, "the scenario has a DVT condition"
     page2 = f"{FHIR_BASE}/Condition?patient={PATIENT}&_page=2"
-    fhir_mock.add(responses.GET, page2, json=searchset(conditions), match=[
-        responses.matchers.header_matcher({"Authorization": "Bearer secret-token-never-logged"})])
+    fhir_mock.add(
+        responses.GET,
+        page2,
+        json=searchset(conditions),
+        match=[
+            responses.matchers.header_matcher({"Authorization": "Bearer secret-token-never-logged"})
+        ],
+    )
     prefetch = _prefetch() | {"conditions": _paged([], page2)}
     topics = _topics(client.post(URL, json=_request(prefetch, FHIR_BASE)))
     assert "thrombosis-risk" in topics and "data-incomplete" not in topics
@@ -149,15 +191,22 @@ def test_endless_next_loop_is_bounded(tmp_path: Path, fhir_mock: Any) -> None:
     client = make_app(tmp_path, FHIR_MAX_PAGES=3).test_client()
     loop = f"{FHIR_BASE}/Condition?patient={PATIENT}&_page=again"
     fhir_mock.add(responses.GET, loop, json=_paged([], loop))
-    topics = _topics(client.post(URL, json=_request(_prefetch() | {"conditions": _paged([], loop)}, FHIR_BASE)))
+    topics = _topics(
+        client.post(URL, json=_request(_prefetch() | {"conditions": _paged([], loop)}, FHIR_BASE))
+    )
     assert "only part of the data was read" in topics["data-incomplete"]["detail"]
     assert len(fhir_mock.calls) <= 2
 
 
 @pytest.mark.parametrize(
     ("status", "body"),
-    [(500, "{}"), (401, "{}"), (403, "{}"), (200, "<html>not json</html>"),
-     (200, json.dumps({"resourceType": "OperationOutcome", "issue": []}))],
+    [
+        (500, "{}"),
+        (401, "{}"),
+        (403, "{}"),
+        (200, "<html>not json</html>"),
+        (200, json.dumps({"resourceType": "OperationOutcome", "issue": []})),
+    ],
 )
 def test_failing_server_for_optional_data_gives_data_incomplete(
     client: FlaskClient, fhir_mock: Any, status: int, body: str
@@ -165,11 +214,16 @@ def test_failing_server_for_optional_data_gives_data_incomplete(
     fhir_mock.add(responses.GET, f"{FHIR_BASE}/Observation", status=status, body=body)
     prefetch = {k: v for k, v in _prefetch().items() if k != "observations"}
     topics = _topics(client.post(URL, json=_request(prefetch, FHIR_BASE)))
-    assert "Prefetch 'observations': not prefetched, and the FHIR fetch failed" in topics["data-incomplete"]["detail"]
+    assert (
+        "Prefetch 'observations': not prefetched, and the FHIR fetch failed"
+        in topics["data-incomplete"]["detail"]
+    )
 
 
 @pytest.mark.parametrize("failure", [requests.ConnectionError("refused"), requests.Timeout("slow")])
-def test_unreachable_server_for_essential_data_is_412(client: FlaskClient, fhir_mock: Any, failure: Exception) -> None:
+def test_unreachable_server_for_essential_data_is_412(
+    client: FlaskClient, fhir_mock: Any, failure: Exception
+) -> None:
     fhir_mock.add(responses.GET, f"{FHIR_BASE}/Patient/{PATIENT}", body=failure)
     prefetch = {k: v for k, v in _prefetch().items() if k != "patient"}
     response = client.post(URL, json=_request(prefetch, FHIR_BASE))
@@ -177,7 +231,9 @@ def test_unreachable_server_for_essential_data_is_412(client: FlaskClient, fhir_
     assert "secret-token" not in response.get_data(as_text=True)
 
 
-def test_fhir_server_outside_the_allowlist_is_never_called(client: FlaskClient, fhir_mock: Any) -> None:
+def test_fhir_server_outside_the_allowlist_is_never_called(
+    client: FlaskClient, fhir_mock: Any
+) -> None:
     request = _request({"patient": _prefetch()["patient"]}, "https://evil.example/fhir")
     response = client.post(URL, json=request)
     assert response.status_code == 412
@@ -195,9 +251,17 @@ def test_queries_run_in_parallel(client: FlaskClient, fhir_mock: Any) -> None:
         kind = request.url.split("?")[0].rsplit("/", 1)[-1]
         return 200, {}, json.dumps(searchset([r for r in resources if r["resourceType"] == kind]))
 
-    for kind in ("Condition", "Observation", "AllergyIntolerance", "MedicationRequest", "MedicationStatement"):
+    for kind in (
+        "Condition",
+        "Observation",
+        "AllergyIntolerance",
+        "MedicationRequest",
+        "MedicationStatement",
+    ):
         fhir_mock.add_callback(responses.GET, f"{FHIR_BASE}/{kind}", callback=answer)
-    topics = _topics(client.post(URL, json=_request({"patient": _prefetch()["patient"]}, FHIR_BASE)))
+    topics = _topics(
+        client.post(URL, json=_request({"patient": _prefetch()["patient"]}, FHIR_BASE))
+    )
     assert set(topics) == {"thrombosis-risk"}
 
 
@@ -220,11 +284,18 @@ def test_slow_optional_query_is_cut_at_the_time_budget(tmp_path: Path, fhir_mock
 
 def test_invalid_resource_is_skipped_and_named(client: FlaskClient) -> None:
     prefetch = _prefetch()
-    broken = {"resourceType": "Condition", "id": "broken-1", "subject": {"reference": f"Patient/{PATIENT}"},
-              "onsetDateTime": "not-a-date"}
+    broken = {
+        "resourceType": "Condition",
+        "id": "broken-1",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "onsetDateTime": "not-a-date",
+    }
     prefetch["conditions"]["entry"].append({"resource": broken})
     topics = _topics(client.post(URL, json=_request(prefetch)))
-    assert "Condition/broken-1 was skipped: invalid FHIR R4 at onsetDateTime" in topics["data-incomplete"]["detail"]
+    assert (
+        "Condition/broken-1 was skipped: invalid FHIR R4 at onsetDateTime"
+        in topics["data-incomplete"]["detail"]
+    )
     assert "thrombosis-risk" in topics
 
 
@@ -245,7 +316,9 @@ def test_external_medication_is_read_from_the_server(client: FlaskClient, fhir_m
 
 
 def test_external_medication_without_server_uses_the_display(client: FlaskClient) -> None:
-    topics = _topics(client.post(URL, json=_request(_prefetch(), order="ig-medication-reference-external")))
+    topics = _topics(
+        client.post(URL, json=_request(_prefetch(), order="ig-medication-reference-external"))
+    )
     assert "Privigen" in topics["thrombosis-risk"]["summary"]
 
 

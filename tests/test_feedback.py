@@ -18,10 +18,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy
-from flask import Flask
-from flask.testing import FlaskClient
-from sqlalchemy.engine import Engine, make_url
-
 from conftest import (
     EVALUATED_AT,
     REQUIRE_SERVICES,
@@ -31,6 +27,9 @@ from conftest import (
     order_for,
     scenario_resources,
 )
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.engine import Engine, make_url
 
 POSTGRES_URL = os.environ.get(
     "IVIG_CDS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -256,7 +255,9 @@ def test_overridden_with_a_coded_reason_is_stored(issued: Issued) -> None:
 
 
 def test_overridden_with_only_a_user_comment_is_stored(issued: Issued) -> None:
-    item = overridden(issued.card["uuid"], comment="DVT was 10 years ago, discussed with haematology")
+    item = overridden(
+        issued.card["uuid"], comment="DVT was 10 years ago, discussed with haematology"
+    )
     response = post_feedback(issued.client, {"feedback": [item]})
 
     assert response.status_code == 200, response.get_json()
@@ -410,6 +411,8 @@ INVALID: dict[str, tuple[Callable[[Issued], Any], str]] = {
         lambda i: {"feedback": [{**_item(i), "outcomeTimestamp": 1781525100}]},
         "outcomeTimestamp",
     ),
+    "more than 100 items": (lambda i: {"feedback": [_item(i)] * 101}, "feedback"),
+    "body is a list": (lambda i: [_item(i)], "body"),
     "second item invalid": (
         lambda i: {"feedback": [_item(i), {**_item(i), "outcome": "dismissed"}]},
         "feedback.1.outcome",
@@ -442,9 +445,8 @@ def test_a_body_that_is_not_json_is_400(issued: Issued, body: bytes) -> None:
     )
 
     assert response.status_code == 400
-    assert "JSON" in outcome_text(response.get_json()) or "empty" in outcome_text(
-        response.get_json()
-    )
+    text = outcome_text(response.get_json())
+    assert "JSON" in text or "empty" in text, text
     assert rows(issued.engine, "feedback") == []
 
 
@@ -465,7 +467,9 @@ def test_an_accepted_suggestion_that_is_not_on_the_card_is_400_and_stores_nothin
     assert rows(issued.engine, "feedback") == []
 
 
-def test_a_suggestion_of_another_card_cannot_be_accepted(database: Database, tmp_path: Path) -> None:
+def test_a_suggestion_of_another_card_cannot_be_accepted(
+    database: Database, tmp_path: Path
+) -> None:
     app = new_app(database, tmp_path)
     cards = issue_cards(app, scenario="ivig-in-diabetes")
     with_suggestions = [c for c in cards if c.get("suggestions")]
@@ -524,7 +528,9 @@ def test_feedback_survives_into_a_second_app_on_the_same_database(
     assert second.extensions["ivig_cds"].store.count_feedback(card["uuid"]) == 1
 
     # The second app still knows the card the first one issued, so more feedback on it is taken.
-    again = post_feedback(second.test_client(), {"feedback": [overridden(card["uuid"], comment="y")]})
+    again = post_feedback(
+        second.test_client(), {"feedback": [overridden(card["uuid"], comment="y")]}
+    )
     assert again.status_code == 200, again.get_json()
     assert second.extensions["ivig_cds"].store.count_feedback(card["uuid"]) == 2
 

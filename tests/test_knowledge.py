@@ -1,4 +1,4 @@
-"""The clinical knowledge in hooks/knowledge: it loads, it is sourced, and broken copies are refused.
+"""The clinical knowledge in hooks/knowledge: it loads, is sourced, and broken copies are refused.
 
 Each failure case copies the real knowledge directory to tmp_path, applies ONE defect in code and
 checks that ``load_knowledge`` (and ``create_app``) refuse it with a KnowledgeError naming the file
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED, make_app
 
 from cds_service.errors import KnowledgeError
-from conftest import SHARED, make_app
 from hooks.knowledge_base import (
     EXT_SOURCE,
     EXT_UNVERIFIED,
@@ -142,7 +142,9 @@ def _valuesets_with(system: str, code: str) -> dict[str, bool]:
     return found
 
 
-@pytest.mark.parametrize(("system", "code"), UNVERIFIED_SAMPLE, ids=[c for _, c in UNVERIFIED_SAMPLE])
+@pytest.mark.parametrize(
+    ("system", "code"), UNVERIFIED_SAMPLE, ids=[c for _, c in UNVERIFIED_SAMPLE]
+)
 def test_codes_unverified_in_the_reference_carry_the_unverified_extension(
     kb: KnowledgeBase, system: str, code: str
 ) -> None:
@@ -252,7 +254,8 @@ def test_recognition_tells_products_apart(kb: KnowledgeBase) -> None:
     assert recognise(kb, "Octagam 10%").product.id != recognise(kb, "Octagam 5%").product.id
     assert recognise(kb, "acetaminophen 500 mg") is None
     generic = recognise(kb, "immune globulin 10% IV")
-    assert isinstance(generic, IgOrder) and generic.product is None
+    assert isinstance(generic, IgOrder)
+    assert generic.product is None
 
 
 # --- broken copies ------------------------------------------------------------------------------
@@ -326,7 +329,8 @@ def topic_without_source_url(root: Path) -> None:
 
 def topic_with_http_source(root: Path) -> None:
     _topics(
-        root, lambda t: t["topics"]["renal-risk"]["source"].update(url="http://dailymed.nlm.nih.gov")
+        root,
+        lambda t: t["topics"]["renal-risk"]["source"].update(url="http://dailymed.nlm.nih.gov"),
     )
 
 

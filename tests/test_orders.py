@@ -15,9 +15,16 @@ IV = {"coding": [{"system": "http://snomed.info/sct", "code": "47625008"}]}
 SC = {"coding": [{"system": "http://snomed.info/sct", "code": "34206005"}]}
 
 
-def order(medication: dict[str, Any], route: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    resource: dict[str, Any] = {"resourceType": "MedicationRequest", "id": "o1", "status": "draft",
-                                "intent": "order", "subject": {"reference": "Patient/p"}}
+def order(
+    medication: dict[str, Any], route: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": "o1",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+    }
     resource.update(medication)
     if route:
         resource["dosageInstruction"] = [{"route": route}]
@@ -32,7 +39,16 @@ def recognise(resource: dict[str, Any], medications: dict[str, Any] | None = Non
 @pytest.mark.parametrize(
     ("medication", "product"),
     [
-        ({"medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1809671"}]}}, "Gammagard Liquid"),
+        (
+            {
+                "medicationCodeableConcept": {
+                    "coding": [
+                        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1809671"}
+                    ]
+                }
+            },
+            "Gammagard Liquid",
+        ),
         ({"medicationCodeableConcept": {"text": "PRIVIGEN 10 g/100 mL"}}, "Privigen"),
         ({"medicationCodeableConcept": {"text": "Octagam 10% solution"}}, "Octagam 10%"),
         ({"medicationCodeableConcept": {"text": "Hizentra 20%"}}, "Hizentra"),
@@ -47,35 +63,59 @@ def test_products_are_recognised(medication: dict[str, Any], product: str) -> No
 @pytest.mark.parametrize(
     "medication",
     [
-        {"medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]}},
-        {"medicationCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "333710000"}]}},
+        {
+            "medicationCodeableConcept": {
+                "coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]
+            }
+        },
+        {
+            "medicationCodeableConcept": {
+                "coding": [{"system": "http://snomed.info/sct", "code": "333710000"}]
+            }
+        },
         {"medicationCodeableConcept": {"text": "IVIG 10% infusion"}},
         {"medicationCodeableConcept": {"text": "Immune globulin (human)"}},
     ],
 )
-def test_generic_immune_globulin_is_recognised_without_a_product(medication: dict[str, Any]) -> None:
+def test_generic_immune_globulin_is_recognised_without_a_product(
+    medication: dict[str, Any],
+) -> None:
     found = recognise(order(medication, IV))
     assert isinstance(found, IgOrder) and found.product is None
 
 
 @pytest.mark.parametrize(
     "text",
-    ["RhoGAM Rho(D) immune globulin", "WinRho SDF", "HepaGam B hepatitis B immune globulin",
-     "Cytogam cytomegalovirus immune globulin", "Varizig varicella zoster immune globulin",
-     "rabies immune globulin", "tetanus immune globulin", "Thymoglobulin anti-thymocyte globulin"],
+    [
+        "RhoGAM Rho(D) immune globulin",
+        "WinRho SDF",
+        "HepaGam B hepatitis B immune globulin",
+        "Cytogam cytomegalovirus immune globulin",
+        "Varizig varicella zoster immune globulin",
+        "rabies immune globulin",
+        "tetanus immune globulin",
+        "Thymoglobulin anti-thymocyte globulin",
+    ],
 )
 def test_hyperimmune_globulins_are_not_immune_globulin_orders(text: str) -> None:
     assert recognise(order({"medicationCodeableConcept": {"text": text}}, IV)) is None
 
 
 def test_hyperimmune_atc_class_is_excluded() -> None:
-    medication = {"medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BB01"}],
-                                                "text": "immune globulin"}}
+    medication = {
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.whocc.no/atc", "code": "J06BB01"}],
+            "text": "immune globulin",
+        }
+    }
     assert recognise(order(medication, IV)) is None
 
 
 def test_other_medications_are_not_immune_globulin() -> None:
-    assert recognise(order({"medicationCodeableConcept": {"text": "Acetaminophen 500 mg"}}, IV)) is None
+    assert (
+        recognise(order({"medicationCodeableConcept": {"text": "Acetaminophen 500 mg"}}, IV))
+        is None
+    )
     assert recognise({"resourceType": "ServiceRequest", "id": "s"}) is None
 
 
@@ -97,27 +137,41 @@ def test_route(text: str, route: dict[str, Any] | None, expected: str, basis: st
 
 
 def test_atc_route_is_used_when_the_order_has_none() -> None:
-    medication = {"medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA01"}]}}
+    medication = {
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA01"}]
+        }
+    }
     found = recognise(order(medication))
     assert isinstance(found, IgOrder) and found.route == "SC"
 
 
 def test_medication_reference_contained_draft_and_unidentified() -> None:
-    contained = order({"medicationReference": {"reference": "#m"}}, IV,
-                      contained=[{"resourceType": "Medication", "id": "m", "code": {"text": "Privigen"}}])
+    contained = order(
+        {"medicationReference": {"reference": "#m"}},
+        IV,
+        contained=[{"resourceType": "Medication", "id": "m", "code": {"text": "Privigen"}}],
+    )
     assert isinstance(recognise(contained), IgOrder)
     in_drafts = order({"medicationReference": {"reference": "Medication/m2"}}, IV)
-    drafts = {"Medication/m2": {"resourceType": "Medication", "id": "m2", "code": {"text": "Gamunex-C"}}}
+    drafts = {
+        "Medication/m2": {"resourceType": "Medication", "id": "m2", "code": {"text": "Gamunex-C"}}
+    }
     assert recognise(in_drafts, drafts).product.brand == "Gamunex-C"
     unknown = recognise(order({"medicationReference": {"reference": "Medication/x"}}, IV))
     assert isinstance(unknown, UnidentifiedOrder) and "Medication/x" in unknown.why
 
 
 def test_orders_in_focus() -> None:
-    drafts = {"resourceType": "Bundle", "entry": [
-        {"resource": {"resourceType": "MedicationRequest", "id": "a"}},
-        {"resource": {"resourceType": "MedicationRequest", "id": "b"}},
-    ]}
-    selected = orders_in_focus("order-select", {"draftOrders": drafts, "selections": ["MedicationRequest/b"]})
+    drafts = {
+        "resourceType": "Bundle",
+        "entry": [
+            {"resource": {"resourceType": "MedicationRequest", "id": "a"}},
+            {"resource": {"resourceType": "MedicationRequest", "id": "b"}},
+        ],
+    }
+    selected = orders_in_focus(
+        "order-select", {"draftOrders": drafts, "selections": ["MedicationRequest/b"]}
+    )
     assert [o["id"] for o in selected] == ["b"]
     assert [o["id"] for o in orders_in_focus("order-sign", {"draftOrders": drafts})] == ["a", "b"]

@@ -26,24 +26,51 @@ def observation(
     oid: str, code: str, value: float, unit: str, when: str = "2026-06-01", status: str = "final"
 ) -> dict[str, Any]:
     return {
-        "resourceType": "Observation", "id": oid, "status": status,
+        "resourceType": "Observation",
+        "id": oid,
+        "status": status,
         "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when,
-        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": when,
+        "valueQuantity": {
+            "value": value,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        },
     }
 
 
-def condition(cid: str, clinical: str | None, verification: str | None = "confirmed") -> dict[str, Any]:
+def condition(
+    cid: str, clinical: str | None, verification: str | None = "confirmed"
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
-        "resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p1"},
-        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "128053003"}], "text": "DVT"},
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": "Patient/p1"},
+        "code": {
+            "coding": [{"system": "http://snomed.info/sct", "code": "128053003"}],
+            "text": "DVT",
+        },
     }
     if clinical:
-        resource["clinicalStatus"] = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]}
+        resource["clinicalStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": clinical,
+                }
+            ]
+        }
     if verification:
-        resource["verificationStatus"] = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]}
+        resource["verificationStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": verification,
+                }
+            ]
+        }
     return resource
 
 
@@ -58,7 +85,9 @@ def condition(cid: str, clinical: str | None, verification: str | None = "confir
         ("8302-2", 65, "[in_i]", "body-height", 165.1),
     ],
 )
-def test_units_are_converted(code: str, value: float, unit: str, concept: str, expected: float) -> None:
+def test_units_are_converted(
+    code: str, value: float, unit: str, concept: str, expected: float
+) -> None:
     latest = record_of(observation("o1", code, value, unit)).latest(concept)
     assert latest is not None and latest.value == pytest.approx(expected, rel=1e-6)
 
@@ -107,22 +136,41 @@ def test_condition_statuses() -> None:
         condition("no-status", None, None),
     )
     assert {c.reference: c.active for c in record.conditions} == {
-        "Condition/active": True, "Condition/resolved": False, "Condition/no-status": True,
+        "Condition/active": True,
+        "Condition/resolved": False,
+        "Condition/no-status": True,
     }
 
 
 def test_current_medications_only() -> None:
     def request(mid: str, status: str) -> dict[str, Any]:
-        return {"resourceType": "MedicationRequest", "id": mid, "status": status, "intent": "order",
-                "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"text": "Ibuprofen"}}
+        return {
+            "resourceType": "MedicationRequest",
+            "id": mid,
+            "status": status,
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "medicationCodeableConcept": {"text": "Ibuprofen"},
+        }
 
     record = record_of(
-        *(request(s, s) for s in ("active", "on-hold", "stopped", "completed", "cancelled", "draft")),
-        {"resourceType": "MedicationStatement", "id": "ms", "status": "active",
-         "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"text": "Estradiol"}},
+        *(
+            request(s, s)
+            for s in ("active", "on-hold", "stopped", "completed", "cancelled", "draft")
+        ),
+        {
+            "resourceType": "MedicationStatement",
+            "id": "ms",
+            "status": "active",
+            "subject": {"reference": "Patient/p1"},
+            "medicationCodeableConcept": {"text": "Estradiol"},
+        },
     )
     assert sorted(m.reference for m in record.medications) == [
-        "MedicationRequest/active", "MedicationRequest/on-hold", "MedicationStatement/ms"]
+        "MedicationRequest/active",
+        "MedicationRequest/on-hold",
+        "MedicationStatement/ms",
+    ]
 
 
 def test_partial_dates_and_age() -> None:
@@ -133,6 +181,8 @@ def test_partial_dates_and_age() -> None:
 
 
 def test_invalid_resources_are_skipped_not_fatal() -> None:
-    record = record_of(observation("ok", "29463-7", 70, "kg"), {"resourceType": "Observation", "id": "bad"})
+    record = record_of(
+        observation("ok", "29463-7", 70, "kg"), {"resourceType": "Observation", "id": "bad"}
+    )
     assert record.latest("body-weight") is not None
     assert [s.reference for s in record.skipped] == ["Observation/bad"]

@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
-
 from conftest import (
     FHIR_BASE,
     FakeFhirServer,
@@ -23,6 +21,7 @@ from conftest import (
     scenario_resources,
     service_id,
 )
+from flask.testing import FlaskClient
 
 SCENARIOS = scenario_index()
 HOOKS = ("order-select", "order-sign")
@@ -51,8 +50,14 @@ def test_index_covers_every_scenario_file() -> None:
 
     files = {path.stem for path in (FIXTURES / "scenarios").glob("ivig-*.json")}
     assert files == {s["name"] for s in SCENARIOS}
-    six = {"ig-hypersensitivity", "iga-deficiency", "thrombosis-risk", "renal-risk",
-           "missing-data", "data-incomplete"}
+    six = {
+        "ig-hypersensitivity",
+        "iga-deficiency",
+        "thrombosis-risk",
+        "renal-risk",
+        "missing-data",
+        "data-incomplete",
+    }
     for scenario in SCENARIOS:
         assert set(scenario["fires"]) | set(scenario["silent"]) == six, scenario["name"]
 
@@ -65,7 +70,10 @@ def test_scenario_with_full_prefetch(
     resources = scenario_resources(scenario["name"])
     patient_id = _patient_id(resources)
     body = hook_request(
-        hook, patient_id, [order_for(scenario["order"], patient_id)], prefetch=full_prefetch(resources)
+        hook,
+        patient_id,
+        [order_for(scenario["order"], patient_id)],
+        prefetch=full_prefetch(resources),
     )
     _check(scenario, _call(client, hook, body)["cards"], patient_id)
 
@@ -84,8 +92,14 @@ def test_scenario_fetched_from_fhir_server(
     _check(scenario, _call(client, hook, body)["cards"], patient_id)
     fetched = sorted(url.removeprefix(FHIR_BASE + "/").split("?")[0] for url in server.requests)
     assert fetched == sorted(
-        [f"Patient/{patient_id}", "Condition", "Observation", "AllergyIntolerance",
-         "MedicationRequest", "MedicationStatement"]
+        [
+            f"Patient/{patient_id}",
+            "Condition",
+            "Observation",
+            "AllergyIntolerance",
+            "MedicationRequest",
+            "MedicationStatement",
+        ]
     )
 
 
@@ -94,11 +108,15 @@ def test_same_cards_in_both_modes(client: FlaskClient, fhir_mock: Any) -> None:
     resources = scenario_resources("ivig-in-hyperviscosity-myeloma")
     patient_id = _patient_id(resources)
     order = order_for("privigen-iv", patient_id)
-    prefetched = _call(client, "order-sign", hook_request(
-        "order-sign", patient_id, [order], prefetch=full_prefetch(resources)))["cards"]
+    prefetched = _call(
+        client,
+        "order-sign",
+        hook_request("order-sign", patient_id, [order], prefetch=full_prefetch(resources)),
+    )["cards"]
     FakeFhirServer(fhir_mock, resources)
-    fetched = _call(client, "order-sign", hook_request(
-        "order-sign", patient_id, [order], fhir_server=FHIR_BASE))["cards"]
+    fetched = _call(
+        client, "order-sign", hook_request("order-sign", patient_id, [order], fhir_server=FHIR_BASE)
+    )["cards"]
 
     def without_uuids(cards: list[dict[str, Any]]) -> list[str]:
         import json

@@ -1,4 +1,4 @@
-"""Six real Synthea R4 records through order-select with an IVIG order: 200, valid cards, no crash."""
+"""Six Synthea R4 records through order-select with an IVIG order: 200, valid cards, no crash."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
-
 from conftest import (
     FHIR_BASE,
     FIXTURES,
@@ -19,6 +17,7 @@ from conftest import (
     hook_request,
     order_for,
 )
+from flask.testing import FlaskClient
 
 BUNDLES = sorted((FIXTURES / "synthea").glob("*.json"))
 

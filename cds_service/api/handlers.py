@@ -11,7 +11,12 @@ from cds_service.errors import CdsError, Issue
 
 log = logging.getLogger(__name__)
 
-_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
+_HTTP_ISSUE_CODES = {
+    404: "not-found",
+    405: "not-supported",
+    413: "too-costly",
+    415: "not-supported",
+}
 
 
 def operation_outcome(issues: list[Issue], code: str, severity: str = "error") -> dict[str, object]:

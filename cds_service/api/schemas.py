@@ -1,7 +1,8 @@
 """Marshmallow schemas for what clients send: hook requests (per hook context) and feedback.
 
 Unknown top-level fields are excluded rather than rejected: later CDS Hooks versions add fields, and
-``extension`` is reserved for clients. Context fields the hooks do not define are kept but unchecked.
+``extension`` is reserved for clients. Context fields the hooks do not define are kept but not
+checked.
 """
 
 from __future__ import annotations
@@ -146,9 +147,7 @@ class FeedbackItemSchema(Schema):
     @validates_schema
     def _accepted_needs_suggestions(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("outcome") == "accepted" and not data.get("acceptedSuggestions"):
-            raise ValidationError(
-                "is required when outcome is 'accepted'", "acceptedSuggestions"
-            )
+            raise ValidationError("is required when outcome is 'accepted'", "acceptedSuggestions")
 
 
 class FeedbackSchema(Schema):

@@ -1,8 +1,8 @@
 """The only code that speaks HTTP to FHIR servers.
 
 One ``requests.Session`` (injected, so tests and the app share a connection pool), JSON in
-``application/fhir+json``, a timeout on every call bounded by the request's deadline, redirects never
-followed, and paging followed only while the ``next`` link stays under the server's base URL.
+``application/fhir+json``, a timeout on every call bounded by the request's deadline, redirects
+never followed, and paging followed only while the ``next`` link stays under the server's base URL.
 The access token goes in the Authorization header and nowhere else: not in errors, not in logs.
 """
 
@@ -72,7 +72,7 @@ def next_link(bundle: dict[str, Any]) -> str | None:
 
 
 def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    """Resources of a Bundle's entries, without search OperationOutcomes (``search.mode`` outcome)."""
+    """Resources of a Bundle's entries, without search OperationOutcomes (mode ``outcome``)."""
     found = []
     for entry in bundle.get("entry") or []:
         if not isinstance(entry, dict):

@@ -32,7 +32,7 @@ _USER_TOKENS = {
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> str | None:
-    """Fill ``{{context.x}}`` and ``{{userPractitionerId}}``-style tokens; None if one has no value."""
+    """Fill ``{{context.x}}`` and ``{{userPractitionerId}}`` tokens; None if one has no value."""
     missing = False
 
     def value_of(match: re.Match[str]) -> str:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from hooks.rules import data_incomplete, hypersensitivity, iga_deficiency, missing_data, renal, thrombosis
+from hooks.rules import (
+    data_incomplete,
+    hypersensitivity,
+    iga_deficiency,
+    missing_data,
+    renal,
+    thrombosis,
+)
 from hooks.rules.base import Finding, Rule, RuleInput
 
 ORDER_RULES: tuple[Rule, ...] = (
@@ -16,7 +23,14 @@ ORDER_RULES: tuple[Rule, ...] = (
 
 ORDER_TOPICS = tuple(
     module.TOPIC
-    for module in (hypersensitivity, iga_deficiency, thrombosis, renal, missing_data, data_incomplete)
+    for module in (
+        hypersensitivity,
+        iga_deficiency,
+        thrombosis,
+        renal,
+        missing_data,
+        data_incomplete,
+    )
 )
 
 VALUESETS_READ = tuple(

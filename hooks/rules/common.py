@@ -7,7 +7,7 @@ from hooks.rules.base import ProposedSuggestion, RuleInput, conditions_in
 
 
 def obesity(inp: RuleInput) -> list[str]:
-    """BMI >= threshold: the latest recent BMI, else computed from recent weight and latest height."""
+    """BMI >= threshold: latest recent BMI, else computed from recent weight and latest height."""
     record, limit = inp.record, inp.thresholds.bmi_obese
     window = inp.thresholds.window_weight_days
     bmi = record.latest_within("bmi", window)
@@ -51,7 +51,10 @@ def minimum_rate(inp: RuleInput) -> ProposedSuggestion:
     product = inp.order.product
     cap = product.rate_cap_at_risk_mg_kg_min if product else None
     if cap is not None:
-        text = f"Infuse at the minimum practicable rate, not above {cap:g} mg/kg/min (label cap for at-risk patients)"
+        text = (
+            f"Infuse at the minimum practicable rate, not above {cap:g} mg/kg/min "
+            "(label cap for at-risk patients)"
+        )
         label = f"Cap the infusion rate at {cap:g} mg/kg/min"
     else:
         text = "Infuse at the minimum practicable rate (boxed warning)"

@@ -30,13 +30,15 @@ def problems(inp: RuleInput) -> list[str]:
         if item.entry.concept not in reported_by_missing_data
     ]
     found += [
-        f"{m.reference}: the medication could not be identified (estrogen and nephrotoxic-drug checks may miss it)"
+        f"{m.reference}: the medication could not be identified "
+        "(estrogen and nephrotoxic-drug checks may miss it)"
         for m in record.medications
         if not m.codes and m.label == "(medication not identified)"
     ]
     if record.birth_date is None:
         found.append(
-            f"{record.patient_reference} has no birth date: age-based risk factors (thrombosis, renal, IgA) could not be checked"
+            f"{record.patient_reference} has no birth date: age-based risk factors "
+            "(thrombosis, renal, IgA) could not be checked"
         )
     return found
 

@@ -52,7 +52,10 @@ def check(inp: RuleInput) -> Finding | None:
         return Finding(
             topic=TOPIC,
             indicator="critical",
-            summary=f"Contraindicated: prior anaphylaxis or severe reaction to immune globulin ({product})",
+            summary=(
+                "Contraindicated: prior anaphylaxis or severe reaction to immune globulin "
+                f"({product})"
+            ),
             evidence=lines,
             recommendation=(
                 "Do not give immune globulin: a history of anaphylactic or severe systemic "
@@ -75,7 +78,10 @@ def check(inp: RuleInput) -> Finding | None:
     return Finding(
         topic=TOPIC,
         indicator="warning",
-        summary=f"Prior reaction to immune globulin or blood products: premedicate, infuse slowly ({product})",
+        summary=(
+            "Prior reaction to immune globulin or blood products: "
+            f"premedicate, infuse slowly ({product})"
+        ),
         evidence=lines,
         recommendation=(
             "A non-severe reaction is documented. Premedicate and infuse at a slower rate per "

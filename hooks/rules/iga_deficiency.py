@@ -2,7 +2,8 @@
 
 Warning; critical when anti-IgA antibodies are documented or there is any documented reaction to
 immune globulin, IgA or blood products (labels: contraindicated with anti-IgA antibodies and a
-history of hypersensitivity). IgA deficiency has no recency window (contract §6): it does not change.
+history of hypersensitivity). IgA deficiency has no recency window (contract §6): it does not
+change.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def _low_iga_lab(inp: RuleInput) -> str | None:
 
 def _antibodies(inp: RuleInput) -> list[str]:
     antibodies = inp.kb.valueset("anti-iga-antibodies")
-    found = [evidence.condition(c, m) for c, m in conditions_in(inp.record, antibodies, active_only=False)]
+    found = [
+        evidence.condition(c, m)
+        for c, m in conditions_in(inp.record, antibodies, active_only=False)
+    ]
     for allergy in inp.record.allergies:
         matched = antibodies.match(allergy.codes, [allergy.label])
         if matched:
@@ -77,8 +81,12 @@ def check(inp: RuleInput) -> Finding | None:
                 "Order an anti-IgA antibody test",
                 (
                     suggested_orders.create(
-                        inp.kb, "anti-iga-antibody", inp.record, inp.order,
-                        "IgA deficiency before immune globulin: anti-IgA antibodies raise the risk of anaphylaxis",
+                        inp.kb,
+                        "anti-iga-antibody",
+                        inp.record,
+                        inp.order,
+                        "IgA deficiency before immune globulin: "
+                        "anti-IgA antibodies raise the risk of anaphylaxis",
                     ),
                 ),
             )
@@ -88,7 +96,9 @@ def check(inp: RuleInput) -> Finding | None:
     if ordered is not None and ordered.low_iga:
         notes.append(f"{ordered.brand} is already a low-IgA product (IgA {ordered.iga_text}).")
     else:
-        iga = f"IgA {ordered.iga_text}" if ordered else "IgA content unknown: product not identified"
+        iga = (
+            f"IgA {ordered.iga_text}" if ordered else "IgA content unknown: product not identified"
+        )
         notes.append(f"Ordered product: {inp.order.product_name} ({iga}).")
         low = lowest_iga_product(inp)
         if low is not None:
@@ -97,7 +107,9 @@ def check(inp: RuleInput) -> Finding | None:
                     f"Switch to {low.brand} (low IgA: {low.iga_text})",
                     (
                         suggested_orders.switch_product(
-                            inp.order, low, f"Low-IgA product chosen for IgA deficiency ({low.iga_text})"
+                            inp.order,
+                            low,
+                            f"Low-IgA product chosen for IgA deficiency ({low.iga_text})",
                         ),
                     ),
                     recommended=critical,
@@ -114,9 +126,9 @@ def check(inp: RuleInput) -> Finding | None:
         summary=summary,
         evidence=lines,
         recommendation=(
-            "Immune globulin is contraindicated in IgA-deficient patients with antibodies against "
-            "IgA and a history of hypersensitivity. Check anti-IgA antibodies; if immune globulin is "
-            "needed, use the lowest-IgA product under specialist supervision."
+            "Immune globulin is contraindicated in IgA-deficient patients with antibodies "
+            "against IgA and a history of hypersensitivity. Check anti-IgA antibodies; if immune "
+            "globulin is needed, use the lowest-IgA product under specialist supervision."
         ),
         suggestions=tuple(suggestions),
         notes=tuple(notes),

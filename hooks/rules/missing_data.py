@@ -33,7 +33,9 @@ def _what_there_is(inp: RuleInput, concepts: tuple[str, ...], window: int) -> li
         latest = inp.record.latest(concept)
         if latest is not None:
             lines.append(f"Latest is older than {window} days: {evidence.observation(latest)}")
-    lines += [evidence.unusable(item) for item in inp.record.unusable if item.entry.concept in concepts]
+    lines += [
+        evidence.unusable(item) for item in inp.record.unusable if item.entry.concept in concepts
+    ]
     return lines
 
 
@@ -47,12 +49,22 @@ def check(inp: RuleInput) -> Finding | None:
     if no_weight:
         window = inp.thresholds.window_weight_days
         missing.append("weight")
-        lines.append(f"No usable body weight within {window} days: the weight-based dose cannot be checked")
+        lines.append(
+            f"No usable body weight within {window} days: the weight-based dose cannot be checked"
+        )
         lines += _what_there_is(inp, ("body-weight",), window)
         suggestions.append(
             ProposedSuggestion(
                 "Measure body weight",
-                (suggested_orders.create(inp.kb, "body-weight", inp.record, inp.order, "Weight for immune globulin dosing"),),
+                (
+                    suggested_orders.create(
+                        inp.kb,
+                        "body-weight",
+                        inp.record,
+                        inp.order,
+                        "Weight for immune globulin dosing",
+                    ),
+                ),
             )
         )
     if no_renal:

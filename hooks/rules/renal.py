@@ -7,14 +7,18 @@ drug, or a sucrose-containing product. Subcutaneous products carry no renal boxe
 
 from __future__ import annotations
 
-from hooks import evidence
+from hooks import evidence, suggested_orders
 from hooks.rules.base import Finding, ProposedSuggestion, RuleInput, conditions_in, medications_in
 from hooks.rules.common import hydration, minimum_rate
-from hooks import suggested_orders
 
 TOPIC = "renal-risk"
 CONDITIONS = (
-    "chronic-kidney-disease", "acute-kidney-injury", "diabetes", "volume-depletion", "sepsis", "paraproteinemia",
+    "chronic-kidney-disease",
+    "acute-kidney-injury",
+    "diabetes",
+    "volume-depletion",
+    "sepsis",
+    "paraproteinemia",
 )
 VALUESETS = (*CONDITIONS, "nephrotoxic-medications")
 
@@ -31,14 +35,18 @@ def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
     egfr = record.latest("egfr")
     if egfr and egfr.value is not None and egfr.value < limits.egfr:
         found.append(
-            (f"eGFR {egfr.value:.0f}", f"Renal insufficiency: {evidence.observation(egfr)} (eGFR < {limits.egfr:g})")
+            (
+                f"eGFR {egfr.value:.0f}",
+                f"Renal insufficiency: {evidence.observation(egfr)} (eGFR < {limits.egfr:g})",
+            )
         )
     creatinine = record.latest("serum-creatinine")
     if creatinine and creatinine.value is not None and creatinine.value > limits.creatinine_mg_dl:
         found.append(
             (
                 f"creatinine {creatinine.value:.2f} mg/dL",
-                f"Renal insufficiency: {evidence.observation(creatinine)} (> {limits.creatinine_mg_dl:g} mg/dL)",
+                f"Renal insufficiency: {evidence.observation(creatinine)} "
+                f"(> {limits.creatinine_mg_dl:g} mg/dL)",
             )
         )
     if record.age is not None and record.age > limits.renal_age:
@@ -50,7 +58,11 @@ def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
     product = inp.order.product
     if product is not None and "sucrose" in product.excipients:
         found.append(
-            ("sucrose-containing product", f"{product.brand} contains sucrose: renal failure is more common with sucrose-containing IGIV")
+            (
+                "sucrose-containing product",
+                f"{product.brand} contains sucrose: renal failure is more common with "
+                "sucrose-containing IGIV",
+            )
         )
     return found
 
@@ -79,8 +91,9 @@ def check(inp: RuleInput) -> Finding | None:
         summary=f"Renal failure risk with IV {inp.order.product_name} (boxed warning): {names}",
         evidence=tuple(line for _, line in factors),
         recommendation=(
-            "Check BUN and serum creatinine before the infusion, ensure adequate hydration, give the "
-            "minimum dose and infusion rate practicable, and monitor renal function and urine output."
+            "Check BUN and serum creatinine before the infusion, ensure adequate hydration, give "
+            "the minimum dose and infusion rate practicable, and monitor renal function and urine "
+            "output."
         ),
         suggestions=(
             labs,

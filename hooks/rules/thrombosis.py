@@ -15,9 +15,23 @@ from hooks.rules.common import current_smoking, hydration, minimum_rate, obesity
 TOPIC = "thrombosis-risk"
 HISTORY = ("venous-thromboembolism", "arterial-thrombosis", "hypercoagulable-conditions")
 ACTIVE = ("immobilization", "central-venous-catheter", "hyperviscosity-conditions")
-CARDIOVASCULAR = ("hypertension", "diabetes", "hyperlipidemia", "coronary-artery-disease", "heart-failure", "obesity")
+CARDIOVASCULAR = (
+    "hypertension",
+    "diabetes",
+    "hyperlipidemia",
+    "coronary-artery-disease",
+    "heart-failure",
+    "obesity",
+)
 MEDICATIONS = ("estrogen-containing-medications", "prothrombotic-medications")
-VALUESETS = (*HISTORY, *ACTIVE, *CARDIOVASCULAR, *MEDICATIONS, "tobacco-use", "current-smoker-answers")
+VALUESETS = (
+    *HISTORY,
+    *ACTIVE,
+    *CARDIOVASCULAR,
+    *MEDICATIONS,
+    "tobacco-use",
+    "current-smoker-answers",
+)
 
 
 def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
@@ -25,7 +39,9 @@ def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
     record, kb, limits = inp.record, inp.kb, inp.thresholds
     found: list[tuple[str, str]] = []
     if record.age is not None and record.age >= limits.thrombosis_age:
-        found.append((f"age {record.age}", f"Age ≥ {limits.thrombosis_age}: {evidence.age(record)}"))
+        found.append(
+            (f"age {record.age}", f"Age ≥ {limits.thrombosis_age}: {evidence.age(record)}")
+        )
     for name in HISTORY:
         found += [
             (c.label, evidence.condition(c, m))
@@ -37,21 +53,32 @@ def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
             for c, m in conditions_in(record, kb.valueset(name), active_only=True)
         ]
     triglycerides = record.latest("triglycerides")
-    if triglycerides and triglycerides.value is not None and triglycerides.value >= limits.triglycerides_mg_dl:
+    if (
+        triglycerides
+        and triglycerides.value is not None
+        and triglycerides.value >= limits.triglycerides_mg_dl
+    ):
         found.append(
             (
                 "very high triglycerides",
-                f"Hyperviscosity: {evidence.observation(triglycerides)} (≥ {limits.triglycerides_mg_dl:g} mg/dL)",
+                f"Hyperviscosity: {evidence.observation(triglycerides)} "
+                f"(≥ {limits.triglycerides_mg_dl:g} mg/dL)",
             )
         )
     for name in MEDICATIONS:
-        found += [(m.label, evidence.medication(m, how)) for m, how in medications_in(record, kb.valueset(name))]
+        found += [
+            (m.label, evidence.medication(m, how))
+            for m, how in medications_in(record, kb.valueset(name))
+        ]
     for name in CARDIOVASCULAR:
         found += [
             (c.label, f"Cardiovascular risk factor: {evidence.condition(c, m)}")
             for c, m in conditions_in(record, kb.valueset(name), active_only=True)
         ]
-    found += [("current smoking", f"Cardiovascular risk factor (current smoking): {line}") for line in current_smoking(inp)]
+    found += [
+        ("current smoking", f"Cardiovascular risk factor (current smoking): {line}")
+        for line in current_smoking(inp)
+    ]
     found += [("obesity", f"Cardiovascular risk factor (obesity): {line}") for line in obesity(inp)]
     return found
 
@@ -72,7 +99,9 @@ def check(inp: RuleInput) -> Finding | None:
             "viscosity in patients at risk of hyperviscosity."
         ),
         suggestions=(
-            hydration(inp, "Thrombosis risk (immune globulin boxed warning): hydrate before the infusion"),
+            hydration(
+                inp, "Thrombosis risk (immune globulin boxed warning): hydrate before the infusion"
+            ),
             minimum_rate(inp),
         ),
         notes=("Thrombosis may occur even without known risk factors.",),
