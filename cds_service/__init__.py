@@ -67,4 +67,5 @@ def _add_cors(app: Flask, allow_origin: str) -> None:
         if request.method == "OPTIONS" and response.status_code == 200:
             response.status_code = 204
             response.set_data(b"")
+            del response.headers["Content-Type"]
         return response

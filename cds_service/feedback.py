@@ -89,7 +89,12 @@ class FeedbackStore:
         self.engine = engine
 
     def create_schema(self) -> None:
-        metadata.create_all(self.engine)
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError:
+            # Gunicorn workers start together; another one may have created the tables between
+            # this one's existence check and its CREATE. A second pass sees them and does nothing.
+            metadata.create_all(self.engine)
 
     def record_cards(
         self, service_id: str, hook_instance: str, cards: Iterable[Card], issued_at: datetime

@@ -8,7 +8,7 @@ ordered; otherwise they resolve the patient's data once and run every rule for e
 from __future__ import annotations
 
 from cds_service.cards import Card
-from cds_service.errors import Issue, PrefetchUnavailable
+from cds_service.errors import InvalidHookRequest, Issue, PrefetchUnavailable
 from cds_service.fhir.parse import SkippedResource, parse_resource, parse_resources
 from cds_service.service import HookCall, PrefetchSpec, ResolvedData, ServiceDefinition
 from hooks.card_builder import to_card
@@ -111,6 +111,13 @@ class OrderChecker:
                     )
                 ],
             )
+        if patient.id != call.context["patientId"]:
+            # Another patient's record must never be checked in this patient's name.
+            message = (
+                f"prefetch.patient is Patient/{patient.id} but context.patientId is "
+                f"{call.context['patientId']}"
+            )
+            raise InvalidHookRequest(message, [Issue(message, "prefetch.patient")])
         raws = [r for key, found in data.resources.items() if key != "patient" for r in found]
         resources, skipped = parse_resources(raws)
         gaps = {

@@ -329,3 +329,29 @@ def test_unidentifiable_medication_says_so(client: FlaskClient) -> None:
     topics = _topics(client.post(URL, json=body))
     assert set(topics) == {"data-incomplete"}
     assert "Medication/unknown-9" in topics["data-incomplete"]["detail"]
+
+
+def test_prefetched_patient_of_another_id_is_refused(client: FlaskClient) -> None:
+    prefetch = _prefetch()
+    prefetch["patient"] = prefetch["patient"] | {"id": "someone-else"}
+    response = client.post(URL, json=_request(prefetch))
+    assert response.status_code == 400
+    issue = response.get_json()["issue"][0]
+    assert issue["expression"] == ["prefetch.patient"]
+    assert "Patient/someone-else" in issue["diagnostics"]
+
+
+@pytest.mark.parametrize("value", ["oops", 42, [], {"no": "resourceType"}])
+def test_prefetch_value_that_is_not_a_resource_is_a_bad_request(
+    client: FlaskClient, value: Any
+) -> None:
+    response = client.post(URL, json=_request(_prefetch() | {"observations": value}))
+    assert response.status_code == 400
+    assert response.get_json()["issue"][0]["expression"] == ["prefetch.observations"]
+
+
+def test_bundle_entry_without_a_resource_is_reported(client: FlaskClient) -> None:
+    prefetch = _prefetch()
+    prefetch["conditions"]["entry"].append({"fullUrl": "urn:uuid:lost"})
+    topics = _topics(client.post(URL, json=_request(prefetch)))
+    assert "(not a resource) was skipped" in topics["data-incomplete"]["detail"]

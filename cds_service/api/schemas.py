@@ -58,6 +58,17 @@ class HookRequestSchema(Schema):
                 "fhirServer is required when fhirAuthorization is given", "fhirServer"
             )
 
+    @validates_schema
+    def _prefetch_values_are_resources(self, data: dict[str, Any], **_: Any) -> None:
+        wrong = {
+            key: ["must be a FHIR resource (an object with a resourceType) or null"]
+            for key, value in (data.get("prefetch") or {}).items()
+            if value is not None
+            and not (isinstance(value, dict) and isinstance(value.get("resourceType"), str))
+        }
+        if wrong:
+            raise ValidationError({"prefetch": wrong})
+
 
 class PatientViewContextSchema(Schema):
     class Meta:

@@ -71,16 +71,21 @@ def next_link(bundle: dict[str, Any]) -> str | None:
     return None
 
 
-def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    """Resources of a Bundle's entries, without search OperationOutcomes (mode ``outcome``)."""
-    found = []
+def bundle_resources(bundle: dict[str, Any]) -> list[Any]:
+    """Resources of a Bundle's entries, without search OperationOutcomes (mode ``outcome``).
+
+    An entry that holds no resource object is passed on as it is, so the parser reports it as
+    unreadable instead of it vanishing: a dropped Condition must not look like no Condition.
+    """
+    found: list[Any] = []
     for entry in bundle.get("entry") or []:
         if not isinstance(entry, dict):
+            found.append(entry)
             continue
-        resource = entry.get("resource")
-        mode = (entry.get("search") or {}).get("mode")
-        if isinstance(resource, dict) and mode != "outcome":
-            found.append(resource)
+        search = entry.get("search")
+        if isinstance(search, dict) and search.get("mode") == "outcome":
+            continue
+        found.append(entry.get("resource"))
     return found
 
 
