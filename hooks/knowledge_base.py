@@ -8,7 +8,6 @@ topic has a source and coded override reasons with a display.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from pydantic import ValidationError
 
 from cds_service.cards import Coding
 from cds_service.errors import KnowledgeError
+from hooks.catalogue import ProductCatalogue, load_catalogue
+from hooks.knowledge_files import read_json
 from hooks.terminology import ATC, ICD10CM, Code, ConceptSet, normalise_code, phrase_pattern
 
 KNOWLEDGE_DIR = Path(__file__).parent / "knowledge"
@@ -27,45 +28,6 @@ EXT_SOURCE = f"{CANONICAL_BASE}/StructureDefinition/source"
 EXT_UNVERIFIED = f"{CANONICAL_BASE}/StructureDefinition/unverified"
 EXT_TEXT_MATCH = f"{CANONICAL_BASE}/StructureDefinition/text-match"
 TEXT_ONLY_SYSTEM = f"{CANONICAL_BASE}/CodeSystem/text-only"
-ROUTES = ("IV", "SC")
-
-
-@dataclass(frozen=True)
-class Product:
-    id: str
-    brand: str
-    routes: tuple[str, ...]
-    excipients: frozenset[str]
-    excipients_unverified: frozenset[str]
-    iga_text: str
-    iga_max_ug_per_ml: float | None
-    low_iga: bool
-    rate_cap_at_risk_mg_kg_min: float | None
-    codings: tuple[Code, ...]
-    match_names: tuple[str, ...]
-    discontinued: bool
-    family: bool
-    source_label: str
-    source_url: str
-
-
-@dataclass(frozen=True)
-class GenericCoding:
-    code: Code
-    route: str | None
-    unverified: bool
-
-
-@dataclass(frozen=True)
-class ProductCatalogue:
-    products: tuple[Product, ...]
-    generic_codings: tuple[GenericCoding, ...]
-    generic_words: tuple[str, ...]
-    exclusion_atc_prefixes: tuple[str, ...]
-    exclusion_words: tuple[str, ...]
-
-    def by_id(self, product_id: str) -> Product:
-        return next(product for product in self.products if product.id == product_id)
 
 
 @dataclass(frozen=True)
@@ -110,13 +72,6 @@ class KnowledgeBase:
         return codes
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise KnowledgeError(f"{path.name}: cannot be read as JSON ({exc})") from exc
-
-
 def _extension(element: Any, url: str) -> str | None:
     for extension in getattr(element, "extension", None) or []:
         if extension.url == url:
@@ -125,7 +80,7 @@ def _extension(element: Any, url: str) -> str | None:
 
 
 def load_valueset(path: Path) -> ConceptSet:
-    raw = _read_json(path)
+    raw = read_json(path)
     try:
         valueset = ValueSet.model_validate(raw)
     except ValidationError as exc:
@@ -163,68 +118,6 @@ def load_valueset(path: Path) -> ConceptSet:
         codes=codes,
         prefixes={system: tuple(found) for system, found in prefixes.items()},
         phrases=phrase_pattern(phrases),
-    )
-
-
-def _product(raw: dict[str, Any], vocabulary: set[str]) -> Product:
-    name = raw.get("id", "?")
-    routes = tuple(raw.get("routes") or ())
-    if not routes or not set(routes) <= set(ROUTES):
-        raise KnowledgeError(f"products.json {name}: routes must be IV and/or SC")
-    excipients = set(raw.get("excipients") or ()) | set(raw.get("excipients_unverified") or ())
-    if not excipients <= vocabulary:
-        raise KnowledgeError(f"products.json {name}: unknown excipients {excipients - vocabulary}")
-    source = raw.get("source") or {}
-    if not str(source.get("url", "")).startswith("https://") or not source.get("label"):
-        raise KnowledgeError(f"products.json {name}: needs a source label and https URL")
-    if not raw.get("match_names"):
-        raise KnowledgeError(f"products.json {name}: needs match_names")
-    iga = raw.get("iga") or {}
-    return Product(
-        id=raw["id"],
-        brand=raw["brand"],
-        routes=routes,
-        excipients=frozenset(raw.get("excipients") or ()),
-        excipients_unverified=frozenset(raw.get("excipients_unverified") or ()),
-        iga_text=str(iga.get("text") or "unknown")
-        + (" (UNVERIFIED)" if iga.get("unverified") else ""),
-        iga_max_ug_per_ml=iga.get("max_ug_per_ml"),
-        low_iga=bool(raw.get("low_iga")),
-        rate_cap_at_risk_mg_kg_min=raw.get("rate_cap_at_risk_mg_kg_min"),
-        codings=tuple(
-            Code(c["system"], c["code"], c.get("display")) for c in raw.get("codings") or ()
-        ),
-        match_names=tuple(raw["match_names"]),
-        discontinued=bool(raw.get("discontinued")),
-        family=bool(raw.get("family")),
-        source_label=source["label"],
-        source_url=source["url"],
-    )
-
-
-def load_catalogue(path: Path) -> ProductCatalogue:
-    raw = _read_json(path)
-    vocabulary = set(raw.get("excipient_vocabulary") or ())
-    products = tuple(_product(entry, vocabulary) for entry in raw.get("products") or ())
-    names = [name.lower() for product in products for name in product.match_names]
-    duplicates = {name for name in names if names.count(name) > 1}
-    if duplicates:
-        raise KnowledgeError(f"products.json: match_names used twice: {sorted(duplicates)}")
-    generic = raw.get("generic") or {}
-    exclusions = raw.get("exclusions") or {}
-    return ProductCatalogue(
-        products=products,
-        generic_codings=tuple(
-            GenericCoding(
-                Code(c["system"], c["code"], c.get("display")),
-                c.get("route"),
-                bool(c.get("unverified")),
-            )
-            for c in generic.get("codings") or ()
-        ),
-        generic_words=tuple(generic.get("match_words") or ()),
-        exclusion_atc_prefixes=tuple(exclusions.get("atc_prefixes") or ()),
-        exclusion_words=tuple(exclusions.get("match_words") or ()),
     )
 
 
@@ -295,17 +188,17 @@ def load_knowledge(
     missing = sorted(set(required_valuesets) - valuesets.keys())
     if missing:
         raise KnowledgeError(f"rules read value sets that do not exist: {missing}")
-    topics_raw = _read_json(directory / "topics.json")
+    topics_raw = read_json(directory / "topics.json")
     topics = _topics(topics_raw)
     missing = sorted(set(required_topics) - topics.keys())
     if missing:
         raise KnowledgeError(f"topics.json lacks topics the rules emit: {missing}")
-    routes_raw = _read_json(directory / "routes.json")["routes"]
+    routes_raw = read_json(directory / "routes.json")["routes"]
     return KnowledgeBase(
         version=str(topics_raw["version"]),
         valuesets=valuesets,
         catalogue=load_catalogue(directory / "products.json"),
-        observations=_observations(_read_json(directory / "observations.json"), valuesets),
+        observations=_observations(read_json(directory / "observations.json"), valuesets),
         topic_system=topics_raw["topicSystem"],
         topics=topics,
         route_codes={
@@ -316,5 +209,5 @@ def load_knowledge(
         route_phrases={
             route: phrase_pattern(spec["phrases"]) for route, spec in routes_raw.items()
         },
-        orderables=_orderables(_read_json(directory / "orderables.json")),
+        orderables=_orderables(read_json(directory / "orderables.json")),
     )

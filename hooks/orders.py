@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hooks.knowledge_base import KnowledgeBase, Product
+from hooks.catalogue import Product
+from hooks.knowledge_base import KnowledgeBase
 from hooks.terminology import ATC, Code, phrase_pattern
 
 

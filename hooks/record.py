@@ -38,6 +38,11 @@ def as_date(value: Any) -> date | None:
     return None
 
 
+def plain_number(value: float) -> str:
+    """At most two decimals, no exponent, no trailing zeros: 1.7, 69.85, 1062.84."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
 def age_on(birth: date, day: date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
@@ -85,7 +90,7 @@ class ObservationEntry:
     def shown(self) -> str:
         if self.value is None:
             return self.original
-        converted = f"{self.value:.3g} {self.unit}" if self.unit else f"{self.value:.3g}"
+        converted = f"{plain_number(self.value)} {self.unit or ''}".strip()
         return (
             converted if self.original == converted else f"{converted} (recorded {self.original})"
         )
@@ -103,6 +108,7 @@ class MedicationEntry:
     codes: tuple[Code, ...]
     label: str
     status: str
+    identified: bool = True  # False: it points to a Medication the request does not hold
 
 
 @dataclass(frozen=True)
@@ -239,8 +245,14 @@ def _medication(resource: Any, medications: dict[str, Any]) -> MedicationEntry |
         medication = medications.get(str(reference.reference or ""))
         if medication is not None:
             codes, label = codes_of(medication.code)
-        label = label or str(reference.display or "") or "(medication not identified)"
-    return MedicationEntry(f"{kind}/{resource.id}", codes, label, resource.status)
+        label = label or str(reference.display or "")
+    return MedicationEntry(
+        f"{kind}/{resource.id}",
+        codes,
+        label or "(medication not identified)",
+        resource.status,
+        identified=bool(codes or label),
+    )
 
 
 def _allergy(resource: Any) -> AllergyEntry | None:

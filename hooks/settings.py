@@ -17,9 +17,8 @@ class Thresholds:
     bmi_obese: float = 30.0  # cardiovascular risk factor when BMI >= this
     window_weight_days: int = 30
     window_renal_days: int = 30
-    window_igg_days: int = 90
 
     def validate(self) -> None:
-        for name in ("window_weight_days", "window_renal_days", "window_igg_days"):
+        for name in ("window_weight_days", "window_renal_days"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"IVIG_CDS_{name.upper()} must not be negative")

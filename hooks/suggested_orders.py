@@ -10,7 +10,8 @@ import copy
 from typing import Any
 
 from cds_service.cards import Action
-from hooks.knowledge_base import KnowledgeBase, Product
+from hooks.catalogue import Product
+from hooks.knowledge_base import KnowledgeBase
 from hooks.orders import IgOrder
 from hooks.record import PatientRecord
 
@@ -50,21 +51,38 @@ def _append_note(resource: dict[str, Any], text: str) -> None:
     resource.setdefault("note", []).append({"text": text})
 
 
+def _cap_rate(dose_and_rate: dict[str, Any], cap: float) -> None:
+    """Set the rate to ``cap`` mg/kg/min unless the order already has a rate at or below it.
+
+    A rate in other units (mL/h, a range, a ratio) is left as the prescriber wrote it: it cannot
+    be compared without the patient's weight and the product's concentration.
+    """
+    if "rateRange" in dose_and_rate or "rateRatio" in dose_and_rate:
+        return
+    current = dose_and_rate.get("rateQuantity")
+    if current is not None and (
+        current.get("code") != "mg/kg/min" or float(current.get("value", cap)) <= cap
+    ):
+        return
+    dose_and_rate["rateQuantity"] = {
+        "value": cap,
+        "unit": "mg/kg/min",
+        "system": "http://unitsofmeasure.org",
+        "code": "mg/kg/min",
+    }
+
+
 def with_instruction(order: IgOrder, text: str, rate_cap_mg_kg_min: float | None = None) -> Action:
     """Update the order: add an administration instruction, and a label rate cap if there is one."""
     resource = copy.deepcopy(order.resource)
-    for dosage in resource.get("dosageInstruction") or [{}]:
+    dosages = resource.get("dosageInstruction") or []
+    if not dosages:
+        dosages = resource["dosageInstruction"] = [{}]
+    for dosage in dosages:
         dosage.setdefault("additionalInstruction", []).append({"text": text})
         if rate_cap_mg_kg_min is not None:
             for dose_and_rate in dosage.setdefault("doseAndRate", [{}]):
-                dose_and_rate["rateQuantity"] = {
-                    "value": rate_cap_mg_kg_min,
-                    "unit": "mg/kg/min",
-                    "system": "http://unitsofmeasure.org",
-                    "code": "mg/kg/min",
-                }
-    if not resource.get("dosageInstruction"):
-        resource["dosageInstruction"] = [{"additionalInstruction": [{"text": text}]}]
+                _cap_rate(dose_and_rate, rate_cap_mg_kg_min)
     _append_note(resource, text)
     return Action("update", text, resource=resource)
 

@@ -186,3 +186,35 @@ def test_invalid_resources_are_skipped_not_fatal() -> None:
     )
     assert record.latest("body-weight") is not None
     assert [s.reference for s in record.skipped] == ["Observation/bad"]
+
+
+def test_values_are_shown_as_plain_numbers_for_checking() -> None:
+    record = record_of(observation("tg", "2571-8", 12, "mmol/L"))
+    latest = record.latest("triglycerides")
+    assert latest is not None
+    assert latest.shown == "1062.84 mg/dL (recorded 12 mmol/L)"
+
+
+def test_medication_reference_outside_the_request_is_flagged_unidentified() -> None:
+    record = record_of(
+        {
+            "resourceType": "MedicationRequest",
+            "id": "m1",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "medicationReference": {"reference": "Medication/x"},
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "id": "m2",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "medicationReference": {"reference": "Medication/y", "display": "Estradiol 1 mg"},
+        },
+    )
+    assert {m.reference: m.identified for m in record.medications} == {
+        "MedicationRequest/m1": False,
+        "MedicationRequest/m2": True,
+    }

@@ -11,7 +11,7 @@ from hooks.knowledge_base import KnowledgeBase
 from hooks.orders import IgOrder
 from hooks.record import ConditionEntry, MedicationEntry, PatientRecord
 from hooks.settings import Thresholds
-from hooks.terminology import Match
+from hooks.terminology import ConceptSet, Match
 
 
 @dataclass(frozen=True)
@@ -45,26 +45,26 @@ Rule = Callable[[RuleInput], Finding | None]
 
 
 def conditions_in(
-    record: PatientRecord, concept_set: object, *, active_only: bool
+    record: PatientRecord, concept_set: ConceptSet, *, active_only: bool
 ) -> list[tuple[ConditionEntry, Match]]:
     """Counting conditions (contract §2) that match ``concept_set``; history includes resolved."""
     found = []
     for condition in record.conditions:
         if active_only and not condition.active:
             continue
-        matched = concept_set.match(condition.codes, [condition.label])  # type: ignore[attr-defined]
+        matched = concept_set.match(condition.codes, [condition.label])
         if matched:
             found.append((condition, matched))
     return found
 
 
 def medications_in(
-    record: PatientRecord, concept_set: object
+    record: PatientRecord, concept_set: ConceptSet
 ) -> list[tuple[MedicationEntry, Match]]:
     """Current medications that match ``concept_set`` by code or by ingredient name."""
     found = []
     for medication in record.medications:
-        matched = concept_set.match(medication.codes, [medication.label])  # type: ignore[attr-defined]
+        matched = concept_set.match(medication.codes, [medication.label])
         if matched:
             found.append((medication, matched))
     return found

@@ -33,7 +33,7 @@ def problems(inp: RuleInput) -> list[str]:
         f"{m.reference}: the medication could not be identified "
         "(estrogen and nephrotoxic-drug checks may miss it)"
         for m in record.medications
-        if not m.codes and m.label == "(medication not identified)"
+        if not m.identified
     ]
     if record.birth_date is None:
         found.append(

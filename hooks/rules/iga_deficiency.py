@@ -9,7 +9,7 @@ change.
 from __future__ import annotations
 
 from hooks import evidence, suggested_orders
-from hooks.knowledge_base import Product
+from hooks.catalogue import Product
 from hooks.record import age_on
 from hooks.rules.base import Finding, ProposedSuggestion, RuleInput, conditions_in
 from hooks.rules.hypersensitivity import documented_reactions
