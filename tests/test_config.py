@@ -1,0 +1,73 @@
+"""Configuration: environment read once, typed and validated; bad values refuse to start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import make_app
+
+from cds_service.config import ConfigError, Settings, load_settings
+from hooks.settings import Thresholds
+
+
+def test_defaults_without_environment() -> None:
+    settings = load_settings(Settings, {}, {})
+    assert settings.allowed_fhir_servers == ()
+    assert settings.max_request_bytes == 5 * 1024 * 1024
+    assert settings.auth == "off"
+
+
+def test_environment_is_parsed_by_type() -> None:
+    env = {
+        "IVIG_CDS_ALLOWED_FHIR_SERVERS": "https://a.example/fhir, https://b.example/r4/",
+        "IVIG_CDS_FHIR_TIMEOUT_S": "1.5",
+        "IVIG_CDS_FHIR_MAX_PAGES": "4",
+    }
+    settings = load_settings(Settings, env, {})
+    assert settings.allowed_fhir_servers == ("https://a.example/fhir", "https://b.example/r4/")
+    assert settings.fhir_timeout_s == 1.5
+    assert settings.fhir_max_pages == 4
+
+
+def test_test_overrides_win_over_the_environment() -> None:
+    settings = load_settings(Thresholds, {"IVIG_CDS_THROMBOSIS_AGE": "70"}, {"THROMBOSIS_AGE": 60})
+    assert settings.thrombosis_age == 60
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"IVIG_CDS_AUTH": "jwt"}, "IVIG_CDS_AUTH"),
+        ({"IVIG_CDS_FHIR_MAX_PAGES": "ten"}, "IVIG_CDS_FHIR_MAX_PAGES"),
+        ({"IVIG_CDS_ALLOWED_FHIR_SERVERS": "ftp://x.example"}, "IVIG_CDS_ALLOWED_FHIR_SERVERS"),
+        ({"IVIG_CDS_FHIR_TIMEOUT_S": "0"}, "IVIG_CDS_FHIR_TIMEOUT_S"),
+    ],
+)
+def test_bad_values_refuse_to_start_and_name_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(Settings, env, {})
+
+
+def test_thresholds_reach_the_rules(tmp_path: Path) -> None:
+    """A deployment that raises the thrombosis age stops flagging a 65-year-old."""
+    from conftest import full_prefetch, hook_request, order_for, scenario_resources
+
+    resources = scenario_resources("ivig-in-age-65")
+    body = hook_request(
+        "order-select",
+        "ivig-in-age-65",
+        [order_for("privigen-iv", "ivig-in-age-65")],
+        prefetch=full_prefetch(resources),
+    )
+    default = make_app(tmp_path).test_client().post("/cds-services/ivig-order-select", json=body)
+    raised = (
+        make_app(tmp_path, THROMBOSIS_AGE=70)
+        .test_client()
+        .post("/cds-services/ivig-order-select", json=body)
+    )
+    topics = [c["source"]["topic"]["code"] for c in default.get_json()["cards"]]
+    assert "thrombosis-risk" in topics
+    assert "thrombosis-risk" not in [
+        c["source"]["topic"]["code"] for c in raised.get_json()["cards"]
+    ]
