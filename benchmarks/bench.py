@@ -1,9 +1,9 @@
 """Measure order-select latency (``make bench``). Figures go in the README; no test asserts speed.
 
 1. Full prefetch of each Synthea record, in process on one core: as the narrow templates would be
-   answered (observations filtered to the template's codes), and unfiltered (every Observation).
-2. No prefetch: a real local FHIR server (a subprocess) that takes 50 ms per query; the six queries
-   should overlap, so the call takes about one round trip, not six.
+   answered (observations and procedures filtered to the templates' codes), and unfiltered.
+2. No prefetch: a real local FHIR server (a subprocess) that takes 50 ms per query; the seven
+   queries should overlap, so the call takes about one round trip, not seven.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ TYPES = {
     "allergies": "AllergyIntolerance",
     "medicationRequests": "MedicationRequest",
     "medicationStatements": "MedicationStatement",
+    "procedures": "Procedure",
 }
 DELAY_S = 0.050
 
@@ -84,18 +85,38 @@ def request_body(
     return body
 
 
-def prefetch_of(resources: list[dict[str, Any]], codes: set[str] | None) -> dict[str, Any]:
-    prefetch: dict[str, Any] = {
-        "patient": next(r for r in resources if r["resourceType"] == "Patient")
-    }
+def coded(resource: dict[str, Any], codes: set[str]) -> bool:
+    return any(c.get("code") in codes for c in (resource.get("code") or {}).get("coding", []))
+
+
+def prefetch_of(
+    resources: list[dict[str, Any]], codes: dict[str, set[str]] | None
+) -> dict[str, Any]:
+    """Full prefetch; with ``codes`` (type -> template codes), narrowed as the templates are."""
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    prefetch: dict[str, Any] = {"patient": patient}
     for key, kind in TYPES.items():
         found = [r for r in resources if r["resourceType"] == kind]
-        if kind == "Observation" and codes is not None:
-            found = [
-                r for r in found if any(c.get("code") in codes for c in r["code"].get("coding", []))
-            ]
+        if codes is not None and kind in codes:
+            found = [r for r in found if coded(r, codes[kind])]
         prefetch[key] = searchset(found)
     return prefetch
+
+
+def codes_of_param(value: str) -> set[str]:
+    """``system|code,system|code`` -> the codes."""
+    return {token.split("|")[-1] for token in value.split(",")}
+
+
+def template_codes(templates: dict[str, str]) -> dict[str, set[str]]:
+    """The codes each prefetch template searches for, as discovery publishes them."""
+    found: dict[str, set[str]] = {}
+    for template in templates.values():
+        kind, _, query = template.partition("?")
+        for part in query.split("&"):
+            if part.startswith("code="):
+                found[kind] = codes_of_param(part.removeprefix("code="))
+    return found
 
 
 def timed(client: Any, body: dict[str, Any], runs: int) -> list[float]:
@@ -129,8 +150,12 @@ class SlowFhir(BaseHTTPRequestHandler):
                 r for r in self.resources if r["resourceType"] == kind and r["id"] == rid
             )
         else:
-            assert "patient" in parse_qs(parts.query)
-            body = searchset([r for r in self.resources if r["resourceType"] == kind])
+            query = parse_qs(parts.query)
+            assert "patient" in query
+            found = [r for r in self.resources if r["resourceType"] == kind]
+            if "code" in query:  # a real server filters by code, so this one does too
+                found = [r for r in found if coded(r, codes_of_param(query["code"][0]))]
+            body = searchset(found)
         data = json.dumps(body).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/fhir+json")
@@ -167,12 +192,9 @@ def main() -> None:
             }
         )
         client = app.test_client()
-        codes = {
-            c.code
-            for c in app.extensions["ivig_cds"]
-            .registry.get("ivig-order-select")
-            .handler.kb.observation_codes()
-        }
+        templates = app.extensions["ivig_cds"].registry.get("ivig-order-select").discovery_json()
+        codes = template_codes(templates["prefetch"])
+        queries = len(templates["prefetch"])
         print(
             f"order-select, full prefetch, in process, one core "
             f"({args.runs} runs after 10 warm-up):"
@@ -196,7 +218,7 @@ def main() -> None:
         timed(client, body, 5)
         print(
             f"order-select, no prefetch, FHIR server at {DELAY_S * 1000:.0f} ms per query "
-            f"(6 queries; {6 * DELAY_S * 1000:.0f} ms if run one after another):"
+            f"({queries} queries; {queries * DELAY_S * 1000:.0f} ms if run one after another):"
         )
         print(
             f"  {biggest.stem.split('_')[0]:9} "

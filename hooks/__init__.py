@@ -20,7 +20,7 @@ def build_registry(env: Mapping[str, str], overrides: Mapping[str, Any]) -> Serv
     """Load and validate the knowledge, read the thresholds, and define the services."""
     kb = load_knowledge(
         Path(overrides.get("KNOWLEDGE_DIR", KNOWLEDGE_DIR)),
-        required_valuesets=(*VALUESETS_READ, "current-smoker-answers"),
+        required_valuesets=VALUESETS_READ,
         required_topics=ORDER_TOPICS,
     )
     thresholds = load_settings(Thresholds, env, overrides)

@@ -43,6 +43,9 @@ def to_card(
     if len(summary) > SUMMARY_MAX:
         summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
     source = _source(kb, finding.topic, order)
+    if finding.source is not None:
+        label, url = finding.source
+        source = Source(label=label, url=url, topic=source.topic)
     suggestions = tuple(
         Suggestion(
             label=proposed.label,

@@ -19,6 +19,45 @@ ROUTES = ("IV", "SC")
 
 
 @dataclass(frozen=True)
+class SiteLimit:
+    group: str
+    min_age: float | None
+    max_age: float | None
+    min_weight_kg: float | None
+    max_weight_kg: float | None
+    volume_ml_per_site: float | None
+    rate_ml_per_h_per_site: float | None
+    max_sites: int | None
+    unverified: bool
+    note: str
+
+    def applies(self, age: int | None, weight_kg: float | None) -> bool:
+        def inside(value: float | None, low: float | None, high: float | None) -> bool:
+            if low is None and high is None:
+                return True
+            if value is None:
+                return False
+            return (low is None or value >= low) and (high is None or value < high)
+
+        return inside(age, self.min_age, self.max_age) and inside(
+            weight_kg, self.min_weight_kg, self.max_weight_kg
+        )
+
+
+@dataclass(frozen=True)
+class ScigFacts:
+    """Switching from IVIG to this subcutaneous product (clinical-reference §8c, §8d)."""
+
+    factor: float | None
+    factor_unverified: bool
+    same_dose_and_interval: bool  # HyQvia: the IGIV dose and interval, unchanged
+    note: str
+    site_limits: tuple[SiteLimit, ...]
+    source_label: str
+    source_url: str
+
+
+@dataclass(frozen=True)
 class Product:
     id: str
     brand: str
@@ -35,6 +74,7 @@ class Product:
     family: bool
     source_label: str
     source_url: str
+    scig: ScigFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +129,39 @@ def _product(raw: dict[str, Any], vocabulary: set[str]) -> Product:
         family=bool(raw.get("family")),
         source_label=source["label"],
         source_url=source["url"],
+        scig=_scig(raw.get("scig"), name),
+    )
+
+
+def _scig(raw: dict[str, Any] | None, name: str) -> ScigFacts | None:
+    if not raw:
+        return None
+    source = raw.get("source") or {}
+    if not str(source.get("url", "")).startswith("https://"):
+        raise KnowledgeError(f"products.json {name}: the scig block needs a source https URL")
+    limits = tuple(
+        SiteLimit(
+            group=str(limit.get("group", "")),
+            min_age=limit.get("min_age_years"),
+            max_age=limit.get("max_age_years"),
+            min_weight_kg=limit.get("min_weight_kg"),
+            max_weight_kg=limit.get("max_weight_kg"),
+            volume_ml_per_site=limit.get("volume_ml_per_site"),
+            rate_ml_per_h_per_site=limit.get("rate_ml_per_h_per_site"),
+            max_sites=limit.get("max_sites"),
+            unverified=bool(limit.get("unverified")),
+            note=str(limit.get("note") or ""),
+        )
+        for limit in raw.get("site_limits") or ()
+    )
+    return ScigFacts(
+        factor=raw.get("conversion_factor"),
+        factor_unverified=bool(raw.get("conversion_unverified")),
+        same_dose_and_interval=bool(raw.get("same_dose_and_interval")),
+        note=str(raw.get("conversion_note") or ""),
+        site_limits=limits,
+        source_label=str(source.get("label") or ""),
+        source_url=str(source["url"]),
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from cds_service.cards import Coding
 from cds_service.errors import KnowledgeError
 from hooks.catalogue import ProductCatalogue, load_catalogue
+from hooks.indications import DoseRange, Guidance, load_dose_ranges, load_guidance
 from hooks.knowledge_files import read_json
 from hooks.terminology import ATC, ICD10CM, Code, ConceptSet, normalise_code, phrase_pattern
 
@@ -50,6 +51,18 @@ class Topic:
 
 
 @dataclass(frozen=True)
+class ExcipientRule:
+    excipient: str
+    valueset: str
+    kind: str  # condition | allergy
+    indicator: str
+    finding: str
+    basis: str
+    source_label: str
+    source_url: str
+
+
+@dataclass(frozen=True)
 class KnowledgeBase:
     version: str
     valuesets: dict[str, ConceptSet]
@@ -60,6 +73,10 @@ class KnowledgeBase:
     route_codes: dict[tuple[str, str], str]  # (system, code) -> IV | SC
     route_phrases: dict[str, Any]  # IV | SC -> compiled pattern
     orderables: dict[str, dict[str, Any]]
+    excipient_rules: tuple[ExcipientRule, ...]
+    dose_ranges: tuple[DoseRange, ...]
+    dose_tolerance: float
+    guidance: tuple[Guidance, ...]
 
     def valueset(self, valueset_id: str) -> ConceptSet:
         return self.valuesets[valueset_id]
@@ -176,6 +193,37 @@ def _orderables(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(raw["orderables"])
 
 
+def _excipient_rules(
+    raw: dict[str, Any], valuesets: dict[str, ConceptSet], vocabulary: set[str]
+) -> tuple[ExcipientRule, ...]:
+    rules = []
+    for item in raw["rules"]:
+        where = f"excipient-rules.json {item.get('excipient')}"
+        if item.get("valueset") not in valuesets or item.get("excipient") not in vocabulary:
+            raise KnowledgeError(f"{where}: unknown value set or excipient")
+        if item.get("kind") not in ("condition", "allergy") or item.get("indicator") not in (
+            "warning",
+            "critical",
+        ):
+            raise KnowledgeError(f"{where}: kind condition|allergy, indicator warning|critical")
+        source = item.get("source") or {}
+        if not str(source.get("url", "")).startswith("https://"):
+            raise KnowledgeError(f"{where}: needs a source https URL")
+        rules.append(
+            ExcipientRule(
+                item["excipient"],
+                item["valueset"],
+                item["kind"],
+                item["indicator"],
+                item["finding"],
+                item["basis"],
+                source["label"],
+                source["url"],
+            )
+        )
+    return tuple(rules)
+
+
 def load_knowledge(
     directory: Path = KNOWLEDGE_DIR,
     required_valuesets: Iterable[str] = (),
@@ -194,6 +242,8 @@ def load_knowledge(
     if missing:
         raise KnowledgeError(f"topics.json lacks topics the rules emit: {missing}")
     routes_raw = read_json(directory / "routes.json")["routes"]
+    vocabulary = set(read_json(directory / "products.json").get("excipient_vocabulary") or ())
+    dose_ranges, tolerance = load_dose_ranges(directory / "dose-ranges.json", valuesets)
     return KnowledgeBase(
         version=str(topics_raw["version"]),
         valuesets=valuesets,
@@ -210,4 +260,10 @@ def load_knowledge(
             route: phrase_pattern(spec["phrases"]) for route, spec in routes_raw.items()
         },
         orderables=_orderables(read_json(directory / "orderables.json")),
+        excipient_rules=_excipient_rules(
+            read_json(directory / "excipient-rules.json"), valuesets, vocabulary
+        ),
+        dose_ranges=dose_ranges,
+        dose_tolerance=tolerance,
+        guidance=load_guidance(directory / "indication-guidance.json", valuesets),
     )

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from hooks.catalogue import Product
 from hooks.knowledge_base import KnowledgeBase
+from hooks.record import codes_of_json
 from hooks.terminology import ATC, Code, phrase_pattern
 
 
@@ -33,6 +35,15 @@ class IgOrder:
 
 
 @dataclass(frozen=True)
+class IgHistory:
+    """An earlier immune globulin order of the patient (not a draft, cancelled or in error)."""
+
+    order: IgOrder
+    status: str
+    authored: date | None
+
+
+@dataclass(frozen=True)
 class UnidentifiedOrder:
     """A MedicationRequest whose medication could not be identified at all."""
 
@@ -47,20 +58,6 @@ def orders_in_focus(hook: str, context: Mapping[str, Any]) -> list[dict[str, Any
         return entries
     selected = set(context["selections"])
     return [r for r in entries if f"{r.get('resourceType')}/{r.get('id')}" in selected]
-
-
-def _codes(concept: Any) -> tuple[list[Code], list[str]]:
-    if not isinstance(concept, dict):
-        return [], []
-    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
-    codes = [
-        Code(str(c.get("system", "")), str(c["code"]), c.get("display"))
-        for c in codings
-        if c.get("code")
-    ]
-    texts = [str(concept["text"])] if concept.get("text") else []
-    texts += [str(c["display"]) for c in codings if c.get("display")]
-    return codes, texts
 
 
 class OrderRecogniser:
@@ -98,7 +95,7 @@ class OrderRecogniser:
             if isinstance(found, str):
                 return UnidentifiedOrder(reference, found)
             concept = found
-        codes, texts = _codes(concept)
+        codes, texts = codes_of_json(concept)
         return self._classify(order, reference, codes, texts)
 
     def _referenced_medication(
@@ -165,7 +162,7 @@ class OrderRecogniser:
         self, order: dict[str, Any], product: Product | None, code_route: str | None
     ) -> tuple[str, str]:
         for dosage in order.get("dosageInstruction") or []:
-            codes, texts = _codes((dosage or {}).get("route"))
+            codes, texts = codes_of_json((dosage or {}).get("route"))
             for code in codes:
                 route = self._kb.route_codes.get((code.system, code.code))
                 if route:

@@ -58,6 +58,21 @@ def codes_of(concept: Any) -> tuple[tuple[Code, ...], str]:
     return codes, str(label)
 
 
+def codes_of_json(concept: Any) -> tuple[list[Code], list[str]]:
+    """Codes and texts (text, then displays) of a CodeableConcept in raw JSON."""
+    if not isinstance(concept, dict):
+        return [], []
+    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+    codes = [
+        Code(str(c.get("system", "")), str(c["code"]), c.get("display"))
+        for c in codings
+        if c.get("code")
+    ]
+    texts = [str(concept["text"])] if concept.get("text") else []
+    texts += [str(c["display"]) for c in codings if c.get("display")]
+    return codes, texts
+
+
 def _status(concept: Any) -> str | None:
     codes, _ = codes_of(concept)
     return codes[0].code if codes else None
@@ -123,6 +138,15 @@ class AllergyEntry:
 
 
 @dataclass(frozen=True)
+class ProcedureEntry:
+    reference: str
+    codes: tuple[Code, ...]
+    label: str
+    status: str
+    date: date | None
+
+
+@dataclass(frozen=True)
 class PatientRecord:
     patient_reference: str
     birth_date: date | None
@@ -133,6 +157,7 @@ class PatientRecord:
     unusable: tuple[UnusableObservation, ...] = ()
     medications: tuple[MedicationEntry, ...] = ()
     allergies: tuple[AllergyEntry, ...] = ()
+    procedures: tuple[ProcedureEntry, ...] = ()
     skipped: tuple[SkippedResource, ...] = ()
     gaps: dict[str, str] = field(default_factory=dict)  # prefetch key -> why it is missing
 
@@ -214,6 +239,7 @@ def _observation(resource: Any, kb: KnowledgeBase) -> ObservationEntry | Unusabl
         )
         if concept.coded:
             value_codes, value_label = codes_of(resource.valueCodeableConcept)
+            value_label = value_label or str(resource.valueString or "")
             return replace(entry, value_codes=value_codes, original=value_label)
         quantity = resource.valueQuantity
         if quantity is None or quantity.value is None:
@@ -300,6 +326,7 @@ def build_record(
     unusable: list[UnusableObservation] = []
     current: list[MedicationEntry] = []
     allergies: list[AllergyEntry] = []
+    procedures: list[ProcedureEntry] = []
     for resource in resources:
         kind = resource.get_resource_type()
         if kind == "Condition":
@@ -321,6 +348,15 @@ def build_record(
             allergy = _allergy(resource)
             if allergy:
                 allergies.append(allergy)
+        elif kind == "Procedure" and resource.status not in ("entered-in-error", "not-done"):
+            codes, label = codes_of(resource.code)
+            period = resource.performedPeriod
+            performed = as_date(resource.performedDateTime) or (
+                as_date(period.start) if period else None
+            )
+            procedures.append(
+                ProcedureEntry(f"Procedure/{resource.id}", codes, label, resource.status, performed)
+            )
     return PatientRecord(
         patient_reference=f"Patient/{patient.id}",
         birth_date=as_date(patient.birthDate),
@@ -331,6 +367,7 @@ def build_record(
         unusable=tuple(unusable),
         medications=tuple(current),
         allergies=tuple(allergies),
+        procedures=tuple(procedures),
         skipped=tuple(skipped),
         gaps=dict(gaps),
     )

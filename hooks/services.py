@@ -13,11 +13,12 @@ from cds_service.fhir.parse import SkippedResource, parse_resource, parse_resour
 from cds_service.service import HookCall, PrefetchSpec, ResolvedData, ServiceDefinition
 from hooks.card_builder import to_card
 from hooks.knowledge_base import KnowledgeBase
-from hooks.orders import IgOrder, OrderRecogniser, UnidentifiedOrder, orders_in_focus
-from hooks.record import PatientRecord, build_record
+from hooks.orders import IgHistory, IgOrder, OrderRecogniser, UnidentifiedOrder, orders_in_focus
+from hooks.record import PatientRecord, as_date, build_record
 from hooks.rules import ORDER_RULES, RuleInput
 from hooks.rules.base import Finding
 from hooks.rules.data_incomplete import TOPIC as DATA_INCOMPLETE
+from hooks.rules.plasma_exchange import check_plasma_exchange_order, is_plasma_exchange
 from hooks.settings import Thresholds
 
 PATIENT = "{{context.patientId}}"
@@ -26,6 +27,8 @@ PATIENT = "{{context.patientId}}"
 def order_prefetch(kb: KnowledgeBase) -> tuple[PrefetchSpec, ...]:
     """Narrow templates: the Observation query lists exactly the codes the rules read."""
     codes = ",".join(sorted(f"{c.system}|{c.code}" for c in kb.observation_codes()))
+    plex = kb.valueset("plasma-exchange")
+    plex_codes = ",".join(sorted(f"{system}|{code}" for system, code in plex.codes))
     return (
         PrefetchSpec("patient", f"Patient/{PATIENT}", "every check (age, sex)", essential=True),
         PrefetchSpec(
@@ -46,13 +49,20 @@ def order_prefetch(kb: KnowledgeBase) -> tuple[PrefetchSpec, ...]:
         ),
         PrefetchSpec(
             "medicationRequests",
-            f"MedicationRequest?patient={PATIENT}&status=active,on-hold",
-            "estrogens, prothrombotic and nephrotoxic drugs",
+            # Every status: completed immune globulin orders are the IVIG history that plasma
+            # exchange sequencing and SCIG conversion need; current ones are filtered in the record.
+            f"MedicationRequest?patient={PATIENT}",
+            "estrogens, prothrombotic and nephrotoxic drugs, and earlier immune globulin",
         ),
         PrefetchSpec(
             "medicationStatements",
             f"MedicationStatement?patient={PATIENT}&status=active",
             "estrogens, prothrombotic and nephrotoxic drugs",
+        ),
+        PrefetchSpec(
+            "procedures",
+            f"Procedure?patient={PATIENT}&code={plex_codes}",
+            "plasma exchange already given (guidance order)",
         ),
     )
 
@@ -77,22 +87,49 @@ class OrderChecker:
             for order in orders_in_focus(call.service.hook, call.context)
         ]
         ig_orders = [order for order in found if isinstance(order, IgOrder)]
+        plasma_exchanges = [
+            order
+            for order in orders_in_focus(call.service.hook, call.context)
+            if is_plasma_exchange(order, self.kb)
+        ]
         cards = [
             self._card(self._unidentified(order), None, call)
             for order in found
             if isinstance(order, UnidentifiedOrder)
         ]
-        if not ig_orders:
+        if not ig_orders and not plasma_exchanges:
             return cards
-        record = self._record(call.data.resolve(), call)
+        data = call.data.resolve()
+        record = self._record(data, call)
+        history = self._ig_history(data, record)
         for order in ig_orders:
             invalid = parse_resource(order.resource)
             if isinstance(invalid, SkippedResource):
                 cards.append(self._card(self._unreadable(order, invalid), order, call))
                 continue
-            inp = RuleInput(record, order, self.kb, self.thresholds)
+            inp = RuleInput(record, order, self.kb, self.thresholds, tuple(draft_entries), history)
             cards += [self._card(f, order, call) for rule in ORDER_RULES if (f := rule(inp))]
+        for plasma_exchange in plasma_exchanges:
+            finding = check_plasma_exchange_order(plasma_exchange, record, history, self.thresholds)
+            if finding:
+                cards.append(self._card(finding, None, call))
         return cards
+
+    def _ig_history(self, data: ResolvedData, record: PatientRecord) -> tuple[IgHistory, ...]:
+        """The patient's earlier immune globulin orders (drafts, cancelled and errors excluded)."""
+        valid = {s.reference for s in record.skipped}
+        history = []
+        for raw in data.resources.get("medicationRequests", []):
+            if not isinstance(raw, dict) or f"MedicationRequest/{raw.get('id')}" in valid:
+                continue
+            if raw.get("status") in ("entered-in-error", "cancelled", "draft"):
+                continue
+            found = self.recogniser.recognise(raw, {}, lambda _reference: None)
+            if isinstance(found, IgOrder):
+                history.append(
+                    IgHistory(found, str(raw.get("status")), as_date(raw.get("authoredOn")))
+                )
+        return tuple(history)
 
     def _card(self, finding: Finding, order: IgOrder | None, call: HookCall) -> Card:
         return to_card(finding, order, self.kb, call.new_uuid)

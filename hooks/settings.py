@@ -17,8 +17,16 @@ class Thresholds:
     bmi_obese: float = 30.0  # cardiovascular risk factor when BMI >= this
     window_weight_days: int = 30
     window_renal_days: int = 30
+    recent_ivig_days: int = 90  # "recent IVIG" for SCIG conversion
+    plex_after_ivig_days: int = 14  # plasma exchange this soon after IVIG washes it out
+    dose_rounding_g: float = 5.0  # adjusted-weight doses rounded to this many grams (0: none)
 
     def validate(self) -> None:
-        for name in ("window_weight_days", "window_renal_days"):
+        for name in (
+            "window_weight_days",
+            "window_renal_days",
+            "recent_ivig_days",
+            "plex_after_ivig_days",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"IVIG_CDS_{name.upper()} must not be negative")

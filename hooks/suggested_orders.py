@@ -87,6 +87,41 @@ def with_instruction(order: IgOrder, text: str, rate_cap_mg_kg_min: float | None
     return Action("update", text, resource=resource)
 
 
+def with_dose(
+    order: IgOrder, value: float, unit: str, why: str, weekly_every: float | None = None
+) -> Action:
+    """Update the order's dose per administration (and, for SCIG, its interval in weeks).
+
+    The free-text ``dosageInstruction.text`` is rewritten so it cannot contradict the new dose;
+    everything else of the order is kept.
+    """
+    resource = copy.deepcopy(order.resource)
+    dosages = resource.get("dosageInstruction") or []
+    if not dosages:
+        dosages = resource["dosageInstruction"] = [{}]
+    dosage = dosages[0]
+    rates = dosage.get("doseAndRate") or [{}]
+    dosage["doseAndRate"] = rates
+    shown = f"{value:g} {unit}"
+    rates[0]["doseQuantity"] = {
+        "value": value,
+        "unit": unit,
+        "system": "http://unitsofmeasure.org",
+        "code": unit,
+    }
+    if weekly_every is not None:
+        dosage["timing"] = {"repeat": {"frequency": 1, "period": weekly_every, "periodUnit": "wk"}}
+        every = "week" if weekly_every == 1 else f"{weekly_every:g} weeks"
+        dosage["text"] = f"{shown} every {every} ({why})"
+    else:
+        old = dosage.get("text")
+        dosage["text"] = f"{shown} per administration, schedule as ordered ({why})" + (
+            f"; was: {old}" if old else ""
+        )
+    _append_note(resource, why)
+    return Action("update", f"Set the dose to {shown} per administration", resource=resource)
+
+
 def switch_product(order: IgOrder, product: Product, why: str) -> Action:
     """Update the order to another catalogue product, keeping dose, route and everything else."""
     resource = copy.deepcopy(order.resource)

@@ -102,6 +102,7 @@ PREFETCH_TYPES = {
     "allergies": "AllergyIntolerance",
     "medicationRequests": "MedicationRequest",
     "medicationStatements": "MedicationStatement",
+    "procedures": "Procedure",
 }
 
 

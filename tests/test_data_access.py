@@ -242,8 +242,8 @@ def test_fhir_server_outside_the_allowlist_is_never_called(
 
 
 def test_queries_run_in_parallel(client: FlaskClient, fhir_mock: Any) -> None:
-    """All five searches must be in flight at once: a barrier of five breaks if they run in turn."""
-    barrier = threading.Barrier(5, timeout=2)
+    """All six searches must be in flight at once: a barrier of six breaks if they run in turn."""
+    barrier = threading.Barrier(6, timeout=2)
     resources = scenario_resources(SCENARIO)
 
     def answer(request: Any) -> tuple[int, dict[str, str], str]:
@@ -257,6 +257,7 @@ def test_queries_run_in_parallel(client: FlaskClient, fhir_mock: Any) -> None:
         "AllergyIntolerance",
         "MedicationRequest",
         "MedicationStatement",
+        "Procedure",
     ):
         fhir_mock.add_callback(responses.GET, f"{FHIR_BASE}/{kind}", callback=answer)
     topics = _topics(

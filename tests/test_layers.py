@@ -47,7 +47,11 @@ def test_requests_only_in_the_fhir_client_and_the_runtime_session() -> None:
 def test_rules_read_no_clock_and_do_no_io() -> None:
     banned = {"flask", "requests", "time", "sqlalchemy", "socket", "os"}
     hooks_dir = ROOT / "hooks"
-    pure = [*modules("hooks", "rules"), hooks_dir / "record.py", hooks_dir / "evidence.py"]
+    pure = [
+        *modules("hooks", "rules"),
+        *(hooks_dir / name for name in ("record.py", "evidence.py", "dosing.py", "orders.py")),
+        hooks_dir / "suggested_orders.py",
+    ]
     for path in pure:
         source = path.read_text()
         assert not {n.split(".")[0] for n in imports_of(path)} & banned, path

@@ -4,35 +4,44 @@ from __future__ import annotations
 
 from hooks.rules import (
     data_incomplete,
+    dose_check,
+    dosing_weight,
+    excipients,
+    glucose_meter,
+    guidance,
+    hemolysis,
     hypersensitivity,
     iga_deficiency,
+    meningitis,
     missing_data,
+    plasma_exchange,
     renal,
+    scig,
     thrombosis,
 )
 from hooks.rules.base import Finding, Rule, RuleInput
 
-ORDER_RULES: tuple[Rule, ...] = (
-    hypersensitivity.check,
-    iga_deficiency.check,
-    thrombosis.check,
-    renal.check,
-    missing_data.check,
-    data_incomplete.check,
+_MODULES = (
+    hypersensitivity,
+    iga_deficiency,
+    excipients,
+    plasma_exchange,
+    thrombosis,
+    renal,
+    hemolysis,
+    dose_check,
+    glucose_meter,
+    missing_data,
+    dosing_weight,
+    meningitis,
+    scig,
+    guidance,
+    data_incomplete,
 )
+ORDER_RULES: tuple[Rule, ...] = tuple(module.check for module in _MODULES)
+ORDER_TOPICS = tuple(module.TOPIC for module in _MODULES)
 
-ORDER_TOPICS = tuple(
-    module.TOPIC
-    for module in (
-        hypersensitivity,
-        iga_deficiency,
-        thrombosis,
-        renal,
-        missing_data,
-        data_incomplete,
-    )
-)
-
+# Value sets named in code; those named in knowledge files are checked by the loader.
 VALUESETS_READ = tuple(
     sorted(
         {
@@ -40,6 +49,10 @@ VALUESETS_READ = tuple(
             *iga_deficiency.VALUESETS,
             *thrombosis.VALUESETS,
             *renal.VALUESETS,
+            "current-smoker-answers",
+            "diabetes",
+            "migraine",
+            "plasma-exchange",
         }
     )
 )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cds_service.cards import Action, Indicator
 from hooks.knowledge_base import KnowledgeBase
-from hooks.orders import IgOrder
+from hooks.orders import IgHistory, IgOrder
 from hooks.record import ConditionEntry, MedicationEntry, PatientRecord
 from hooks.settings import Thresholds
 from hooks.terminology import ConceptSet, Match
@@ -20,6 +20,8 @@ class RuleInput:
     order: IgOrder
     kb: KnowledgeBase
     thresholds: Thresholds
+    draft_orders: tuple[dict[str, Any], ...] = ()  # every order of the ordering session
+    ig_history: tuple[IgHistory, ...] = ()  # the patient's earlier immune globulin orders
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Finding:
     suggestions: tuple[ProposedSuggestion, ...] = ()
     selection: Literal["at-most-one", "any"] = "any"
     notes: tuple[str, ...] = ()
+    source: tuple[str, str] | None = None  # (label, url) when the card's source is not the topic's
 
 
 Rule = Callable[[RuleInput], Finding | None]

@@ -45,6 +45,10 @@ CARD_SCENARIOS = [
     "ivig-in-dvt-resolved-history",
     "ivig-in-no-weight",
     "ivig-in-no-renal-labs",
+    "ivig-in-dose-gbs-overdose-mg",
+    "ivig-in-scig-after-ivig",
+    "ivig-in-hfi-flebogamma",
+    "ivig-in-dosing-weight-obese",
 ]
 # Methods Werkzeug adds by itself: HEAD answers every GET route the same way, without a body.
 IMPLICIT_METHODS = {"HEAD"}

@@ -1,0 +1,87 @@
+"""The dose, guidance and excipient knowledge files refuse to load when they are wrong."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cds_service.errors import KnowledgeError
+from hooks.knowledge_base import KNOWLEDGE_DIR, load_knowledge
+
+
+def broken(tmp_path: Path, name: str, change: Callable[[Any], None]) -> Path:
+    target = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE_DIR, target)
+    data = json.loads((target / name).read_text())
+    change(data)
+    (target / name).write_text(json.dumps(data))
+    return target
+
+
+def _first(key: str) -> Callable[[Any], dict[str, Any]]:
+    return lambda data: data[key][0]
+
+
+CASES = {
+    "regimen low above high": (
+        "dose-ranges.json",
+        lambda d: d["indications"][0]["regimens"][0].update(low_g_per_kg=3, high_g_per_kg=1),
+        "low <= high",
+    ),
+    "regimen of an unknown kind": (
+        "dose-ranges.json",
+        lambda d: d["indications"][0]["regimens"][0].update(kind="weekly"),
+        "kind course|cycle",
+    ),
+    "dose range on a missing value set": (
+        "dose-ranges.json",
+        lambda d: d["indications"][0].update(valueset="no-such-set"),
+        "no value set",
+    ),
+    "dose range without a source": (
+        "dose-ranges.json",
+        lambda d: d["indications"][0].update(source={"label": "x", "url": "http://insecure"}),
+        "https URL",
+    ),
+    "guidance statement without a source": (
+        "indication-guidance.json",
+        lambda d: d["indications"][0]["statements"][0].pop("source"),
+        "source label and https URL",
+    ),
+    "excipient rule on an unknown excipient": (
+        "excipient-rules.json",
+        lambda d: d["rules"][0].update(excipient="lactose"),
+        "unknown value set or excipient",
+    ),
+    "excipient rule with an info indicator": (
+        "excipient-rules.json",
+        lambda d: d["rules"][0].update(indicator="info"),
+        "indicator warning|critical",
+    ),
+    "scig block without a source": (
+        "products.json",
+        lambda d: next(p for p in d["products"] if p.get("scig"))["scig"].update(source={}),
+        "scig block needs a source",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_broken_file_refuses_to_load(tmp_path: Path, case: str) -> None:
+    name, change, message = CASES[case]
+    with pytest.raises(KnowledgeError, match=message):
+        load_knowledge(broken(tmp_path, name, change))
+
+
+def test_every_dose_range_and_statement_has_an_https_source() -> None:
+    kb = load_knowledge()
+    assert {r.id for r in kb.dose_ranges} >= {"gbs", "primary-immunodeficiency", "kawasaki"}
+    for item in kb.dose_ranges:
+        assert item.source.url.startswith("https://")
+    for guidance in kb.guidance:
+        assert all(s.source.url.startswith("https://") for s in guidance.statements)
