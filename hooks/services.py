@@ -82,16 +82,12 @@ class OrderChecker:
             for r in draft_entries
             if r.get("resourceType") == "Medication"
         }
+        focus = orders_in_focus(call.service.hook, call.context)
         found = [
-            self.recogniser.recognise(order, draft_medications, call.data.read)
-            for order in orders_in_focus(call.service.hook, call.context)
+            self.recogniser.recognise(order, draft_medications, call.data.read) for order in focus
         ]
         ig_orders = [order for order in found if isinstance(order, IgOrder)]
-        plasma_exchanges = [
-            order
-            for order in orders_in_focus(call.service.hook, call.context)
-            if is_plasma_exchange(order, self.kb)
-        ]
+        plasma_exchanges = [order for order in focus if is_plasma_exchange(order, self.kb)]
         cards = [
             self._card(self._unidentified(order), None, call)
             for order in found
@@ -117,10 +113,10 @@ class OrderChecker:
 
     def _ig_history(self, data: ResolvedData, record: PatientRecord) -> tuple[IgHistory, ...]:
         """The patient's earlier immune globulin orders (drafts, cancelled and errors excluded)."""
-        valid = {s.reference for s in record.skipped}
+        skipped = {s.reference for s in record.skipped}
         history = []
         for raw in data.resources.get("medicationRequests", []):
-            if not isinstance(raw, dict) or f"MedicationRequest/{raw.get('id')}" in valid:
+            if not isinstance(raw, dict) or f"MedicationRequest/{raw.get('id')}" in skipped:
                 continue
             if raw.get("status") in ("entered-in-error", "cancelled", "draft"):
                 continue
