@@ -9,7 +9,7 @@ from typing import Any
 from cds_service.config import load_settings
 from cds_service.service import ServiceRegistry
 from hooks.knowledge_base import KNOWLEDGE_DIR, load_knowledge
-from hooks.rules import ORDER_TOPICS, VALUESETS_READ
+from hooks.rules import ORDER_TOPICS, VALUESETS_READ, VIEW_TOPICS
 from hooks.services import build_services
 from hooks.settings import Thresholds
 
@@ -21,7 +21,7 @@ def build_registry(env: Mapping[str, str], overrides: Mapping[str, Any]) -> Serv
     kb = load_knowledge(
         Path(overrides.get("KNOWLEDGE_DIR", KNOWLEDGE_DIR)),
         required_valuesets=VALUESETS_READ,
-        required_topics=ORDER_TOPICS,
+        required_topics=(*ORDER_TOPICS, *VIEW_TOPICS),
     )
     thresholds = load_settings(Thresholds, env, overrides)
     return ServiceRegistry(build_services(kb, thresholds))

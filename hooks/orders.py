@@ -87,7 +87,7 @@ class OrderRecogniser:
     ) -> IgOrder | UnidentifiedOrder | None:
         """An IgOrder, an UnidentifiedOrder, or None when the order is not immune globulin."""
         reference = f"{order.get('resourceType')}/{order.get('id')}"
-        if order.get("resourceType") != "MedicationRequest":
+        if order.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
             return None
         concept = order.get("medicationCodeableConcept")
         if concept is None:
@@ -161,7 +161,8 @@ class OrderRecogniser:
     def _route(
         self, order: dict[str, Any], product: Product | None, code_route: str | None
     ) -> tuple[str, str]:
-        for dosage in order.get("dosageInstruction") or []:
+        # MedicationRequest.dosageInstruction; MedicationStatement.dosage
+        for dosage in order.get("dosageInstruction") or order.get("dosage") or []:
             codes, texts = codes_of_json((dosage or {}).get("route"))
             for code in codes:
                 route = self._kb.route_codes.get((code.system, code.code))

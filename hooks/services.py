@@ -8,15 +8,14 @@ ordered; otherwise they resolve the patient's data once and run every rule for e
 from __future__ import annotations
 
 from cds_service.cards import Card
-from cds_service.errors import InvalidHookRequest, Issue, PrefetchUnavailable
-from cds_service.fhir.parse import SkippedResource, parse_resource, parse_resources
-from cds_service.service import HookCall, PrefetchSpec, ResolvedData, ServiceDefinition
+from cds_service.fhir.parse import SkippedResource, parse_resource
+from cds_service.service import HookCall, PrefetchSpec, ServiceDefinition
 from hooks.card_builder import to_card
 from hooks.knowledge_base import KnowledgeBase
-from hooks.orders import IgHistory, IgOrder, OrderRecogniser, UnidentifiedOrder, orders_in_focus
-from hooks.record import PatientRecord, as_date, build_record
-from hooks.rules import ORDER_RULES, RuleInput
-from hooks.rules.base import Finding
+from hooks.orders import IgOrder, OrderRecogniser, UnidentifiedOrder, orders_in_focus
+from hooks.patient_data import ig_history, patient_record
+from hooks.rules import ORDER_RULES, VIEW_RULES, RuleInput
+from hooks.rules.base import Finding, ViewInput
 from hooks.rules.data_incomplete import TOPIC as DATA_INCOMPLETE
 from hooks.rules.plasma_exchange import check_plasma_exchange_order, is_plasma_exchange
 from hooks.settings import Thresholds
@@ -96,8 +95,8 @@ class OrderChecker:
         if not ig_orders and not plasma_exchanges:
             return cards
         data = call.data.resolve()
-        record = self._record(data, call)
-        history = self._ig_history(data, record)
+        record = patient_record(data, call, self.kb)
+        history = ig_history(data, record, self.recogniser)
         for order in ig_orders:
             invalid = parse_resource(order.resource)
             if isinstance(invalid, SkippedResource):
@@ -111,53 +110,8 @@ class OrderChecker:
                 cards.append(self._card(finding, None, call))
         return cards
 
-    def _ig_history(self, data: ResolvedData, record: PatientRecord) -> tuple[IgHistory, ...]:
-        """The patient's earlier immune globulin orders (drafts, cancelled and errors excluded)."""
-        skipped = {s.reference for s in record.skipped}
-        history = []
-        for raw in data.resources.get("medicationRequests", []):
-            if not isinstance(raw, dict) or f"MedicationRequest/{raw.get('id')}" in skipped:
-                continue
-            if raw.get("status") in ("entered-in-error", "cancelled", "draft"):
-                continue
-            found = self.recogniser.recognise(raw, {}, lambda _reference: None)
-            if isinstance(found, IgOrder):
-                history.append(
-                    IgHistory(found, str(raw.get("status")), as_date(raw.get("authoredOn")))
-                )
-        return tuple(history)
-
     def _card(self, finding: Finding, order: IgOrder | None, call: HookCall) -> Card:
         return to_card(finding, order, self.kb, call.new_uuid)
-
-    def _record(self, data: ResolvedData, call: HookCall) -> PatientRecord:
-        specs = {spec.key: spec for spec in call.service.prefetch}
-        patients, _ = parse_resources(data.resources.get("patient", []))
-        patient = next((p for p in patients if p.get_resource_type() == "Patient"), None)
-        if patient is None:
-            raise PrefetchUnavailable(
-                "the Patient could not be obtained",
-                [
-                    Issue(
-                        "Essential data 'patient' holds no valid FHIR R4 Patient",
-                        "prefetch.patient",
-                    )
-                ],
-            )
-        if patient.id != call.context["patientId"]:
-            # Another patient's record must never be checked in this patient's name.
-            message = (
-                f"prefetch.patient is Patient/{patient.id} but context.patientId is "
-                f"{call.context['patientId']}"
-            )
-            raise InvalidHookRequest(message, [Issue(message, "prefetch.patient")])
-        raws = [r for key, found in data.resources.items() if key != "patient" for r in found]
-        resources, skipped = parse_resources(raws)
-        gaps = {
-            key: f"{why}. Checks affected: {specs[key].needed_for}" if key in specs else why
-            for key, why in data.gaps.items()
-        }
-        return build_record(patient, resources, self.kb, call.now.date(), skipped, gaps)
 
     @staticmethod
     def _unidentified(order: UnidentifiedOrder) -> Finding:
@@ -189,9 +143,59 @@ class OrderChecker:
         )
 
 
-def patient_view(_: HookCall) -> list[Card]:
-    """Monitoring guidance on chart open is not built yet: this service answers no cards."""
-    return []
+class PatientViewChecker:
+    """The handler of the patient-view service: quiet unless something is actionable."""
+
+    def __init__(self, kb: KnowledgeBase, thresholds: Thresholds) -> None:
+        self.kb = kb
+        self.thresholds = thresholds
+        self.recogniser = OrderRecogniser(kb)
+
+    def __call__(self, call: HookCall) -> list[Card]:
+        data = call.data.resolve()
+        record = patient_record(data, call, self.kb)
+        inp = ViewInput(record, self.kb, self.thresholds, ig_history(data, record, self.recogniser))
+        return [
+            to_card(finding, None, self.kb, call.new_uuid)
+            for rule in VIEW_RULES
+            if (finding := rule(inp))
+        ]
+
+
+def patient_view_prefetch(kb: KnowledgeBase) -> tuple[PrefetchSpec, ...]:
+    """Only what the patient-view rules read: IgG, renal labs and HBV serology by code."""
+    concepts = ("serum-igg", "serum-creatinine", "egfr", "hbsag", "anti-hbc")
+    codes = ",".join(
+        sorted(
+            f"{system}|{code}"
+            for c in concepts
+            for system, code in kb.observations[c].concept_set.codes
+        )
+    )
+    return (
+        PrefetchSpec("patient", f"Patient/{PATIENT}", "every check (age)", essential=True),
+        PrefetchSpec(
+            "conditions",
+            f"Condition?patient={PATIENT}",
+            "hypogammaglobulinemia, infections, hepatitis B and renal risk factors",
+            essential=True,
+        ),
+        PrefetchSpec(
+            "observations",
+            f"Observation?patient={PATIENT}&code={codes}",
+            "IgG troughs, renal labs and hepatitis B serology",
+        ),
+        PrefetchSpec(
+            "medicationRequests",
+            f"MedicationRequest?patient={PATIENT}",
+            "immune globulin (and when SCIG started), anti-CD20 drugs and antivirals",
+        ),
+        PrefetchSpec(
+            "medicationStatements",
+            f"MedicationStatement?patient={PATIENT}&status=active",
+            "immune globulin, anti-CD20 drugs and antivirals",
+        ),
+    )
 
 
 def build_services(kb: KnowledgeBase, thresholds: Thresholds) -> list[ServiceDefinition]:
@@ -229,14 +233,15 @@ def build_services(kb: KnowledgeBase, thresholds: Thresholds) -> list[ServiceDef
             hook="patient-view",
             title="Immune globulin monitoring when a chart is opened",
             description=(
-                "Immune globulin monitoring and treatment-gap guidance on chart open. This version "
-                "returns no cards yet."
+                "On chart open: IgG trough and renal monitoring on immune globulin, hepatitis B "
+                "screening and reactivation on anti-CD20 therapy, and candidates for "
+                "immunoglobulin replacement. Quiet otherwise."
             ),
-            prefetch=(
-                PrefetchSpec(
-                    "patient", f"Patient/{PATIENT}", "patient-view guidance", essential=True
-                ),
+            prefetch=patient_view_prefetch(kb),
+            handler=PatientViewChecker(kb, thresholds),
+            usage_requirements=(
+                "Needs read access to Patient, Condition, Observation, MedicationRequest and "
+                "MedicationStatement, by prefetch or through fhirServer."
             ),
-            handler=patient_view,
         ),
     ]

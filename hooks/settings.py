@@ -17,6 +17,9 @@ class Thresholds:
     bmi_obese: float = 30.0  # cardiovascular risk factor when BMI >= this
     window_weight_days: int = 30
     window_renal_days: int = 30
+    window_igg_days: int = 90  # IgG trough due after this long on immune globulin
+    window_igg_scig_start_days: int = 14  # ... and after this long in the first 8 weeks of SCIG
+    igg_low_mg_dl: float = 400.0  # hypogammaglobulinemia for replacement candidacy
     recent_ivig_days: int = 90  # "recent IVIG" for SCIG conversion
     plex_after_ivig_days: int = 14  # plasma exchange this soon after IVIG washes it out
     dose_rounding_g: float = 5.0  # adjusted-weight doses rounded to this many grams (0: none)

@@ -16,7 +16,7 @@ from hooks.orders import IgOrder
 from hooks.record import PatientRecord
 
 
-def _base(kind: str, record: PatientRecord, order: IgOrder, why: str) -> dict[str, Any]:
+def _base(kind: str, record: PatientRecord, why: str) -> dict[str, Any]:
     return {
         "resourceType": kind,
         "status": "draft",
@@ -27,13 +27,16 @@ def _base(kind: str, record: PatientRecord, order: IgOrder, why: str) -> dict[st
     }
 
 
-def create(kb: KnowledgeBase, name: str, record: PatientRecord, order: IgOrder, why: str) -> Action:
-    """A create action for the orderable ``name`` (a lab, a measurement, or hydration)."""
+def create(
+    kb: KnowledgeBase, name: str, record: PatientRecord, order: IgOrder | None, why: str
+) -> Action:
+    """A create action for the orderable ``name`` (a lab, a measurement, a drug or a referral)."""
     spec = kb.orderables[name]
-    resource = _base(spec["resourceType"], record, order, why)
+    resource = _base(spec["resourceType"], record, why)
     if spec["resourceType"] == "ServiceRequest":
         resource["code"] = copy.deepcopy(spec["code"])
-        resource["reasonReference"] = [{"reference": order.reference}]
+        if order is not None:
+            resource["reasonReference"] = [{"reference": order.reference}]
     else:
         resource["medicationCodeableConcept"] = copy.deepcopy(spec["code"])
         dosage: dict[str, Any] = {"text": spec["dosageText"]}
@@ -41,6 +44,11 @@ def create(kb: KnowledgeBase, name: str, record: PatientRecord, order: IgOrder, 
             dosage["route"] = copy.deepcopy(spec["route"])
         resource["dosageInstruction"] = [dosage]
     return Action("create", f"Order {spec['code']['text']}", resource=resource)
+
+
+def create_for_patient(kb: KnowledgeBase, name: str, record: PatientRecord, why: str) -> Action:
+    """A create action that answers the chart, not an order (patient-view)."""
+    return create(kb, name, record, None, why)
 
 
 def delete(order: IgOrder) -> Action:

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from cds_service.config import Settings
-from hooks.rules import ORDER_TOPICS
+from hooks.rules import ORDER_TOPICS, VIEW_TOPICS
 from hooks.settings import Thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_every_order_topic_is_in_the_topic_table() -> None:
-    for topic in ORDER_TOPICS:
+    for topic in (*ORDER_TOPICS, *VIEW_TOPICS):
         assert f"| `{topic}` |" in README, topic
 
 

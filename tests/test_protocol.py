@@ -227,7 +227,13 @@ def test_req_029_036_prefetch_templates_in_discovery(client: FlaskClient):
     services = {s["id"]: s for s in client.get("/cds-services").get_json()["services"]}
     for service_id in ORDER_HOOKS.values():
         assert set(services[service_id]["prefetch"]) == ORDER_PREFETCH_KEYS
-    assert set(services["ivig-patient-view"]["prefetch"]) == {"patient"}
+    assert set(services["ivig-patient-view"]["prefetch"]) == {
+        "patient",
+        "conditions",
+        "observations",
+        "medicationRequests",
+        "medicationStatements",
+    }
     for service in services.values():
         for key, template in service["prefetch"].items():
             assert isinstance(key, str)
@@ -239,7 +245,7 @@ def test_req_029_036_prefetch_templates_in_discovery(client: FlaskClient):
 def discovered_templates(client: FlaskClient) -> list[tuple[str, str, str]]:
     services = client.get("/cds-services").get_json()["services"]
     found = [(s["id"], k, t) for s in services for k, t in s["prefetch"].items()]
-    assert len(found) == 2 * len(ORDER_PREFETCH_KEYS) + 1
+    assert len(found) == 2 * len(ORDER_PREFETCH_KEYS) + 5  # two order services, patient-view
     return found
 
 
@@ -855,7 +861,11 @@ def test_body_under_limit_is_accepted(tmp_path: Path):
     """The same small app accepts a body under the limit (the 413 is about size)."""
     client = make_app(tmp_path, MAX_REQUEST_BYTES=1000).test_client()
     body = request_fixture("patient-view")
-    del body["prefetch"]
+    patient_id = body["context"]["patientId"]
+    keys = ("conditions", "observations", "medicationRequests", "medicationStatements")
+    body["prefetch"] = {"patient": {"resourceType": "Patient", "id": patient_id}} | dict.fromkeys(
+        keys
+    )
     assert len(json.dumps(body)) < 1000
     assert post(client, "ivig-patient-view", body).status_code == 200
 

@@ -9,17 +9,20 @@ from hooks.rules import (
     excipients,
     glucose_meter,
     guidance,
+    hbv,
     hemolysis,
     hypersensitivity,
     iga_deficiency,
     meningitis,
     missing_data,
+    monitoring,
     plasma_exchange,
     renal,
+    replacement,
     scig,
     thrombosis,
 )
-from hooks.rules.base import Finding, Rule, RuleInput
+from hooks.rules.base import Finding, Rule, RuleInput, ViewInput
 
 _MODULES = (
     hypersensitivity,
@@ -41,6 +44,22 @@ _MODULES = (
 ORDER_RULES: tuple[Rule, ...] = tuple(module.check for module in _MODULES)
 ORDER_TOPICS = tuple(module.TOPIC for module in _MODULES)
 
+# patient-view: warnings first; quiet unless something is actionable.
+VIEW_RULES = (
+    hbv.check_reactivation,
+    hbv.check_screening,
+    monitoring.check_igg_trough,
+    monitoring.check_renal,
+    replacement.check,
+)
+VIEW_TOPICS = (
+    hbv.REACTIVATION,
+    hbv.SCREENING,
+    monitoring.IGG_TOPIC,
+    monitoring.RENAL_TOPIC,
+    replacement.TOPIC,
+)
+
 # Value sets named in code; those named in knowledge files are checked by the loader.
 VALUESETS_READ = tuple(
     sorted(
@@ -53,8 +72,25 @@ VALUESETS_READ = tuple(
             "diabetes",
             "migraine",
             "plasma-exchange",
+            "positive-serology-answers",
+            "anti-cd20-medications",
+            "hbv-antivirals",
+            "chronic-hepatitis-b",
+            "hypogammaglobulinemia",
+            "primary-immunodeficiency",
+            "encapsulated-bacterial-infections",
         }
     )
 )
 
-__all__ = ["ORDER_RULES", "ORDER_TOPICS", "VALUESETS_READ", "Finding", "Rule", "RuleInput"]
+__all__ = [
+    "ORDER_RULES",
+    "ORDER_TOPICS",
+    "VALUESETS_READ",
+    "VIEW_RULES",
+    "VIEW_TOPICS",
+    "Finding",
+    "Rule",
+    "RuleInput",
+    "ViewInput",
+]

@@ -25,6 +25,20 @@ class RuleInput:
 
 
 @dataclass(frozen=True)
+class ViewInput:
+    """What the patient-view rules read: the record and the patient's immune globulin orders."""
+
+    record: PatientRecord
+    kb: KnowledgeBase
+    thresholds: Thresholds
+    ig_history: tuple[IgHistory, ...] = ()
+
+    @property
+    def current_ig(self) -> tuple[IgHistory, ...]:
+        return tuple(h for h in self.ig_history if h.status in ("active", "on-hold"))
+
+
+@dataclass(frozen=True)
 class ProposedSuggestion:
     label: str
     actions: tuple[Action, ...]

@@ -8,8 +8,11 @@ drug, or a sucrose-containing product. Subcutaneous products carry no renal boxe
 from __future__ import annotations
 
 from hooks import evidence, suggested_orders
+from hooks.knowledge_base import KnowledgeBase
+from hooks.record import PatientRecord
 from hooks.rules.base import Finding, ProposedSuggestion, RuleInput, conditions_in, medications_in
 from hooks.rules.common import hydration, minimum_rate
+from hooks.settings import Thresholds
 
 TOPIC = "renal-risk"
 CONDITIONS = (
@@ -23,9 +26,10 @@ CONDITIONS = (
 VALUESETS = (*CONDITIONS, "nephrotoxic-medications")
 
 
-def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
-    """(short name for the summary, evidence line) for every predisposing factor found."""
-    record, kb, limits = inp.record, inp.kb, inp.thresholds
+def predisposing_factors(
+    record: PatientRecord, kb: KnowledgeBase, limits: Thresholds
+) -> list[tuple[str, str]]:
+    """(short name, evidence line) for every renal predisposing factor of the patient."""
     found: list[tuple[str, str]] = []
     for name in CONDITIONS:
         found += [
@@ -55,6 +59,12 @@ def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
         (m.label, f"Nephrotoxic drug: {evidence.medication(m, how)}")
         for m, how in medications_in(record, kb.valueset("nephrotoxic-medications"))
     ]
+    return found
+
+
+def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
+    """The patient's predisposing factors, and a sucrose-containing product."""
+    found = predisposing_factors(inp.record, inp.kb, inp.thresholds)
     product = inp.order.product
     if product is not None and "sucrose" in product.excipients:
         found.append(
