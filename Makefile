@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench loadtest clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,19 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Hostile input at length: the property tests and schemathesis with many more examples than
+# `make test` (IVIG_CDS_FUZZ_EXAMPLES per test / per operation), bounded in time.
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(VENV)/.installed-test
+	IVIG_CDS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) timeout 900 $(BIN)/pytest \
+		tests/test_property_rules.py tests/test_schemathesis.py
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench.py
+
+# The production server (gunicorn, 2 workers) under rising then sustained load; about 2 minutes.
+loadtest: $(VENV)/.installed-run
+	$(BIN)/python benchmarks/loadtest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

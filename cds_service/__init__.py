@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from cds_service.api import bp, register_error_handlers
+from cds_service.api.auth_hook import install_jwt_auth
 from cds_service.config import Settings, load_settings
 from cds_service.feedback import FeedbackStore, make_engine
+from cds_service.logs import request_id
 from cds_service.runtime import Runtime, make_session, new_uuid, utc_now
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -47,10 +52,34 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         clock=overrides.get("CLOCK", utc_now),
         uuid_factory=overrides.get("UUID_FACTORY", new_uuid),
     )
+    _add_request_id(app)  # first, so every later hook and every log line carries it
+    if settings.auth == "jwt":  # CDS Hooks "Trusting CDS Clients": a signed JWT on every route
+        install_jwt_auth(app, settings, app.extensions["ivig_cds"])
     app.register_blueprint(bp)
     register_error_handlers(app)
     _add_cors(app, settings.cors_allow_origin)
     return app
+
+
+def _add_request_id(app: Flask) -> None:
+    """A request id for logs and audit: the client's X-Request-ID if it is sane, else a new one."""
+
+    @app.before_request
+    def start() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id_token = request_id.set(g.request_id)
+
+    @app.after_request
+    def echo(response: Response) -> Response:
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
+        return response
+
+    @app.teardown_request
+    def finish(_: BaseException | None) -> None:
+        if "request_id_token" in g:
+            request_id.reset(g.request_id_token)
 
 
 def _add_cors(app: Flask, allow_origin: str) -> None:

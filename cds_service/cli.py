@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+from cds_service.config import Settings, load_settings
+from cds_service.logs import configure_logging
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -33,10 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=int(os.environ.get("IVIG_CDS_WORKERS", "2")))
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("IVIG_CDS_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    settings = load_settings(Settings, os.environ, {})  # fails fast on a bad setting
+    configure_logging(settings.log_level, settings.log_format)
     print(f"ivig-cds: serving on http://{args.host}:{args.port}/cds-services")
     _Gunicorn(
         {

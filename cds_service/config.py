@@ -78,13 +78,43 @@ class Settings:
     max_request_bytes: int = 5 * 1024 * 1024
     cors_allow_origin: str = "*"
     log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+    # JWT authentication of CDS clients (CDS Hooks 2.0 "Trusting CDS Clients").
+    # trusted_issuers: JSON text, or "@/path/to/file.json": a list of
+    # {"iss", "jwks_url" | "jwks", "jku_allowlist", "fhir_servers", "tenants"}.
+    trusted_issuers: str = ""
+    public_base_url: str = ""  # what clients call, e.g. https://cds.example.org (the JWT aud)
+    jwt_algorithms: tuple[str, ...] = ("ES384", "RS384")
+    jwt_leeway_s: int = 30
+    jwks_refresh_min_interval_s: float = 60.0
+    auth_open_discovery: bool = False
+    redis_url: str = ""  # shared jti replay cache across workers and instances
+    # Bounds on what a FHIR server may send back.
+    fhir_max_response_bytes: int = 20 * 1024 * 1024
+    fhir_max_resources: int = 5000
 
     def validate(self) -> None:
-        if self.auth != "off":
+        if self.auth not in ("off", "jwt"):
+            raise ConfigError(f"{ENV_PREFIX}AUTH must be 'off' or 'jwt', not {self.auth!r}")
+        if self.auth == "jwt" and not (self.trusted_issuers and self.public_base_url):
             raise ConfigError(
-                f"{ENV_PREFIX}AUTH={self.auth!r} is not supported yet: only 'off' is implemented "
-                "(JWT authentication of CDS clients is planned)"
+                f"{ENV_PREFIX}AUTH=jwt needs {ENV_PREFIX}TRUSTED_ISSUERS and "
+                f"{ENV_PREFIX}PUBLIC_BASE_URL"
             )
+        if not set(self.jwt_algorithms) <= {
+            "ES256",
+            "ES384",
+            "ES512",
+            "RS256",
+            "RS384",
+            "RS512",
+            "PS384",
+        }:
+            raise ConfigError(
+                f"{ENV_PREFIX}JWT_ALGORITHMS: only asymmetric algorithms (never none or HS*)"
+            )
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"{ENV_PREFIX}LOG_FORMAT must be json or text")
         for server in self.allowed_fhir_servers:
             if not server.startswith(("https://", "http://")):
                 raise ConfigError(

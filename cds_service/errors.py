@@ -16,6 +16,7 @@ FhirError                          raised by the FHIR client; callers turn it in
 ├── FhirNotFound                   404 / 410
 ├── FhirServerError                any other non-2xx status
 └── FhirInvalidResponse            not JSON, not a FHIR resource, or an OperationOutcome
+    └── FhirResponseTooLarge       bigger than IVIG_CDS_FHIR_MAX_RESPONSE_BYTES
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""The card and feedback store (SQLAlchemy Core): SQLite by default, PostgreSQL when configured.
+"""The audit, card and feedback store (SQLAlchemy Core): SQLite by default, or PostgreSQL.
 
-Every card the service issues is recorded, so feedback can be checked against what was shown: a
-feedback item naming a card this service never issued is refused (404) and nothing of that batch is
-stored. A batch is written in one transaction and acknowledged only after the commit.
+Every hook call leaves an audit record (service, hookInstance, request id, client, knowledge
+version, the cards shown with their topics) and every card it issued, so overrides can be tied to
+what was shown: a feedback item naming a card this service never issued is refused (404) and
+nothing of that batch is stored. A batch is written in one transaction and acknowledged only after
+the commit. If the database cannot take an audit record, the record goes to the error log instead:
+the clinician still gets the cards, and the audit trail is not lost.
 """
 
 from __future__ import annotations
@@ -48,6 +51,19 @@ issued_cards = Table(
     Column("indicator", String(20), nullable=False),
     Column("suggestion_uuids", Text, nullable=False),
     Column("issued_at", DateTime(timezone=True), nullable=False),
+)
+
+hook_calls = Table(
+    "hook_call",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(100), nullable=False, index=True),
+    Column("hook_instance", String(200), nullable=False, index=True),
+    Column("request_id", String(100)),
+    Column("client", String(300)),  # the authenticated issuer, when auth is on
+    Column("knowledge_version", String(100), nullable=False),
+    Column("cards", Text, nullable=False),  # JSON: [{"uuid", "topic", "indicator"}]
+    Column("called_at", DateTime(timezone=True), nullable=False),
 )
 
 feedback = Table(
@@ -96,10 +112,51 @@ class FeedbackStore:
             # this one's existence check and its CREATE. A second pass sees them and does nothing.
             metadata.create_all(self.engine)
 
+    def record_call(
+        self,
+        service_id: str,
+        hook_instance: str,
+        cards: list[Card],
+        issued_at: datetime,
+        knowledge_version: str = "",
+        request_id: str | None = None,
+        client: str | None = None,
+    ) -> None:
+        """Record one hook call and the cards it issued, in one transaction."""
+        shown = [{"uuid": c.uuid, "topic": c.topic, "indicator": c.indicator} for c in cards]
+        call = {
+            "service_id": service_id,
+            "hook_instance": hook_instance,
+            "request_id": request_id,
+            "client": client,
+            "knowledge_version": knowledge_version,
+            "cards": json.dumps(shown),
+            "called_at": issued_at.astimezone(UTC),
+        }
+        rows = self._card_rows(service_id, hook_instance, cards, issued_at)
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(hook_calls), [call])
+                if rows:
+                    connection.execute(insert(issued_cards), rows)
+        except SQLAlchemyError as exc:
+            # The cards still go to the clinician; the audit record goes to the log instead.
+            log.error(
+                "audit record not stored (%s); logged instead",
+                type(exc).__name__,
+                extra={"audit": {**call, "called_at": call["called_at"].isoformat()}},
+            )
+
     def record_cards(
         self, service_id: str, hook_instance: str, cards: Iterable[Card], issued_at: datetime
     ) -> None:
-        rows = [
+        self.record_call(service_id, hook_instance, list(cards), issued_at)
+
+    @staticmethod
+    def _card_rows(
+        service_id: str, hook_instance: str, cards: Iterable[Card], issued_at: datetime
+    ) -> list[dict[str, Any]]:
+        return [
             {
                 "uuid": card.uuid,
                 "service_id": service_id,
@@ -111,14 +168,6 @@ class FeedbackStore:
             }
             for card in cards
         ]
-        if not rows:
-            return
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(insert(issued_cards), rows)
-        except SQLAlchemyError as exc:
-            # The cards still go to the clinician; only later feedback on them will be refused.
-            log.error("could not record %d issued cards: %s", len(rows), type(exc).__name__)
 
     def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
         """Store a validated feedback batch atomically; return how many items were stored."""

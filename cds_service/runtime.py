@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -26,6 +26,13 @@ from cds_service.fhir.prefetch import PrefetchResolver
 from cds_service.service import HookCall, ServiceDefinition, ServiceRegistry
 
 log = logging.getLogger(__name__)
+
+
+class Caller(Protocol):
+    """The authenticated CDS client (``cds_service.auth.TrustedIssuer``)."""
+
+    iss: str
+    fhir_servers: tuple[str, ...]
 
 
 def utc_now() -> datetime:
@@ -65,8 +72,16 @@ class Runtime:
             raise UnknownService(f"no CDS service with id {service_id!r}")
         return service
 
-    def call(self, service: ServiceDefinition, request: dict[str, Any]) -> list[dict[str, Any]]:
-        client, no_client_reason = self._client_for(request)
+    def call(
+        self,
+        service: ServiceDefinition,
+        request: dict[str, Any],
+        caller: Caller | None = None,
+        request_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run the service; ``caller`` is the authenticated client (its FHIR servers only)."""
+        allowed_servers = caller.fhir_servers if caller is not None else None
+        client, no_client_reason = self._client_for(request, allowed_servers)
         data = PrefetchResolver(
             specs=service.prefetch,
             prefetch=request.get("prefetch") or {},
@@ -86,21 +101,35 @@ class Runtime:
             new_uuid=self.uuid_factory,
         )
         cards = service.handler(call)
-        self.store.record_cards(service.id, call.hook_instance, cards, now)
+        self.store.record_call(
+            service.id,
+            call.hook_instance,
+            cards,
+            now,
+            knowledge_version=self.registry.knowledge_version,
+            request_id=request_id,
+            client=caller.iss if caller is not None else None,
+        )
         log.info(
             "hook %s instance=%s cards=%s",
             service.id,
             call.hook_instance,
             ",".join(f"{card.topic}:{card.indicator}" for card in cards) or "none",
+            extra={"service": service.id, "topics": [card.topic for card in cards]},
         )
         return [card.to_json() for card in cards]
 
-    def _client_for(self, request: dict[str, Any]) -> tuple[FhirClient | None, str]:
+    def _client_for(
+        self, request: dict[str, Any], allowed_servers: tuple[str, ...] | None = None
+    ) -> tuple[FhirClient | None, str]:
+        """``allowed_servers``: the authenticated client's FHIR servers; None: the allowlist."""
         server = request.get("fhirServer")
         if not server:
             return None, "the request names no fhirServer"
-        if not is_allowed_server(server, self.settings.allowed_fhir_servers):
-            log.warning("refused fhirServer %s: not in IVIG_CDS_ALLOWED_FHIR_SERVERS", server)
+        if allowed_servers is None:
+            allowed_servers = self.settings.allowed_fhir_servers
+        if not is_allowed_server(server, allowed_servers):
+            log.warning("refused fhirServer %s: not an allowed FHIR server", server)
             return None, f"fhirServer {server} is not an allowed FHIR server"
         token = (request.get("fhirAuthorization") or {}).get("access_token")
         return (
@@ -110,6 +139,8 @@ class Runtime:
                 token=token,
                 timeout_s=self.settings.fhir_timeout_s,
                 max_pages=self.settings.fhir_max_pages,
+                max_response_bytes=self.settings.fhir_max_response_bytes,
+                max_resources=self.settings.fhir_max_resources,
             ),
             "",
         )

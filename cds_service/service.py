@@ -82,11 +82,12 @@ class ServiceDefinition:
 class ServiceRegistry:
     """The services this server hosts, by id. Discovery and dispatch both read it."""
 
-    def __init__(self, services: list[ServiceDefinition]) -> None:
+    def __init__(self, services: list[ServiceDefinition], knowledge_version: str = "") -> None:
         ids = [service.id for service in services]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate service ids: {ids}")
         self._by_id = {service.id: service for service in services}
+        self.knowledge_version = knowledge_version  # recorded with every hook call
 
     def get(self, service_id: str) -> ServiceDefinition | None:
         return self._by_id.get(service_id)

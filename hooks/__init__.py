@@ -24,4 +24,4 @@ def build_registry(env: Mapping[str, str], overrides: Mapping[str, Any]) -> Serv
         required_topics=(*ORDER_TOPICS, *VIEW_TOPICS),
     )
     thresholds = load_settings(Thresholds, env, overrides)
-    return ServiceRegistry(build_services(kb, thresholds))
+    return ServiceRegistry(build_services(kb, thresholds), knowledge_version=kb.version)

@@ -10,6 +10,7 @@ is written out, so a pharmacist can check the arithmetic. A dose that cannot be 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -127,6 +128,14 @@ def read_dose(order: dict[str, Any], weight: ObservationEntry | None) -> Dose | 
         if repeat.get("period")
         else None
     )
+    # Hostile-input fix (tests/test_property_rules.py): a negative period, or one so small it
+    # underflows to 0 days or gives infinitely many administrations, raised ZeroDivisionError or
+    # OverflowError (a 500); it is now an unreadable dose, said so.
+    if period_days is not None and not (
+        0 < period_days < math.inf
+        and math.isfinite(float(repeat.get("frequency") or 1) / period_days)
+    ):
+        return UnreadableDose("the dose cannot be read: timing.repeat.period is out of range")
     if period_days is None:
         regimen, count, interval, how = (
             "single",
@@ -143,7 +152,10 @@ def read_dose(order: dict[str, Any], weight: ObservationEntry | None) -> Dose | 
         )
     else:
         regimen, interval = "daily", None
-        count, how = _administrations(order, repeat, period_days)
+        try:
+            count, how = _administrations(order, repeat, period_days)
+        except OverflowError:  # hostile-input fix: a huge boundsDuration or supply duration
+            return UnreadableDose("the dose cannot be read: its course duration is out of range")
     steps.append(
         f"Regimen: {regimen}, {count} administration{'s' if count != 1 else ''} in the course: "
         f"{how}"
@@ -161,6 +173,11 @@ def read_dose(order: dict[str, Any], weight: ObservationEntry | None) -> Dose | 
             if part
         )
         steps.append(f"Course total: {count} × per administration = {total or 'unknown'}")
+    # Hostile-input fix: a huge dose, weight or count gave infinite figures (a card read
+    # "inf g/kg" and compared inf with the ranges); such figures are not a readable dose.
+    figures = (admin_g, admin_g_per_kg, course_g, course_g_per_kg, interval)
+    if not all(math.isfinite(figure) for figure in figures if figure is not None):
+        return UnreadableDose("the dose cannot be read: its amount or timing is out of range")
     return Dose(
         per_kg,
         admin_g,

@@ -8,6 +8,7 @@ topic has a source and coded override reasons with a display.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,15 @@ def _excipient_rules(
     return tuple(rules)
 
 
+def content_hash(directory: Path) -> str:
+    """A short hash of every knowledge file: any edit gives a new knowledge version."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*.json")):
+        digest.update(path.relative_to(directory).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def load_knowledge(
     directory: Path = KNOWLEDGE_DIR,
     required_valuesets: Iterable[str] = (),
@@ -245,7 +255,7 @@ def load_knowledge(
     vocabulary = set(read_json(directory / "products.json").get("excipient_vocabulary") or ())
     dose_ranges, tolerance = load_dose_ranges(directory / "dose-ranges.json", valuesets)
     return KnowledgeBase(
-        version=str(topics_raw["version"]),
+        version=f"{topics_raw['version']}+{content_hash(directory)}",
         valuesets=valuesets,
         catalogue=load_catalogue(directory / "products.json"),
         observations=_observations(read_json(directory / "observations.json"), valuesets),

@@ -16,6 +16,24 @@ from hooks.orders import IgOrder
 from hooks.record import PatientRecord
 
 
+def without_empty(value: Any) -> Any:
+    """Drop null, empty strings, arrays and objects at any depth (CDS Hooks #use-of-json).
+
+    Updates echo the client's draft order, which may carry empty values the service must not send.
+    """
+    if isinstance(value, dict):
+        cleaned = {k: without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if v not in (None, "", [], {})}
+    if isinstance(value, list):
+        cleaned_items = [without_empty(v) for v in value]
+        return [v for v in cleaned_items if v not in (None, "", [], {})]
+    return value
+
+
+def _update(description: str, resource: dict[str, Any]) -> Action:
+    return Action("update", description, resource=without_empty(resource))
+
+
 def _base(kind: str, record: PatientRecord, why: str) -> dict[str, Any]:
     return {
         "resourceType": kind,
@@ -92,7 +110,7 @@ def with_instruction(order: IgOrder, text: str, rate_cap_mg_kg_min: float | None
             for dose_and_rate in dosage.setdefault("doseAndRate", [{}]):
                 _cap_rate(dose_and_rate, rate_cap_mg_kg_min)
     _append_note(resource, text)
-    return Action("update", text, resource=resource)
+    return _update(text, resource)
 
 
 def with_dose(
@@ -127,7 +145,7 @@ def with_dose(
             f"; was: {old}" if old else ""
         )
     _append_note(resource, why)
-    return Action("update", f"Set the dose to {shown} per administration", resource=resource)
+    return _update(f"Set the dose to {shown} per administration", resource)
 
 
 def switch_product(order: IgOrder, product: Product, why: str) -> Action:
@@ -142,4 +160,4 @@ def switch_product(order: IgOrder, product: Product, why: str) -> Action:
         ]
     resource["medicationCodeableConcept"] = concept
     _append_note(resource, why)
-    return Action("update", f"Change the product to {product.brand}", resource=resource)
+    return _update(f"Change the product to {product.brand}", resource)

@@ -82,3 +82,14 @@ def test_switch_product_keeps_dose_and_route() -> None:
     assert resource["medicationCodeableConcept"]["text"] == low.brand
     assert resource["dosageInstruction"] == order.resource["dosageInstruction"]
     assert resource["id"] == "o1"
+
+
+def test_updates_never_echo_empty_values_of_the_clients_draft() -> None:
+    order = octagam_order({"doseQuantity": {"value": 2, "unit": "g/kg", "system": ""}})
+    order.resource["note"] = []
+    order.resource["dispenseRequest"] = {"expectedSupplyDuration": {}}
+    resource = suggested_orders.with_instruction(order, "slow down").resource
+    assert resource is not None
+    assert "dispenseRequest" not in resource
+    assert "system" not in resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    assert resource["note"] == [{"text": "slow down"}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from cds_service.api.schemas import CONTEXT_SCHEMAS, FeedbackSchema, HookRequestSchema, load
@@ -41,7 +41,9 @@ def call_service(service_id: str) -> ResponseReturnValue:
     hook_request["context"] = load(
         CONTEXT_SCHEMAS[service.hook](), hook_request["context"], "context"
     )
-    return jsonify({"cards": runtime().call(service, hook_request)})
+    caller = g.get("cds_client")  # set by the JWT hook when AUTH=jwt
+    cards = runtime().call(service, hook_request, caller, g.get("request_id"))
+    return jsonify({"cards": cards})
 
 
 @bp.post("/cds-services/<service_id>/feedback")

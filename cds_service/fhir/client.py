@@ -4,17 +4,24 @@ One ``requests.Session`` (injected, so tests and the app share a connection pool
 ``application/fhir+json``, a timeout on every call bounded by the request's deadline, redirects
 never followed, and paging followed only while the ``next`` link stays under the server's base URL.
 The access token goes in the Authorization header and nowhere else: not in errors, not in logs.
+
+What a server sends back is bounded too: the body is streamed and refused past
+``max_response_bytes`` (or at once when Content-Length says so), its reading stops when the
+request's deadline passes even if bytes keep trickling in, and a search stops collecting at
+``max_resources`` resources or ``max_pages`` pages (the result is then marked truncated).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 
 from cds_service.errors import (
     FhirAuthError,
@@ -29,6 +36,14 @@ from cds_service.errors import (
 log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_S = 1.5
+_CHUNK_BYTES = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_MAX_RESPONSE_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_RESOURCES = 5000
+
+
+class FhirResponseTooLarge(FhirInvalidResponse):
+    """The body is (or announces itself as) larger than ``max_response_bytes``."""
 
 
 class Deadline:
@@ -45,15 +60,59 @@ def normalise_base(url: str) -> str:
     return url.rstrip("/")
 
 
+class _Origin(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+    path: str  # without trailing slash
+
+
+def _origin(url: str, *, allow_query: bool) -> _Origin | None:
+    """Scheme, host, port and path of an http(s) URL, or None when it is not one we may call.
+
+    Refused outright: other schemes, userinfo (``user:pass@``), a fragment, a query (unless
+    ``allow_query``, for ``next`` links), whitespace, control characters and backslashes (parsers
+    disagree on them), and ``.``/``..`` path segments (which HTTP libraries resolve before sending).
+    """
+    if not isinstance(url, str) or any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or "@" in parts.netloc or not parts.hostname:
+        return None
+    if "#" in url or (not allow_query and "?" in url):
+        return None
+    segments = [unquote(segment) for segment in parts.path.split("/")]
+    if any(segment in (".", "..") for segment in segments):
+        return None
+    return _Origin(
+        scheme,
+        parts.hostname.lower(),
+        _DEFAULT_PORTS[scheme] if port is None else port,
+        parts.path.rstrip("/"),
+    )
+
+
 def is_allowed_server(url: str, allowed: tuple[str, ...]) -> bool:
-    """True when ``url`` is exactly one of the configured base URLs (scheme, host, port, path)."""
-    return normalise_base(url) in {normalise_base(server) for server in allowed}
+    """True when ``url`` is one of the configured base URLs.
+
+    Scheme, host (case-insensitive), port (443/80 when absent) and the exact base path (a trailing
+    slash ignored) must all match; URLs with userinfo, a query or a fragment never match.
+    """
+    target = _origin(url, allow_query=False)
+    if target is None:
+        return False
+    return any(target == _origin(server, allow_query=False) for server in allowed)
 
 
 def is_under_base(url: str, base: str) -> bool:
-    """True when ``url`` has the base's scheme and host and a path at or below the base path."""
-    target, root = urlsplit(url), urlsplit(normalise_base(base))
-    if (target.scheme, target.netloc) != (root.scheme, root.netloc):
+    """True when ``url`` has the base's scheme, host and port and a path at or below its path."""
+    target, root = _origin(url, allow_query=True), _origin(base, allow_query=False)
+    if target is None or root is None or target[:3] != root[:3]:
         return False
     return target.path == root.path or target.path.startswith(root.path + "/")
 
@@ -62,6 +121,7 @@ def is_under_base(url: str, base: str) -> bool:
 class SearchResult:
     resources: list[dict[str, Any]]
     truncated: bool
+    why_truncated: str = ""
 
 
 def next_link(bundle: dict[str, Any]) -> str | None:
@@ -98,11 +158,15 @@ class FhirClient:
         token: str | None,
         timeout_s: float,
         max_pages: int,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_resources: int = DEFAULT_MAX_RESOURCES,
     ) -> None:
         self.base_url = normalise_base(base_url)
         self._session = session
         self._timeout_s = timeout_s
         self._max_pages = max_pages
+        self._max_response_bytes = max_response_bytes
+        self._max_resources = max_resources
         self._headers = {"Accept": "application/fhir+json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -112,7 +176,7 @@ class FhirClient:
         return self._get(f"{self.base_url}/{reference}", deadline)
 
     def search(self, query: str, deadline: Deadline) -> SearchResult:
-        """GET ``{base}/{query}`` and every ``next`` page under the base, up to ``max_pages``."""
+        """GET ``{base}/{query}`` and every ``next`` page under the base, up to the bounds."""
         first = self._get(f"{self.base_url}/{query}", deadline)
         if first.get("resourceType") != "Bundle":
             return SearchResult([first], truncated=False)
@@ -121,16 +185,32 @@ class FhirClient:
     def follow_pages(
         self, bundle: dict[str, Any], deadline: Deadline, pages_read: int = 1
     ) -> SearchResult:
-        """Collect the resources of ``bundle`` and of the pages its ``next`` links lead to."""
+        """Collect the resources of ``bundle`` and of the pages its ``next`` links lead to.
+
+        Stops, marking the result truncated, at ``max_pages`` pages, at a page already read, or
+        at ``max_resources`` resources (the resources past the bound are dropped).
+        """
         resources = bundle_resources(bundle)
         seen: set[str] = set()
         url = next_link(bundle)
-        while url:
+        while True:
+            if len(resources) > self._max_resources or (
+                url and len(resources) >= self._max_resources
+            ):
+                return self._truncated(
+                    resources, f"more than {self._max_resources} resources (the resource limit)"
+                )
+            if not url:
+                return SearchResult(resources, truncated=False)
             url = urljoin(self.base_url + "/", url)
             if not is_under_base(url, self.base_url):
                 raise FhirRefused(f"next link leaves the FHIR server base {self.base_url}")
-            if url in seen or pages_read >= self._max_pages:
-                return SearchResult(resources, truncated=True)
+            if url in seen:
+                return self._truncated(resources, "the server's next links go round in a loop")
+            if pages_read >= self._max_pages:
+                return self._truncated(
+                    resources, f"more pages than the paging limit ({self._max_pages})"
+                )
             seen.add(url)
             page = self._get(url, deadline)
             if page.get("resourceType") != "Bundle":
@@ -138,7 +218,10 @@ class FhirClient:
             pages_read += 1
             resources.extend(bundle_resources(page))
             url = next_link(page)
-        return SearchResult(resources, truncated=False)
+
+    def _truncated(self, resources: list[Any], why: str) -> SearchResult:
+        log.warning("fhir search at %s truncated: %s", urlsplit(self.base_url).path, why)
+        return SearchResult(resources[: self._max_resources], truncated=True, why_truncated=why)
 
     def _get(self, url: str, deadline: Deadline) -> dict[str, Any]:
         remaining = deadline.remaining()
@@ -146,6 +229,8 @@ class FhirClient:
             raise FhirTimeout("the time budget for FHIR requests is used up")
         timeout = min(self._timeout_s, remaining)
         path = urlsplit(url).path  # logged without query: queries carry patient ids
+        if not is_under_base(url, self.base_url):
+            raise FhirRefused(f"{path}: not under the FHIR server base {self.base_url}")
         started = time.monotonic()
         try:
             response = self._session.get(
@@ -153,22 +238,67 @@ class FhirClient:
                 headers=self._headers,
                 timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
                 allow_redirects=False,
+                stream=True,
             )
         except requests.Timeout as exc:
             raise FhirTimeout(f"{path}: no answer within {timeout:.1f} s") from exc
         except requests.RequestException as exc:
             raise FhirUnreachable(f"{path}: {type(exc).__name__}") from exc
+        try:
+            _check_status(response.status_code, path)
+            body = self._read_body(response, path, deadline)
+        finally:
+            response.close()
         log.debug(
-            "fhir GET %s -> %s in %.0f ms",
+            "fhir GET %s -> %s, %d bytes in %.0f ms",
             path,
             response.status_code,
+            len(body),
             (time.monotonic() - started) * 1000,
         )
-        return _json_body(response, path)
+        return _json_resource(body, path)
+
+    def _read_body(self, response: requests.Response, path: str, deadline: Deadline) -> bytes:
+        """The body, read in chunks as they arrive, within the size bound and the deadline."""
+        limit = self._max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.strip().isdigit() and int(declared) > limit:
+            raise FhirResponseTooLarge(
+                f"{path}: the body is larger than {limit} bytes (Content-Length {int(declared)})"
+            )
+        raw = response.raw
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise FhirTimeout(f"{path}: the body did not arrive within the time budget")
+            _shrink_read_timeout(raw, min(self._timeout_s, remaining))
+            try:
+                chunk = raw.read1(_CHUNK_BYTES)
+            except urllib3.exceptions.ReadTimeoutError as exc:
+                raise FhirTimeout(f"{path}: the body stalled past the time budget") from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise FhirUnreachable(f"{path}: {type(exc).__name__} reading the body") from exc
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise FhirResponseTooLarge(f"{path}: the body is larger than {limit} bytes")
+            chunks.append(chunk)
 
 
-def _json_body(response: requests.Response, path: str) -> dict[str, Any]:
-    status = response.status_code
+def _shrink_read_timeout(raw: Any, seconds: float) -> None:
+    """Cap the socket's read timeout at the time left, so one stalled read cannot outlive it."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(max(seconds, 0.001))
+        except OSError:
+            pass
+
+
+def _check_status(status: int, path: str) -> None:
     if status in (401, 403):
         raise FhirAuthError(f"{path}: HTTP {status}")
     if status in (404, 410):
@@ -177,12 +307,15 @@ def _json_body(response: requests.Response, path: str) -> dict[str, Any]:
         raise FhirRefused(f"{path}: HTTP {status} redirect not followed")
     if status >= 400 or status < 200:
         raise FhirServerError(f"{path}: HTTP {status}")
+
+
+def _json_resource(body: bytes, path: str) -> dict[str, Any]:
     try:
-        body = response.json()
-    except ValueError as exc:
+        resource = json.loads(body)
+    except (ValueError, RecursionError) as exc:
         raise FhirInvalidResponse(f"{path}: the body is not JSON") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
         raise FhirInvalidResponse(f"{path}: the body is not a FHIR resource")
-    if body["resourceType"] == "OperationOutcome":
+    if resource["resourceType"] == "OperationOutcome":
         raise FhirInvalidResponse(f"{path}: the server answered with an OperationOutcome")
-    return body
+    return resource

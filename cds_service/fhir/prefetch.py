@@ -15,7 +15,13 @@ from concurrent.futures import Executor, Future, wait
 from typing import Any
 
 from cds_service.errors import FhirError, Issue, PrefetchUnavailable
-from cds_service.fhir.client import Deadline, FhirClient, bundle_resources, next_link
+from cds_service.fhir.client import (
+    Deadline,
+    FhirClient,
+    SearchResult,
+    bundle_resources,
+    next_link,
+)
 from cds_service.service import PrefetchSpec, ResolvedData
 
 log = logging.getLogger(__name__)
@@ -157,13 +163,11 @@ class PrefetchResolver:
         assert self._client is not None
         if query.split("?")[0].count("/") == 1:  # an instance read such as Patient/123
             return [self._client.read(query, self._deadline)], None
-        result = self._client.search(query, self._deadline)
-        return result.resources, ("more pages than the paging limit" if result.truncated else None)
+        return _partial(self._client.search(query, self._deadline))
 
     def _fetch_pages(self, bundle: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
         assert self._client is not None
-        result = self._client.follow_pages(bundle, self._deadline)
-        return result.resources, ("more pages than the paging limit" if result.truncated else None)
+        return _partial(self._client.follow_pages(bundle, self._deadline))
 
     def _collect(
         self,
@@ -202,6 +206,13 @@ class PrefetchResolver:
         ]
         if issues:
             raise PrefetchUnavailable("essential data could not be obtained", issues)
+
+
+def _partial(result: SearchResult) -> tuple[list[dict[str, Any]], str | None]:
+    """The resources of a search, and why only part of them was read (None when all were)."""
+    if not result.truncated:
+        return result.resources, None
+    return result.resources, result.why_truncated or "more pages than the paging limit"
 
 
 _ABSENT: Any = object()
