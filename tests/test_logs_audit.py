@@ -109,3 +109,32 @@ def test_json_log_lines_carry_the_request_id_and_no_secrets() -> None:
 )
 def test_redaction(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+def test_fhir_fetch_threads_log_with_the_request_id(
+    client: FlaskClient, fhir_mock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fetches run in a thread pool; their log lines still carry the caller's request id."""
+    from conftest import FHIR_BASE, FakeFhirServer
+
+    FakeFhirServer(fhir_mock, scenario_resources(SCENARIO))
+    body = hook_request(
+        "order-select", SCENARIO, [order_for("privigen-iv", SCENARIO)], fhir_server=FHIR_BASE
+    )
+    from cds_service.logs import RedactingFilter
+
+    stamp = RedactingFilter()  # stamps the request id when a record is emitted, in its thread
+    caplog.handler.addFilter(stamp)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="cds_service.fhir.client"):
+            response = client.post(
+                "/cds-services/ivig-order-select",
+                json=body,
+                headers={"X-Request-ID": "trace-fetch-1"},
+            )
+    finally:
+        caplog.handler.removeFilter(stamp)
+    assert response.status_code == 200
+    fetches = [r for r in caplog.records if r.name == "cds_service.fhir.client"]
+    assert len(fetches) >= 6, "the client logs each FHIR GET at debug level"
+    assert {getattr(r, "request_id", None) for r in fetches} == {"trace-fetch-1"}

@@ -8,9 +8,10 @@ that cannot be had raise PrefetchUnavailable (HTTP 412); other keys become gaps 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, wait
 from typing import Any
 
@@ -26,7 +27,8 @@ from cds_service.service import PrefetchSpec, ResolvedData
 
 log = logging.getLogger(__name__)
 
-Job = tuple[Future[tuple[list[dict[str, Any]], str | None]], str]  # (fetch, why it was needed)
+FetchResult = tuple[list[dict[str, Any]], str | None]  # (resources, why only part was read)
+Job = tuple[Future[FetchResult], str]  # (fetch, why it was needed)
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
 _USER_TOKENS = {
@@ -142,7 +144,7 @@ class PrefetchResolver:
         elif query is None:
             gaps[spec.key] = f"{why}, and its template needs a context value the request lacks"
         else:
-            jobs[spec.key] = (self._executor.submit(self._fetch, query), why)
+            jobs[spec.key] = (self._submit(self._fetch, query), why)
 
     def _schedule_pages(
         self,
@@ -157,7 +159,11 @@ class PrefetchResolver:
             )
             return
         why = "the prefetched Bundle has more pages"
-        jobs[spec.key] = (self._executor.submit(self._fetch_pages, bundle), why)
+        jobs[spec.key] = (self._submit(self._fetch_pages, bundle), why)
+
+    def _submit(self, fetch: Callable[[Any], FetchResult], argument: Any) -> Future[FetchResult]:
+        """Run a fetch in the pool with this request's context (its request id for the logs)."""
+        return self._executor.submit(contextvars.copy_context().run, fetch, argument)
 
     def _fetch(self, query: str) -> tuple[list[dict[str, Any]], str | None]:
         assert self._client is not None
