@@ -4,6 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY cds_service ./cds_service
 COPY hooks ./hooks
+COPY fhir_fixtures ./fhir_fixtures
 RUN pip install --no-cache-dir . && useradd --system --home /app ivig && mkdir -p /data && chown ivig /data
 USER ivig
 ENV IVIG_CDS_DATABASE_URL=sqlite:////data/feedback.sqlite3

@@ -11,13 +11,15 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import Flask, Response, g, request
 
 from cds_service.api import bp, register_error_handlers
 from cds_service.api.auth_hook import install_jwt_auth
+from cds_service.api.metrics import install_metrics
 from cds_service.config import Settings, load_settings
 from cds_service.feedback import FeedbackStore, make_engine
 from cds_service.logs import request_id
@@ -49,7 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         registry=build_registry(env, overrides),
         store=store,
         session=overrides.get("FHIR_SESSION") or make_session(settings.fhir_max_workers),
-        clock=overrides.get("CLOCK", utc_now),
+        clock=overrides.get("CLOCK") or _clock(settings.evaluation_date),
         uuid_factory=overrides.get("UUID_FACTORY", new_uuid),
     )
     _add_request_id(app)  # first, so every later hook and every log line carries it
@@ -58,7 +60,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(bp)
     register_error_handlers(app)
     _add_cors(app, settings.cors_allow_origin)
+    install_metrics(app)
     return app
+
+
+def _clock(evaluation_date: str) -> Callable[[], datetime]:
+    """The real clock, or (tests and demos only) noon UTC on a fixed evaluation date."""
+    if not evaluation_date:
+        return utc_now
+    fixed = datetime.combine(date.fromisoformat(evaluation_date), time(12), UTC)
+    log.warning("evaluating every call as of %s (IVIG_CDS_EVALUATION_DATE)", fixed.date())
+    return lambda: fixed
 
 
 def _add_request_id(app: Flask) -> None:

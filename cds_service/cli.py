@@ -1,9 +1,15 @@
-"""``ivig-cds serve``: run the service under gunicorn, the production WSGI server."""
+"""``ivig-cds serve``: run the service under gunicorn, the production WSGI server.
+
+``ivig-cds fixtures load|unload --fhir-base URL``: put the fixture patients on a FHIR server, or
+take them off (``cds_service.fixtures_loader``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
+import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -34,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=int(os.environ.get("IVIG_CDS_WORKERS", "2")))
+    _add_fixtures_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "fixtures":
+        return _fixtures(args)
     settings = load_settings(Settings, os.environ, {})  # fails fast on a bad setting
     configure_logging(settings.log_level, settings.log_format)
     print(f"ivig-cds: serving on http://{args.host}:{args.port}/cds-services")
@@ -42,11 +51,73 @@ def main(argv: list[str] | None = None) -> int:
         {
             "bind": f"{args.host}:{args.port}",
             "workers": args.workers,
-            "threads": 4,
-            "timeout": 30,
+            "threads": int(os.environ.get("IVIG_CDS_THREADS", "4")),
+            "timeout": int(os.environ.get("IVIG_CDS_TIMEOUT_S", "30")),
+            # Recycle each worker after about this many requests (jitter: not all at once).
+            "max_requests": int(os.environ.get("IVIG_CDS_MAX_REQUESTS", "1000")),
+            "max_requests_jitter": 100,
             "accesslog": "-",
             # No query strings or headers in the access log: they can carry ids and tokens.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
         }
     ).run()
+    return 0
+
+
+def _add_fixtures_parser(commands: Any) -> None:
+    fixtures = commands.add_parser(
+        "fixtures", help="load the fixture patients onto a FHIR server, or unload them"
+    )
+    actions = fixtures.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("load", "PUT every scenario and patient-view bundle as a transaction (idempotent)"),
+        ("unload", "DELETE the resources that load puts"),
+    ):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("--fhir-base", required=True, help="the FHIR server's base URL")
+        sub.add_argument(
+            "--token",
+            default=os.environ.get("IVIG_CDS_FIXTURES_TOKEN"),
+            help="bearer token (default: $IVIG_CDS_FIXTURES_TOKEN)",
+        )
+        sub.add_argument("--prefix", default="ivig-", help="put before every id (default ivig-)")
+        sub.add_argument("--fixtures-dir", default=None, help="default: the fhir_fixtures folder")
+        sub.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="first wait up to this long for the server's /metadata to answer",
+        )
+        sub.add_argument(
+            "--timeout", type=float, default=60.0, help="seconds per HTTP request (default 60)"
+        )
+
+
+def _fixtures(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cds_service import fixtures_loader
+    from cds_service.fhir.client import FhirClient
+    from cds_service.runtime import make_session
+
+    client = FhirClient(
+        args.fhir_base,
+        session=make_session(2),
+        token=args.token,
+        timeout_s=args.timeout,
+        max_pages=1,
+    )
+    root = Path(args.fixtures_dir) if args.fixtures_dir else None
+    try:
+        if args.wait > 0:
+            print(f"ivig-cds fixtures: waiting up to {args.wait:g} s for {client.base_url}")
+            fixtures_loader.wait_for_server(client, args.wait, time.sleep)
+        run = fixtures_loader.load if args.action == "load" else fixtures_loader.unload
+        count = run(client, args.prefix, root, lambda line: print(line, flush=True))
+    except fixtures_loader.FixtureError as exc:
+        print(f"ivig-cds fixtures {args.action}: error: {exc}", file=sys.stderr)
+        return 1
+    done = "put on" if args.action == "load" else "deleted from"
+    print(f"ivig-cds fixtures: {count} resources {done} {client.base_url}")
     return 0

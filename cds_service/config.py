@@ -12,6 +12,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 ENV_PREFIX = "IVIG_CDS_"
@@ -92,6 +93,9 @@ class Settings:
     # Bounds on what a FHIR server may send back.
     fhir_max_response_bytes: int = 20 * 1024 * 1024
     fhir_max_resources: int = 5000
+    # Tests and demos only: evaluate every call as of noon UTC on this date (YYYY-MM-DD), so fixture
+    # patients keep their "recent" data. Never set in production.
+    evaluation_date: str = ""
 
     def validate(self) -> None:
         if self.auth not in ("off", "jwt"):
@@ -113,6 +117,13 @@ class Settings:
             raise ConfigError(
                 f"{ENV_PREFIX}JWT_ALGORITHMS: only asymmetric algorithms (never none or HS*)"
             )
+        if self.evaluation_date:
+            try:
+                date.fromisoformat(self.evaluation_date)
+            except ValueError:
+                raise ConfigError(
+                    f"{ENV_PREFIX}EVALUATION_DATE must be YYYY-MM-DD, not {self.evaluation_date!r}"
+                ) from None
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"{ENV_PREFIX}LOG_FORMAT must be json or text")
         for server in self.allowed_fhir_servers:

@@ -71,3 +71,18 @@ def test_thresholds_reach_the_rules(tmp_path: Path) -> None:
     assert "thrombosis-risk" not in [
         c["source"]["topic"]["code"] for c in raised.get_json()["cards"]
     ]
+
+
+def test_evaluation_date_fixes_the_clock_for_demos(tmp_path: Path) -> None:
+    from cds_service import create_app
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}",
+            "EVALUATION_DATE": "2026-06-15",
+        }
+    )
+    assert app.extensions["ivig_cds"].clock().isoformat() == "2026-06-15T12:00:00+00:00"
+    with pytest.raises(ConfigError, match="IVIG_CDS_EVALUATION_DATE"):
+        load_settings(Settings, {"IVIG_CDS_EVALUATION_DATE": "15/06/2026"}, {})

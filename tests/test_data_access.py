@@ -356,3 +356,26 @@ def test_bundle_entry_without_a_resource_is_reported(client: FlaskClient) -> Non
     prefetch["conditions"]["entry"].append({"fullUrl": "urn:uuid:lost"})
     topics = _topics(client.post(URL, json=_request(prefetch)))
     assert "(not a resource) was skipped" in topics["data-incomplete"]["detail"]
+
+
+def test_a_dropped_keep_alive_connection_is_retried_once(
+    client: FlaskClient, fhir_mock: Any
+) -> None:
+    """A pooled connection the server closed while idle fails on reuse: one retry, then data."""
+    url = f"{FHIR_BASE}/Observation"
+    fhir_mock.add(responses.GET, url, body=requests.ConnectionError("Connection aborted"))
+    fhir_mock.add(responses.GET, url, json=searchset([]))
+    prefetch = {k: v for k, v in _prefetch().items() if k != "observations"}
+    topics = _topics(client.post(URL, json=_request(prefetch, FHIR_BASE)))
+    assert "data-incomplete" not in topics
+    assert len([c for c in fhir_mock.calls if c.request.url.startswith(url)]) == 2
+
+
+def test_a_timeout_is_not_retried(client: FlaskClient, fhir_mock: Any) -> None:
+    url = f"{FHIR_BASE}/Observation"
+    fhir_mock.add(responses.GET, url, body=requests.ReadTimeout("slow"))
+    fhir_mock.add(responses.GET, url, json=searchset([]))
+    prefetch = {k: v for k, v in _prefetch().items() if k != "observations"}
+    topics = _topics(client.post(URL, json=_request(prefetch, FHIR_BASE)))
+    assert "no answer within" in topics["data-incomplete"]["detail"]
+    assert len([c for c in fhir_mock.calls if c.request.url.startswith(url)]) == 1

@@ -37,6 +37,7 @@ def test_compose_file_describes_the_service_and_its_database() -> None:
     assert service["build"] == "."
     assert (ROOT / "Dockerfile").exists()
     settings = {f"IVIG_CDS_{f.name.upper()}" for f in dataclasses.fields(Settings)}
+    settings |= {"IVIG_CDS_WORKERS", "IVIG_CDS_THREADS", "IVIG_CDS_TIMEOUT_S"}  # `ivig-cds serve`
     assert set(service["environment"]) <= settings
     assert "postgres" in service["depends_on"]
     assert service["environment"]["IVIG_CDS_DATABASE_URL"].startswith("postgresql+psycopg://")

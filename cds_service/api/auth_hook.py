@@ -38,7 +38,8 @@ def install_jwt_auth(app: Flask, settings: Settings, runtime: Runtime) -> JwtVer
 
     @app.before_request
     def authenticate() -> Response | None:
-        if request.method == "OPTIONS":
+        # Preflights, and the operational probes a load balancer or Prometheus calls.
+        if request.method == "OPTIONS" or request.path in ("/healthz", "/readyz", "/metrics"):
             return None
         if open_discovery and request.method == "GET" and request.path == DISCOVERY_PATH:
             return None

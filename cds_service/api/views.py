@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
+from cds_service.api import metrics
+from cds_service.api.handlers import operation_outcome
 from cds_service.api.schemas import CONTEXT_SCHEMAS, FeedbackSchema, HookRequestSchema, load
 from cds_service.errors import InvalidHookRequest, Issue
 from cds_service.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("cds", __name__)
 
@@ -43,6 +50,7 @@ def call_service(service_id: str) -> ResponseReturnValue:
     )
     caller = g.get("cds_client")  # set by the JWT hook when AUTH=jwt
     cards = runtime().call(service, hook_request, caller, g.get("request_id"))
+    g.cds_cards = cards  # counted by cds_service.api.metrics
     return jsonify({"cards": cards})
 
 
@@ -51,3 +59,38 @@ def feedback(service_id: str) -> ResponseReturnValue:
     runtime().service(service_id)
     items = load(FeedbackSchema(), json_body())["feedback"]
     return jsonify({"stored": runtime().store.store_feedback(service_id, items)})
+
+
+# ------------------------------------------------------------------------------ operations
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    """Liveness: the process answers HTTP. Checks nothing else, so a slow database never gets a
+    healthy worker restarted."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Readiness: the database answers ``SELECT 1`` and the clinical knowledge is loaded."""
+    issues = []
+    try:
+        with runtime().store.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        log.warning("not ready: the database does not answer (%s)", type(exc).__name__)
+        issues.append(Issue("not ready: the database does not answer SELECT 1"))
+    registry = runtime().registry
+    version = registry.knowledge_version
+    if not version or next(iter(registry), None) is None:
+        issues.append(Issue("not ready: the clinical knowledge is not loaded"))
+    if issues:
+        return jsonify(operation_outcome(issues, "transient")), 503
+    return jsonify({"status": "ready", "knowledge_version": version})
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> ResponseReturnValue:
+    """Prometheus text exposition of this worker's metrics (see ``cds_service.api.metrics``)."""
+    return metrics.render(current_app), 200, {"Content-Type": metrics.CONTENT_TYPE}

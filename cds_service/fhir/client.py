@@ -219,9 +219,119 @@ class FhirClient:
             resources.extend(bundle_resources(page))
             url = next_link(page)
 
+    def transaction(self, bundle: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        """POST a ``transaction`` or ``batch`` Bundle to the base URL; the response Bundle.
+
+        Statuses map to the same errors as a read. The error carries the server's
+        OperationOutcome, when it sent one, as ``outcome`` (else None) and not in its message, like
+        every error here: the fixture loader reports its diagnostics.
+        """
+        url = self.base_url
+        path = urlsplit(url).path or "/"
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise FhirTimeout("the time budget for FHIR requests is used up")
+        timeout = min(self._timeout_s, remaining)
+        try:
+            response = self._session.post(
+                url,
+                data=json.dumps(bundle).encode("utf-8"),
+                headers={**self._headers, "Content-Type": "application/fhir+json"},
+                timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.Timeout as exc:
+            raise FhirTimeout(f"POST {path}: no answer within {timeout:.1f} s") from exc
+        except requests.RequestException as exc:
+            raise FhirUnreachable(f"POST {path}: {type(exc).__name__}") from exc
+        try:
+            body = self._read_body(response, path, deadline)
+        finally:
+            response.close()
+        try:
+            _check_status(response.status_code, f"POST {path}")
+        except (FhirAuthError, FhirNotFound, FhirRefused, FhirServerError) as exc:
+            try:
+                outcome = json.loads(body)
+            except (ValueError, RecursionError):
+                outcome = None
+            is_outcome = (
+                isinstance(outcome, dict) and outcome.get("resourceType") == "OperationOutcome"
+            )
+            exc.outcome = outcome if is_outcome else None  # type: ignore[attr-defined]
+            raise
+        result = _json_resource(body, path)
+        if result.get("resourceType") != "Bundle":
+            raise FhirInvalidResponse(f"POST {path}: the answer is not a Bundle")
+        return result
+
+    def delete(self, reference: str, deadline: Deadline) -> None:
+        """DELETE ``{base}/{Type}/{id}``; statuses map to the same errors as a read (404/410:
+        FhirNotFound), the error carrying the server's OperationOutcome as ``outcome``."""
+        url = f"{self.base_url}/{reference}"
+        path = urlsplit(url).path
+        if not is_under_base(url, self.base_url) or "?" in reference:
+            raise FhirRefused(f"DELETE {path}: not a resource under {self.base_url}")
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise FhirTimeout("the time budget for FHIR requests is used up")
+        timeout = min(self._timeout_s, remaining)
+        try:
+            response = self._session.delete(
+                url,
+                headers=self._headers,
+                timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.Timeout as exc:
+            raise FhirTimeout(f"DELETE {path}: no answer within {timeout:.1f} s") from exc
+        except requests.RequestException as exc:
+            raise FhirUnreachable(f"DELETE {path}: {type(exc).__name__}") from exc
+        try:
+            body = self._read_body(response, path, deadline)
+        finally:
+            response.close()
+        try:
+            _check_status(response.status_code, f"DELETE {path}")
+        except (FhirAuthError, FhirNotFound, FhirRefused, FhirServerError) as exc:
+            try:
+                outcome = json.loads(body)
+            except (ValueError, RecursionError):
+                outcome = None
+            is_outcome = (
+                isinstance(outcome, dict) and outcome.get("resourceType") == "OperationOutcome"
+            )
+            exc.outcome = outcome if is_outcome else None  # type: ignore[attr-defined]
+            raise
+
     def _truncated(self, resources: list[Any], why: str) -> SearchResult:
         log.warning("fhir search at %s truncated: %s", urlsplit(self.base_url).path, why)
         return SearchResult(resources[: self._max_resources], truncated=True, why_truncated=why)
+
+    def _send(self, url: str, path: str, timeout: float, deadline: Deadline) -> requests.Response:
+        """GET once more after a dropped connection (not after a timeout): a pooled keep-alive
+        connection that the server closed while idle fails on reuse though the server is fine."""
+        for attempt in (1, 2):
+            try:
+                return self._session.get(
+                    url,
+                    headers=self._headers,
+                    timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
+                    allow_redirects=False,
+                    stream=True,
+                )
+            except requests.Timeout as exc:
+                raise FhirTimeout(f"{path}: no answer within {timeout:.1f} s") from exc
+            except requests.ConnectionError as exc:
+                timeout = min(timeout, deadline.remaining())
+                if attempt == 2 or timeout <= 0:
+                    raise FhirUnreachable(f"{path}: {type(exc).__name__}") from exc
+                log.info("fhir GET %s: connection dropped; trying once more", path)
+            except requests.RequestException as exc:
+                raise FhirUnreachable(f"{path}: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _get(self, url: str, deadline: Deadline) -> dict[str, Any]:
         remaining = deadline.remaining()
@@ -232,18 +342,7 @@ class FhirClient:
         if not is_under_base(url, self.base_url):
             raise FhirRefused(f"{path}: not under the FHIR server base {self.base_url}")
         started = time.monotonic()
-        try:
-            response = self._session.get(
-                url,
-                headers=self._headers,
-                timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.Timeout as exc:
-            raise FhirTimeout(f"{path}: no answer within {timeout:.1f} s") from exc
-        except requests.RequestException as exc:
-            raise FhirUnreachable(f"{path}: {type(exc).__name__}") from exc
+        response = self._send(url, path, timeout, deadline)
         try:
             _check_status(response.status_code, path)
             body = self._read_body(response, path, deadline)

@@ -1,0 +1,217 @@
+"""Integration: the production server (gunicorn) against a real FHIR server, over real HTTP.
+
+Every fixture scenario runs in two modes: prefetch resolved from the discovery templates against
+the FHIR server, as an EHR does, and no prefetch with ``fhirServer`` set. Both must give the cards
+the scenario expects. The FHIR server is Medplum's engine (``tests/fhir_server``), or any FHIR R4
+base named by ``IVIG_CDS_IT_FHIR_BASE`` (for example the public HAPI sandbox; see the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FIXTURES, hook_request, order_for, scenario_index
+from medplum_server import medplum_fhir  # noqa: F401  (the FHIR server fixture)
+
+from cds_service.fhir.client import FhirClient
+from cds_service.fixtures_loader import DEFAULT_PREFIX, load
+from cds_service.runtime import make_session
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+EVALUATION_DATE = "2026-06-15"
+ORDER_SCENARIOS = [s for s in scenario_index()]
+VIEW_SCENARIOS = json.loads((FIXTURES / "patient-view" / "index.json").read_text())["scenarios"]
+
+
+@pytest.fixture(scope="session")
+def fhir_base(request: pytest.FixtureRequest) -> str:
+    external = os.environ.get("IVIG_CDS_IT_FHIR_BASE")
+    if external:
+        return external.rstrip("/")
+    return str(request.getfixturevalue("medplum_fhir"))
+
+
+@pytest.fixture(scope="session")
+def loaded(fhir_base: str) -> str:
+    client = FhirClient(
+        fhir_base,
+        session=make_session(4),
+        token=os.environ.get("IVIG_CDS_IT_FHIR_TOKEN"),
+        timeout_s=30,
+        max_pages=20,
+    )
+    assert load(client, DEFAULT_PREFIX) > 100
+    return fhir_base
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def service(loaded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``ivig-cds serve`` (gunicorn, 2 workers) allowed to call the FHIR server."""
+    port = _free_port()
+    env = os.environ | {
+        "IVIG_CDS_ALLOWED_FHIR_SERVERS": loaded,
+        "IVIG_CDS_EVALUATION_DATE": EVALUATION_DATE,
+        "IVIG_CDS_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('it') / 'it.sqlite3'}",
+        "IVIG_CDS_REQUEST_BUDGET_S": "20",
+        "IVIG_CDS_FHIR_TIMEOUT_S": "15",
+        "IVIG_CDS_LOG_LEVEL": "WARNING",
+        "IVIG_CDS_AUTH": "off",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("ivig-cds serve did not start within 15 s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _get(url: str) -> dict[str, Any]:
+    request = urllib.request.Request(url, headers={"Accept": "application/fhir+json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.load(response))
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(json.load(response))
+    except urllib.error.HTTPError as error:
+        return error.code, dict(json.load(error))
+
+
+def _prefetch_from_templates(service: str, hook: str, fhir: str, patient_id: str) -> dict[str, Any]:
+    """What an EHR sends: every discovery template of the service, run against the FHIR server."""
+    services = _get(f"{service}/cds-services")["services"]
+    templates = next(s for s in services if s["hook"] == hook)["prefetch"]
+    prefetch = {}
+    for key, template in templates.items():
+        query = template.replace("{{context.patientId}}", patient_id)
+        result = _get(f"{fhir}/{query}")
+        if result.get("resourceType") == "Bundle":
+            entries = [
+                e for e in result.get("entry", []) if e.get("search", {}).get("mode") != "outcome"
+            ]
+            result = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+        prefetch[key] = result
+    return prefetch
+
+
+def _topics(cards: list[dict[str, Any]]) -> dict[str, str]:
+    return {card["source"]["topic"]["code"]: card["indicator"] for card in cards}
+
+
+def _order_request(scenario: dict[str, Any], hook: str, patient_id: str) -> dict[str, Any]:
+    names = scenario.get("orders") or [scenario["order"]]
+    orders = [order_for(name, patient_id) for name in names]
+    by_name = dict(zip(names, orders, strict=True))
+    selected = scenario.get("selected") or [
+        n for n, o in by_name.items() if o["resourceType"] == "MedicationRequest"
+    ]
+    selections = [f"{by_name[n]['resourceType']}/{by_name[n]['id']}" for n in selected]
+    return hook_request(hook, patient_id, orders, selections=selections)
+
+
+MODES = ["prefetch", "fhir", "medplum-client"]
+CDS_CLIENT = ROOT / "tests" / "fhir_server" / "cds_client.mjs"
+
+
+def _through_medplum_client(
+    fhir: str, service: str, hook: str, context: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """A client the project did not write: @medplum/core buildCdsRequest resolves the prefetch."""
+    result = subprocess.run(
+        ["node", str(CDS_CLIENT), fhir, service, hook, json.dumps(context)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["prefetchKeys"], "the client resolved the discovery prefetch templates"
+    return answer["status"], answer["body"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("scenario", ORDER_SCENARIOS, ids=[s["name"] for s in ORDER_SCENARIOS])
+def test_order_scenario_over_real_http(
+    service: str, loaded: str, scenario: dict[str, Any], mode: str
+) -> None:
+    patient_id = DEFAULT_PREFIX + scenario["name"]
+    body = _order_request(scenario, "order-select", patient_id)
+    if mode == "medplum-client":
+        status, answer = _through_medplum_client(loaded, service, "order-select", body["context"])
+        assert status == 200, answer
+        assert _topics(answer["cards"]) == scenario["fires"], scenario["description"]
+        return
+    if mode == "prefetch":
+        body["prefetch"] = _prefetch_from_templates(service, "order-select", loaded, patient_id)
+    else:
+        body["fhirServer"] = loaded
+    status, answer = _post(f"{service}/cds-services/ivig-order-select", body)
+    assert status == 200, answer
+    details = [
+        c["detail"] for c in answer["cards"] if c["source"]["topic"]["code"] == "data-incomplete"
+    ]
+    assert _topics(answer["cards"]) == scenario["fires"], details or scenario["description"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("scenario", VIEW_SCENARIOS, ids=[s["name"] for s in VIEW_SCENARIOS])
+def test_patient_view_scenario_over_real_http(
+    service: str, loaded: str, scenario: dict[str, Any], mode: str
+) -> None:
+    patient_id = DEFAULT_PREFIX + scenario["name"]
+    body: dict[str, Any] = {
+        "hook": "patient-view",
+        "hookInstance": "it-" + scenario["name"],
+        "context": {"userId": "Practitioner/example", "patientId": patient_id},
+    }
+    if mode == "medplum-client":
+        status, answer = _through_medplum_client(loaded, service, "patient-view", body["context"])
+        assert status == 200, answer
+        assert _topics(answer["cards"]) == scenario["fires"], scenario["description"]
+        return
+    if mode == "prefetch":
+        body["prefetch"] = _prefetch_from_templates(service, "patient-view", loaded, patient_id)
+    else:
+        body["fhirServer"] = loaded
+    status, answer = _post(f"{service}/cds-services/ivig-patient-view", body)
+    assert status == 200, answer
+    assert _topics(answer["cards"]) == scenario["fires"], scenario["description"]

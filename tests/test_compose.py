@@ -1,0 +1,53 @@
+"""docker-compose.yml: the HAPI FHIR stack is well formed (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_stack_has_the_service_hapi_postgres_redis_and_a_loader() -> None:
+    services = COMPOSE["services"]
+    assert set(services) == {"ivig-cds", "hapi", "postgres", "redis", "fixtures"}
+    assert services["hapi"]["image"].startswith("hapiproject/hapi:")
+    loader = services["fixtures"]["command"]
+    assert loader[:3] == ["ivig-cds", "fixtures", "load"] and "--wait" in loader
+    assert services["fixtures"]["restart"] == "no"
+    env = services["ivig-cds"]["environment"]
+    assert "http://hapi:8080/fhir" in env["IVIG_CDS_ALLOWED_FHIR_SERVERS"].split(",")
+    assert env["IVIG_CDS_REDIS_URL"].startswith("redis://redis:")
+
+
+def test_dockerfile_runs_as_a_non_root_user_with_gunicorn() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "USER ivig" in dockerfile
+    assert '"ivig-cds", "serve"' in dockerfile
+    assert "COPY fhir_fixtures" in dockerfile  # the loader reads the fixture bundles
+
+
+def _compose_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(
+    not _compose_available(), reason="the docker compose plugin is not installed on this machine"
+)
+def test_docker_compose_config_validates() -> None:
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
