@@ -226,41 +226,8 @@ class FhirClient:
         OperationOutcome, when it sent one, as ``outcome`` (else None) and not in its message, like
         every error here: the fixture loader reports its diagnostics.
         """
-        url = self.base_url
-        path = urlsplit(url).path or "/"
-        remaining = deadline.remaining()
-        if remaining <= 0:
-            raise FhirTimeout("the time budget for FHIR requests is used up")
-        timeout = min(self._timeout_s, remaining)
-        try:
-            response = self._session.post(
-                url,
-                data=json.dumps(bundle).encode("utf-8"),
-                headers={**self._headers, "Content-Type": "application/fhir+json"},
-                timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.Timeout as exc:
-            raise FhirTimeout(f"POST {path}: no answer within {timeout:.1f} s") from exc
-        except requests.RequestException as exc:
-            raise FhirUnreachable(f"POST {path}: {type(exc).__name__}") from exc
-        try:
-            body = self._read_body(response, path, deadline)
-        finally:
-            response.close()
-        try:
-            _check_status(response.status_code, f"POST {path}")
-        except (FhirAuthError, FhirNotFound, FhirRefused, FhirServerError) as exc:
-            try:
-                outcome = json.loads(body)
-            except (ValueError, RecursionError):
-                outcome = None
-            is_outcome = (
-                isinstance(outcome, dict) and outcome.get("resourceType") == "OperationOutcome"
-            )
-            exc.outcome = outcome if is_outcome else None  # type: ignore[attr-defined]
-            raise
+        path = urlsplit(self.base_url).path or "/"
+        body = self._write("POST", self.base_url, path, deadline, json.dumps(bundle).encode())
         result = _json_resource(body, path)
         if result.get("resourceType") != "Bundle":
             raise FhirInvalidResponse(f"POST {path}: the answer is not a Bundle")
@@ -273,38 +240,43 @@ class FhirClient:
         path = urlsplit(url).path
         if not is_under_base(url, self.base_url) or "?" in reference:
             raise FhirRefused(f"DELETE {path}: not a resource under {self.base_url}")
+        self._write("DELETE", url, path, deadline)
+
+    def _write(
+        self, method: str, url: str, path: str, deadline: Deadline, data: bytes | None = None
+    ) -> bytes:
+        """Send a write (never retried: it may not be idempotent); the body of a 2xx answer."""
         remaining = deadline.remaining()
         if remaining <= 0:
             raise FhirTimeout("the time budget for FHIR requests is used up")
         timeout = min(self._timeout_s, remaining)
+        headers = (
+            {**self._headers, "Content-Type": "application/fhir+json"} if data else self._headers
+        )
         try:
-            response = self._session.delete(
+            response = self._session.request(
+                method,
                 url,
-                headers=self._headers,
+                data=data,
+                headers=headers,
                 timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
                 allow_redirects=False,
                 stream=True,
             )
         except requests.Timeout as exc:
-            raise FhirTimeout(f"DELETE {path}: no answer within {timeout:.1f} s") from exc
+            raise FhirTimeout(f"{method} {path}: no answer within {timeout:.1f} s") from exc
         except requests.RequestException as exc:
-            raise FhirUnreachable(f"DELETE {path}: {type(exc).__name__}") from exc
+            raise FhirUnreachable(f"{method} {path}: {type(exc).__name__}") from exc
         try:
             body = self._read_body(response, path, deadline)
         finally:
             response.close()
         try:
-            _check_status(response.status_code, f"DELETE {path}")
+            _check_status(response.status_code, f"{method} {path}")
         except (FhirAuthError, FhirNotFound, FhirRefused, FhirServerError) as exc:
-            try:
-                outcome = json.loads(body)
-            except (ValueError, RecursionError):
-                outcome = None
-            is_outcome = (
-                isinstance(outcome, dict) and outcome.get("resourceType") == "OperationOutcome"
-            )
-            exc.outcome = outcome if is_outcome else None  # type: ignore[attr-defined]
+            exc.outcome = _operation_outcome(body)  # type: ignore[attr-defined]
             raise
+        return body
 
     def _truncated(self, resources: list[Any], why: str) -> SearchResult:
         log.warning("fhir search at %s truncated: %s", urlsplit(self.base_url).path, why)
@@ -418,3 +390,13 @@ def _json_resource(body: bytes, path: str) -> dict[str, Any]:
     if resource["resourceType"] == "OperationOutcome":
         raise FhirInvalidResponse(f"{path}: the server answered with an OperationOutcome")
     return resource
+
+
+def _operation_outcome(body: bytes) -> dict[str, Any] | None:
+    """The OperationOutcome a server sent with an error, if it sent one."""
+    try:
+        outcome = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    is_outcome = isinstance(outcome, dict) and outcome.get("resourceType") == "OperationOutcome"
+    return outcome if is_outcome else None
