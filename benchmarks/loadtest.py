@@ -34,18 +34,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench  # noqa: E402  (the request builders this test shares with the benchmark)
+
 SYNTHEA = sorted((ROOT / "fhir_fixtures" / "synthea").glob("*.json"))
-ORDER = (ROOT / "fhir_fixtures" / "orders" / "privigen-iv.json").read_text()
 SERVICE = "ivig-order-select"
 HOST = "127.0.0.1"
-TYPES = {
-    "conditions": "Condition",
-    "observations": "Observation",
-    "allergies": "AllergyIntolerance",
-    "medicationRequests": "MedicationRequest",
-    "medicationStatements": "MedicationStatement",
-    "procedures": "Procedure",
-}
 HEADER = (
     f"{'concurrency':>11} {'requests':>8} {'errors':>6} {'req/s':>8} "
     f"{'p50 ms':>8} {'p99 ms':>8} {'time s':>7}"
@@ -53,54 +48,14 @@ HEADER = (
 INSTANCE = "LOADTEST-HOOK-INSTANCE"  # replaced by a fresh uuid in every request
 
 
-# --- requests (the same shape as benchmarks/bench.py: full prefetch, narrowed by the templates) ---
-
-
-def _coded(resource: dict[str, Any], codes: set[str]) -> bool:
-    return any(c.get("code") in codes for c in (resource.get("code") or {}).get("coding", []))
-
-
-def template_codes(templates: dict[str, str]) -> dict[str, set[str]]:
-    """Resource type -> the codes its prefetch template searches for."""
-    found: dict[str, set[str]] = {}
-    for template in templates.values():
-        kind, _, query = template.partition("?")
-        for part in query.split("&"):
-            if part.startswith("code="):
-                found[kind] = {t.split("|")[-1] for t in part.removeprefix("code=").split(",")}
-    return found
+# --- requests: the benchmark's own builders (full prefetch, narrowed by the templates) ---
 
 
 def request_payload(path: Path, codes: dict[str, set[str]]) -> str:
     """An order-select body for one Synthea record, with ``INSTANCE`` as its hookInstance."""
-    resources = [entry["resource"] for entry in json.loads(path.read_text())["entry"]]
-    patient = next(r for r in resources if r["resourceType"] == "Patient")
-    order = json.loads(ORDER.replace("PATIENT_ID", patient["id"]))
-    prefetch: dict[str, Any] = {"patient": patient}
-    for key, kind in TYPES.items():
-        found = [r for r in resources if r["resourceType"] == kind]
-        if kind in codes:
-            found = [r for r in found if _coded(r, codes[kind])]
-        prefetch[key] = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": [{"resource": r} for r in found],
-        }
-    body = {
-        "hook": "order-select",
-        "hookInstance": INSTANCE,
-        "context": {
-            "userId": "Practitioner/loadtest",
-            "patientId": patient["id"],
-            "selections": [f"MedicationRequest/{order['id']}"],
-            "draftOrders": {
-                "resourceType": "Bundle",
-                "type": "collection",
-                "entry": [{"resource": order}],
-            },
-        },
-        "prefetch": prefetch,
-    }
+    resources = bench.resources_of(path)
+    body = bench.request_body(resources, bench.prefetch_of(resources, codes), None)
+    body["hookInstance"] = INSTANCE
     return json.dumps(body)
 
 
@@ -428,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             discovery = wait_ready(proc, port, args.workers, limit_s=60)
             service = next(s for s in discovery["services"] if s["id"] == SERVICE)
-            codes = template_codes(service.get("prefetch", {}))
+            codes = bench.template_codes(service.get("prefetch", {}))
             payloads = [request_payload(path, codes) for path in SYNTHEA]
             sizes = sorted(len(p) // 1024 for p in payloads)
             before = workers_rss(proc.pid)

@@ -123,15 +123,13 @@ def hook_request(
     fhir_server: str | None = None,
     selections: list[str] | None = None,
 ) -> dict[str, Any]:
-    context: dict[str, Any] = {
-        "userId": "Practitioner/example",
-        "patientId": patient_id,
-        "draftOrders": {
+    context: dict[str, Any] = {"userId": "Practitioner/example", "patientId": patient_id}
+    if hook != "patient-view":  # the order hooks carry the ordering session
+        context["draftOrders"] = {
             "resourceType": "Bundle",
             "type": "collection",
             "entry": [{"resource": copy.deepcopy(order)} for order in orders],
-        },
-    }
+        }
     if hook == "order-select":
         context["selections"] = selections or [
             f"{o['resourceType']}/{o['id']}"

@@ -15,6 +15,7 @@ from conftest import (
     FakeFhirServer,
     assert_card_shape,
     cards_by_topic,
+    hook_request,
     searchset,
 )
 from flask.testing import FlaskClient
@@ -35,23 +36,7 @@ def resources_of(name: str) -> list[dict[str, Any]]:
 
 
 def view_request(name: str, prefetch: dict[str, Any] | None, server: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "hook": "patient-view",
-        "hookInstance": "7f1c2d4e-0b6a-4e0f-9a53-2d8f6b1c9e70",
-        "context": {"userId": "Practitioner/example", "patientId": name},
-    }
-    if prefetch is not None:
-        body["prefetch"] = prefetch
-    if server:
-        body["fhirServer"] = server
-        body["fhirAuthorization"] = {
-            "access_token": "secret-token-never-logged",
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "scope": "patient/*.read",
-            "subject": "ivig-cds",
-        }
-    return body
+    return hook_request("patient-view", name, [], prefetch=prefetch, fhir_server=server)
 
 
 def full_view_prefetch(resources: list[dict[str, Any]]) -> dict[str, Any]:

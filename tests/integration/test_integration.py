@@ -168,28 +168,32 @@ def _through_medplum_client(
     return answer["status"], answer["body"]
 
 
+def _check(
+    service: str, fhir: str, scenario: dict[str, Any], mode: str, body: dict[str, Any]
+) -> None:
+    """Send ``body`` in one mode and compare the cards with the scenario's expectation."""
+    hook, patient_id = body["hook"], body["context"]["patientId"]
+    if mode == "medplum-client":
+        status, answer = _through_medplum_client(fhir, service, hook, body["context"])
+    else:
+        if mode == "prefetch":
+            body["prefetch"] = _prefetch_from_templates(service, hook, fhir, patient_id)
+        else:
+            body["fhirServer"] = fhir
+        status, answer = _post(f"{service}/cds-services/ivig-{hook}", body)
+    assert status == 200, answer
+    incomplete = [c for c in answer["cards"] if c["source"]["topic"]["code"] == "data-incomplete"]
+    why = [card["detail"] for card in incomplete] or scenario["description"]
+    assert _topics(answer["cards"]) == scenario["fires"], why
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("scenario", ORDER_SCENARIOS, ids=[s["name"] for s in ORDER_SCENARIOS])
 def test_order_scenario_over_real_http(
     service: str, loaded: str, scenario: dict[str, Any], mode: str
 ) -> None:
     patient_id = DEFAULT_PREFIX + scenario["name"]
-    body = _order_request(scenario, "order-select", patient_id)
-    if mode == "medplum-client":
-        status, answer = _through_medplum_client(loaded, service, "order-select", body["context"])
-        assert status == 200, answer
-        assert _topics(answer["cards"]) == scenario["fires"], scenario["description"]
-        return
-    if mode == "prefetch":
-        body["prefetch"] = _prefetch_from_templates(service, "order-select", loaded, patient_id)
-    else:
-        body["fhirServer"] = loaded
-    status, answer = _post(f"{service}/cds-services/ivig-order-select", body)
-    assert status == 200, answer
-    details = [
-        c["detail"] for c in answer["cards"] if c["source"]["topic"]["code"] == "data-incomplete"
-    ]
-    assert _topics(answer["cards"]) == scenario["fires"], details or scenario["description"]
+    _check(service, loaded, scenario, mode, _order_request(scenario, "order-select", patient_id))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -198,20 +202,4 @@ def test_patient_view_scenario_over_real_http(
     service: str, loaded: str, scenario: dict[str, Any], mode: str
 ) -> None:
     patient_id = DEFAULT_PREFIX + scenario["name"]
-    body: dict[str, Any] = {
-        "hook": "patient-view",
-        "hookInstance": "it-" + scenario["name"],
-        "context": {"userId": "Practitioner/example", "patientId": patient_id},
-    }
-    if mode == "medplum-client":
-        status, answer = _through_medplum_client(loaded, service, "patient-view", body["context"])
-        assert status == 200, answer
-        assert _topics(answer["cards"]) == scenario["fires"], scenario["description"]
-        return
-    if mode == "prefetch":
-        body["prefetch"] = _prefetch_from_templates(service, "patient-view", loaded, patient_id)
-    else:
-        body["fhirServer"] = loaded
-    status, answer = _post(f"{service}/cds-services/ivig-patient-view", body)
-    assert status == 200, answer
-    assert _topics(answer["cards"]) == scenario["fires"], scenario["description"]
+    _check(service, loaded, scenario, mode, hook_request("patient-view", patient_id, []))
