@@ -8,5 +8,7 @@ COPY fhir_fixtures ./fhir_fixtures
 RUN pip install --no-cache-dir . && useradd --system --home /app ivig && mkdir -p /data && chown ivig /data
 USER ivig
 ENV IVIG_CDS_DATABASE_URL=sqlite:////data/feedback.sqlite3
+# Audit records wait here until the database has them: the user must be able to write it.
+ENV IVIG_CDS_AUDIT_SPOOL_DIR=/data/audit-spool
 EXPOSE 8080
 CMD ["ivig-cds", "serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench loadtest clean fuzz
+.PHONY: run test lint bench loadtest clean fuzz docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,7 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
@@ -34,8 +35,15 @@ fuzz: $(VENV)/.installed-test
 	IVIG_CDS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) timeout 900 $(BIN)/pytest \
 		tests/test_property_rules.py tests/test_schemathesis.py
 
+# The service against a floor app, both over HTTP under gunicorn, then in process; about 3 minutes.
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench.py
+
+# The generated docs: the topic and threshold tables, and openapi.yaml's examples (tests fail when
+# a committed copy differs).
+docs: $(VENV)/.installed-test
+	$(BIN)/python -m hooks.docs --write docs
+	$(BIN)/python tests/contract/openapi_examples.py --write
 
 # The production server (gunicorn, 2 workers) under rising then sustained load; about 2 minutes.
 loadtest: $(VENV)/.installed-run

@@ -20,8 +20,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,14 +31,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402  (the request builders this test shares with the benchmark)
+from harness import (
+    HOST,
+    free_port,
+    narrow_bodies,
+    percentile,
+    rss_kb,
+    server_command,
+    stop,
+    wait_ready,
+    workers_rss,
+)
 
-SYNTHEA = sorted((ROOT / "fhir_fixtures" / "synthea").glob("*.json"))
 SERVICE = "ivig-order-select"
-HOST = "127.0.0.1"
 HEADER = (
     f"{'concurrency':>11} {'requests':>8} {'errors':>6} {'req/s':>8} "
     f"{'p50 ms':>8} {'p99 ms':>8} {'time s':>7}"
@@ -48,111 +53,9 @@ HEADER = (
 INSTANCE = "LOADTEST-HOOK-INSTANCE"  # replaced by a fresh uuid in every request
 
 
-# --- requests: the benchmark's own builders (full prefetch, narrowed by the templates) ---
-
-
-def request_payload(path: Path, codes: dict[str, set[str]]) -> str:
-    """An order-select body for one Synthea record, with ``INSTANCE`` as its hookInstance."""
-    resources = bench.resources_of(path)
-    body = bench.request_body(resources, bench.prefetch_of(resources, codes), None)
-    body["hookInstance"] = INSTANCE
-    return json.dumps(body)
-
-
-# --- the server and its workers ---
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def server_command() -> str:
-    local = Path(sys.executable).parent / "ivig-cds"
-    if local.exists():
-        return str(local)
-    return str(ROOT / ".venv" / "bin" / "ivig-cds")
-
-
-def children(pid: int) -> list[int]:
-    """Child pids of ``pid`` (the gunicorn master: its workers), from /proc."""
-    found: set[int] = set()
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            text = (task / "children").read_text()
-            found.update(int(p) for p in text.split())
-        return sorted(found)
-    except OSError:
-        pass
-    for stat in Path("/proc").glob("[0-9]*/stat"):  # kernels without /proc/<pid>/task/*/children
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return sorted(found)
-
-
-def rss_kb(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def workers_rss(master: int) -> dict[int, int]:
-    found = {}
-    for pid in children(master):
-        kb = rss_kb(pid)
-        if kb is not None:
-            found[pid] = kb
-    return found
-
-
-def get(port: int, path: str, timeout: float) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def wait_ready(proc: subprocess.Popen[bytes], port: int, workers: int, limit_s: float) -> Any:
-    """The discovery document, once it answers and every worker has booted."""
-    deadline = time.monotonic() + limit_s
-    discovery = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with status {proc.returncode} while starting")
-        if discovery is None:
-            try:
-                status, data = get(port, "/cds-services", timeout=2)
-                if status == 200:
-                    discovery = json.loads(data)
-            except (OSError, http.client.HTTPException):
-                pass
-        if discovery is not None and len(workers_rss(proc.pid)) >= workers:
-            return discovery
-        time.sleep(0.1)
-    raise RuntimeError(f"server not ready after {limit_s:.0f} s")
-
-
-def stop(proc: subprocess.Popen[bytes], limit_s: float = 35) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=limit_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    return proc.returncode
+def request_payloads(service: dict[str, Any]) -> list[str]:
+    """An order-select body per Synthea record, with ``INSTANCE`` as its hookInstance."""
+    return [json.dumps({**body, "hookInstance": INSTANCE}) for _, body in narrow_bodies(service)]
 
 
 # --- the load ---
@@ -246,12 +149,6 @@ class Run:
             f"{percentile(ordered, 50):>8.1f} {percentile(ordered, 99):>8.1f} "
             f"{self.elapsed:>7.1f}"
         )
-
-
-def percentile(ordered: list[float], p: float) -> float:
-    """Nearest-rank percentile of a sorted list."""
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
 
 
 def slope_kb_per_min(points: list[tuple[float, int]]) -> float:
@@ -373,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             "IVIG_CDS_DATABASE_URL": f"sqlite:///{tmp}/feedback.sqlite3",
             "IVIG_CDS_LOG_LEVEL": "WARNING",
             "IVIG_CDS_AUTH": "off",
+            # No recycling during the test: a recycled worker would hide a leak, and one that
+            # is replaced anyway has crashed.
+            "IVIG_CDS_MAX_REQUESTS": "0",
         }
         log_path = Path(tmp) / "server.log"
         cmd = [server_command(), "serve", "--host", HOST, "--port", str(port)]
@@ -381,10 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
         ok = False
         try:
-            discovery = wait_ready(proc, port, args.workers, limit_s=60)
+            discovery = wait_ready(proc, port, args.workers, limit_s=60, path="/cds-services")
             service = next(s for s in discovery["services"] if s["id"] == SERVICE)
-            codes = bench.template_codes(service.get("prefetch", {}))
-            payloads = [request_payload(path, codes) for path in SYNTHEA]
+            payloads = request_payloads(service)
             sizes = sorted(len(p) // 1024 for p in payloads)
             before = workers_rss(proc.pid)
             print(

@@ -13,14 +13,17 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
 
 from cds_service.api import bp, register_error_handlers
 from cds_service.api.auth_hook import install_jwt_auth
+from cds_service.api.json import OrjsonProvider
 from cds_service.api.metrics import install_metrics
-from cds_service.config import Settings, load_settings
+from cds_service.audit import AuditWriter
+from cds_service.config import ENV_PREFIX, ConfigError, Settings, load_settings
 from cds_service.feedback import FeedbackStore, make_engine
 from cds_service.logs import request_id
 from cds_service.runtime import Runtime, make_session, new_uuid, utc_now
@@ -43,13 +46,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         TESTING=bool(overrides.get("TESTING", False)),
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the CDS Hooks field order
+    app.json = OrjsonProvider(app)  # keeps the CDS Hooks field order (no sorting)
     store = FeedbackStore(make_engine(settings.database_url))
     store.create_schema()
     app.extensions["ivig_cds"] = Runtime(
         settings=settings,
         registry=build_registry(env, overrides),
         store=store,
+        audit=_audit_writer(store, settings.audit_spool_dir),
         session=overrides.get("FHIR_SESSION") or make_session(settings.fhir_max_workers),
         clock=overrides.get("CLOCK") or _clock(settings.evaluation_date),
         uuid_factory=overrides.get("UUID_FACTORY", new_uuid),
@@ -62,6 +66,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _add_cors(app, settings.cors_allow_origin)
     install_metrics(app)
     return app
+
+
+def _audit_writer(store: FeedbackStore, spool_dir: str) -> AuditWriter:
+    try:
+        # The writer calls through the store object, so a test can swap the store's engine.
+        return AuditWriter(lambda records: store.store_audit(records), Path(spool_dir))
+    except OSError as exc:  # refuse to start rather than answer calls it cannot audit
+        raise ConfigError(
+            f"{ENV_PREFIX}AUDIT_SPOOL_DIR={spool_dir}: cannot keep audit records there "
+            f"({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def _clock(evaluation_date: str) -> Callable[[], datetime]:

@@ -76,6 +76,8 @@ class Settings:
     fhir_max_workers: int = 8
     auth: str = "off"
     database_url: str = "sqlite:///ivig-cds-feedback.sqlite3"
+    # Audit records are spooled here until the database has them (a volume in a deployment).
+    audit_spool_dir: str = "ivig-cds-audit-spool"
     max_request_bytes: int = 5 * 1024 * 1024
     cors_allow_origin: str = "*"
     log_level: str = "INFO"

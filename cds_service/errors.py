@@ -22,6 +22,7 @@ FhirError                          raised by the FHIR client; callers turn it in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ class KnowledgeError(CdsError):
 
 
 class FhirError(Exception):
-    """A FHIR request failed. The message never contains the access token."""
+    """A FHIR request failed. The message never contains the access token. ``outcome``: the
+    OperationOutcome the server sent with an error status, if any."""
+
+    outcome: dict[str, Any] | None = None
 
 
 class FhirRefused(FhirError):

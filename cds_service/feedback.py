@@ -1,18 +1,17 @@
 """The audit, card and feedback store (SQLAlchemy Core): SQLite by default, or PostgreSQL.
 
 Every hook call leaves an audit record (service, hookInstance, request id, client, knowledge
-version, the cards shown with their topics) and every card it issued, so overrides can be tied to
-what was shown: a feedback item naming a card this service never issued is refused (404) and
-nothing of that batch is stored. A batch is written in one transaction and acknowledged only after
-the commit. If the database cannot take an audit record, the record goes to the error log instead:
-the clinician still gets the cards, and the audit trail is not lost.
+version, the cards shown with their topics, tolerated client deviations) and every card it issued,
+so overrides can be tied to what was shown: a feedback item naming a card this service never
+issued is refused (404) and nothing of that batch is stored. A batch is written in one transaction
+and acknowledged only after the commit. Audit records arrive in batches from
+``cds_service.audit.AuditWriter``, which keeps them until the database has taken them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -29,12 +29,14 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.cards import Card
+from cds_service.audit import AuditRecord
 from cds_service.errors import InvalidHookRequest, Issue, StoreUnavailable, UnknownCard
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,10 @@ hook_calls = Table(
     Column("knowledge_version", String(100), nullable=False),
     Column("cards", Text, nullable=False),  # JSON: [{"uuid", "topic", "indicator"}]
     Column("called_at", DateTime(timezone=True), nullable=False),
+    Column("notes", Text),  # JSON list: client deviations the service tolerated
+    # The audit writer's id of the record: a replayed spool never stores one twice.
+    Column("record_id", String(40)),
+    Index("ix_hook_call_record_id", "record_id", unique=True),
 )
 
 feedback = Table(
@@ -111,63 +117,49 @@ class FeedbackStore:
             # Gunicorn workers start together; another one may have created the tables between
             # this one's existence check and its CREATE. A second pass sees them and does nothing.
             metadata.create_all(self.engine)
+        self._add_missing_columns()
 
-    def record_call(
-        self,
-        service_id: str,
-        hook_instance: str,
-        cards: list[Card],
-        issued_at: datetime,
-        knowledge_version: str = "",
-        request_id: str | None = None,
-        client: str | None = None,
-    ) -> None:
-        """Record one hook call and the cards it issued, in one transaction."""
-        shown = [{"uuid": c.uuid, "topic": c.topic, "indicator": c.indicator} for c in cards]
-        call = {
-            "service_id": service_id,
-            "hook_instance": hook_instance,
-            "request_id": request_id,
-            "client": client,
-            "knowledge_version": knowledge_version,
-            "cards": json.dumps(shown),
-            "called_at": issued_at.astimezone(UTC),
-        }
-        rows = self._card_rows(service_id, hook_instance, cards, issued_at)
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(insert(hook_calls), [call])
-                if rows:
-                    connection.execute(insert(issued_cards), rows)
-        except SQLAlchemyError as exc:
-            # The cards still go to the clinician; the audit record goes to the log instead.
-            log.error(
-                "audit record not stored (%s); logged instead",
-                type(exc).__name__,
-                extra={"audit": {**call, "called_at": call["called_at"].isoformat()}},
+    def _add_missing_columns(self) -> None:
+        """Columns added since a table was created (nullable, so old rows stay valid)."""
+        existing = {column["name"] for column in inspect(self.engine).get_columns("hook_call")}
+        for column in hook_calls.columns:
+            if column.name in existing or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=self.engine.dialect)
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(
+                        text(f"ALTER TABLE hook_call ADD COLUMN {column.name} {kind}")
+                    )
+            except SQLAlchemyError:
+                # Another worker added it first; the column is there either way.
+                log.info("column hook_call.%s was added by another worker", column.name)
+        with self.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS ix_hook_call_record_id "
+                    "ON hook_call (record_id)"
+                )
             )
 
-    def record_cards(
-        self, service_id: str, hook_instance: str, cards: Iterable[Card], issued_at: datetime
-    ) -> None:
-        self.record_call(service_id, hook_instance, list(cards), issued_at)
-
-    @staticmethod
-    def _card_rows(
-        service_id: str, hook_instance: str, cards: Iterable[Card], issued_at: datetime
-    ) -> list[dict[str, Any]]:
-        return [
-            {
-                "uuid": card.uuid,
-                "service_id": service_id,
-                "hook_instance": hook_instance,
-                "topic": card.topic,
-                "indicator": card.indicator,
-                "suggestion_uuids": json.dumps([s.uuid for s in card.suggestions]),
-                "issued_at": issued_at.astimezone(UTC),
-            }
-            for card in cards
-        ]
+    def store_audit(self, records: list[AuditRecord]) -> None:
+        """Store hook-call records and the cards they issued, in one transaction; records already
+        stored (a replayed spool) are skipped. Raises on a database failure: the audit writer
+        keeps the records and retries."""
+        with self.engine.begin() as connection:
+            ids = [record.record_id for record in records]
+            stored = set(
+                connection.execute(
+                    select(hook_calls.c.record_id).where(hook_calls.c.record_id.in_(ids))
+                ).scalars()
+            )
+            fresh = [record for record in records if record.record_id not in stored]
+            if not fresh:
+                return
+            connection.execute(insert(hook_calls), [_call_row(record) for record in fresh])
+            cards = [row for record in fresh for row in _card_rows(record)]
+            if cards:
+                connection.execute(insert(issued_cards), cards)
 
     def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
         """Store a validated feedback batch atomically; return how many items were stored."""
@@ -197,6 +189,36 @@ class FeedbackStore:
         with self.engine.connect() as connection:
             query = select(func.count()).where(feedback.c.card_uuid == card_uuid)
             return int(connection.execute(query).scalar_one())
+
+
+def _call_row(record: AuditRecord) -> dict[str, Any]:
+    shown = [{"uuid": c.uuid, "topic": c.topic, "indicator": c.indicator} for c in record.cards]
+    return {
+        "record_id": record.record_id,
+        "service_id": record.service_id,
+        "hook_instance": record.hook_instance,
+        "request_id": record.request_id,
+        "client": record.client,
+        "knowledge_version": record.knowledge_version,
+        "cards": json.dumps(shown),
+        "called_at": record.when,
+        "notes": json.dumps(list(record.notes)) if record.notes else None,
+    }
+
+
+def _card_rows(record: AuditRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "uuid": card.uuid,
+            "service_id": record.service_id,
+            "hook_instance": record.hook_instance,
+            "topic": card.topic,
+            "indicator": card.indicator,
+            "suggestion_uuids": json.dumps(list(card.suggestions)),
+            "issued_at": record.when,
+        }
+        for card in record.cards
+    ]
 
 
 def _check_against_issued(items: list[dict[str, Any]], known: dict[str, set[str]]) -> None:

@@ -311,7 +311,8 @@ def _outcome_text(outcome: Any) -> str:
     for issue in outcome.get("issue") or []:
         if not isinstance(issue, dict):
             continue
-        details = issue.get("details") if isinstance(issue.get("details"), dict) else {}
+        found = issue.get("details")
+        details: dict[str, Any] = found if isinstance(found, dict) else {}
         said = [
             text
             for text in (issue.get("diagnostics"), details.get("text"))

@@ -1,6 +1,7 @@
 """What a CDS service is, independent of HTTP: its discovery entry, prefetch templates and handler.
 
-A handler receives a :class:`HookCall` and returns cards. It asks ``call.data`` for patient data
+A handler receives a :class:`HookCall` and returns an :class:`Answer`: the cards, and notes for
+the audit record (client deviations the service tolerated). It asks ``call.data`` for patient data
 only when it needs it, so a call with nothing to check answers without touching prefetch or a FHIR
 server.
 """
@@ -42,6 +43,10 @@ class DataSource(Protocol):
         """Read one resource (``Type/id``) from the FHIR server; None when it cannot be had."""
         ...
 
+    def read_many(self, references: list[str]) -> dict[str, dict[str, Any]]:
+        """Read several resources in parallel; those that cannot be had are left out."""
+        ...
+
 
 @dataclass(frozen=True)
 class HookCall:
@@ -53,7 +58,13 @@ class HookCall:
     new_uuid: Callable[[], str]
 
 
-Handler = Callable[[HookCall], list[Card]]
+@dataclass(frozen=True)
+class Answer:
+    cards: list[Card]
+    audit_notes: tuple[str, ...] = ()
+
+
+Handler = Callable[[HookCall], Answer]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The IVIG/SCIG CDS services: clinical knowledge as data, pure rules, service definitions."""
+"""The IVIG/SCIG CDS services: clinical knowledge as data, a pure engine over a typed clinical
+context, rules that declare themselves, and service definitions derived from them."""
 
 from __future__ import annotations
 
@@ -8,20 +9,23 @@ from typing import Any
 
 from cds_service.config import load_settings
 from cds_service.service import ServiceRegistry
-from hooks.knowledge_base import KNOWLEDGE_DIR, load_knowledge
-from hooks.rules import ORDER_TOPICS, VALUESETS_READ, VIEW_TOPICS
-from hooks.services import build_services
-from hooks.settings import Thresholds
+from hooks.engine import Settings
+from hooks.knowledge_base import KNOWLEDGE_DIR, load_knowledge, thresholds_for_site
+from hooks.registry import REGISTRY
+from hooks.services import ServiceOptions, build_services
 
 __all__ = ["build_registry"]
 
 
 def build_registry(env: Mapping[str, str], overrides: Mapping[str, Any]) -> ServiceRegistry:
-    """Load and validate the knowledge, read the thresholds, and define the services."""
+    """Load and validate the knowledge the rules declare, apply the site's thresholds, and
+    define the services."""
     kb = load_knowledge(
         Path(overrides.get("KNOWLEDGE_DIR", KNOWLEDGE_DIR)),
-        required_valuesets=VALUESETS_READ,
-        required_topics=(*ORDER_TOPICS, *VIEW_TOPICS),
+        required_valuesets=REGISTRY.valuesets(),
+        required_topics=REGISTRY.topics(),
     )
-    thresholds = load_settings(Thresholds, env, overrides)
-    return ServiceRegistry(build_services(kb, thresholds), knowledge_version=kb.version)
+    thresholds, version = thresholds_for_site(kb, env, overrides)
+    settings = Settings(REGISTRY.in_display_order(list(kb.topics)), thresholds)
+    options = load_settings(ServiceOptions, env, overrides)
+    return ServiceRegistry(build_services(kb, settings, options), knowledge_version=version)

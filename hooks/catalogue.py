@@ -1,191 +1,113 @@
-"""The immune globulin product catalogue (``knowledge/products.json``), loaded and validated.
+"""Which immune globulin product a medication is (``knowledge/products.json``), contract §1.
 
-Every product of the clinical reference with its labelled routes, excipients, IgA content, rate cap
-for at-risk patients, the codes that identify it, and its label as a source. Family entries (a bare
-brand with several concentrations) hold only the facts all members share.
+By RxNorm code of a product; by brand name (the longest name first, so 'Octagam 10%' wins over a
+bare 'Octagam', which selects the family entry); by a generic code (ATC J06BA*, SNOMED CT 333710000,
+RxNorm) or generic words (immune globulin, IVIG, ...), which identify immune globulin but no
+product. Hyperimmune and other non-replacement globulins (ATC J06BB, anti-D, hepatitis B, ...)
+never count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from cds_service.errors import KnowledgeError
-from hooks.knowledge_files import read_json
-from hooks.terminology import Code
+from hooks.knowledge_base.schema import GenericCoding, Product, ProductsFile
+from hooks.terminology import ATC, Code, phrase_pattern
 
-ROUTES = ("IV", "SC")
+CACHE_SIZE = 8192
+_Concept = tuple[tuple[Code, ...], tuple[str, ...]]  # codes and texts
 
 
 @dataclass(frozen=True)
-class SiteLimit:
-    group: str
-    min_age: float | None
-    max_age: float | None
-    min_weight_kg: float | None
-    max_weight_kg: float | None
-    volume_ml_per_site: float | None
-    rate_ml_per_h_per_site: float | None
-    max_sites: int | None
-    unverified: bool
-    note: str
+class Identified:
+    """An immune globulin medication: its product (None: generic), how it matched, and the route
+    its generic code implies (ATC J06BA01 is IM/SC-class, J06BA02 IV), if any."""
 
-    def applies(self, age: int | None, weight_kg: float | None) -> bool:
-        def inside(value: float | None, low: float | None, high: float | None) -> bool:
-            if low is None and high is None:
-                return True
-            if value is None:
-                return False
-            return (low is None or value >= low) and (high is None or value < high)
-
-        return inside(age, self.min_age, self.max_age) and inside(
-            weight_kg, self.min_weight_kg, self.max_weight_kg
-        )
+    product: Product | None
+    matched_by: str
+    code_route: str | None
 
 
-@dataclass(frozen=True)
-class ScigFacts:
-    """Switching from IVIG to this subcutaneous product (clinical-reference §8c, §8d)."""
-
-    factor: float | None
-    factor_unverified: bool
-    same_dose_and_interval: bool  # HyQvia: the IGIV dose and interval, unchanged
-    note: str
-    site_limits: tuple[SiteLimit, ...]
-    source_label: str
-    source_url: str
-
-
-@dataclass(frozen=True)
-class Product:
-    id: str
-    brand: str
-    routes: tuple[str, ...]
-    excipients: frozenset[str]
-    excipients_unverified: frozenset[str]
-    iga_text: str
-    iga_max_ug_per_ml: float | None
-    low_iga: bool
-    rate_cap_at_risk_mg_kg_min: float | None
-    codings: tuple[Code, ...]
-    match_names: tuple[str, ...]
-    discontinued: bool
-    family: bool
-    source_label: str
-    source_url: str
-    scig: ScigFacts | None = None
-
-
-@dataclass(frozen=True)
-class GenericCoding:
-    code: Code
-    route: str | None
-    unverified: bool
-
-
-@dataclass(frozen=True)
-class ProductCatalogue:
-    products: tuple[Product, ...]
-    generic_codings: tuple[GenericCoding, ...]
-    generic_words: tuple[str, ...]
-    exclusion_atc_prefixes: tuple[str, ...]
-    exclusion_words: tuple[str, ...]
+class Catalogue:
+    def __init__(self, file: ProductsFile) -> None:
+        self.products = file.products
+        self._by_id = {product.id: product for product in file.products}
+        self._codes = {
+            (coding.system, coding.code): product
+            for product in file.products
+            for coding in product.codings
+        }
+        names = [(name, product) for product in file.products for name in product.match_names]
+        # One pattern for every brand name; the longest name found in a text wins, as a
+        # pharmacist reads "Octagam 10%" before "Octagam".
+        self._name_pattern = phrase_pattern(name for name, _ in names)
+        self._by_name = {name.lower(): product for name, product in names}
+        self._generic: dict[tuple[str, str], GenericCoding] = {
+            (coding.system, coding.code): coding for coding in file.generic.codings
+        }
+        self.generic_words = file.generic.match_words
+        self.exclusion_words = file.exclusions.match_words
+        self.exclusion_atc_prefixes = file.exclusions.atc_prefixes
+        self._generic_pattern = phrase_pattern(file.generic.match_words)
+        self._exclusion_pattern = phrase_pattern(file.exclusions.match_words)
+        # Medication texts repeat across records and calls; recognising one is a pure function.
+        # The value is a 1-tuple: (None,) is "no immune globulin", a missing key "not yet known".
+        self._identified: dict[_Concept, tuple[Identified | None]] = {}
 
     def by_id(self, product_id: str) -> Product:
-        return next(product for product in self.products if product.id == product_id)
+        return self._by_id[product_id]
 
+    @property
+    def generic_codings(self) -> tuple[GenericCoding, ...]:
+        return tuple(self._generic.values())
 
-def _product(raw: dict[str, Any], vocabulary: set[str]) -> Product:
-    name = raw.get("id", "?")
-    routes = tuple(raw.get("routes") or ())
-    if not routes or not set(routes) <= set(ROUTES):
-        raise KnowledgeError(f"products.json {name}: routes must be IV and/or SC")
-    excipients = set(raw.get("excipients") or ()) | set(raw.get("excipients_unverified") or ())
-    if not excipients <= vocabulary:
-        raise KnowledgeError(f"products.json {name}: unknown excipients {excipients - vocabulary}")
-    source = raw.get("source") or {}
-    if not str(source.get("url", "")).startswith("https://") or not source.get("label"):
-        raise KnowledgeError(f"products.json {name}: needs a source label and https URL")
-    if not raw.get("match_names"):
-        raise KnowledgeError(f"products.json {name}: needs match_names")
-    iga = raw.get("iga") or {}
-    return Product(
-        id=raw["id"],
-        brand=raw["brand"],
-        routes=routes,
-        excipients=frozenset(raw.get("excipients") or ()),
-        excipients_unverified=frozenset(raw.get("excipients_unverified") or ()),
-        iga_text=str(iga.get("text") or "unknown")
-        + (" (UNVERIFIED)" if iga.get("unverified") else ""),
-        iga_max_ug_per_ml=iga.get("max_ug_per_ml"),
-        low_iga=bool(raw.get("low_iga")),
-        rate_cap_at_risk_mg_kg_min=raw.get("rate_cap_at_risk_mg_kg_min"),
-        codings=tuple(
-            Code(c["system"], c["code"], c.get("display")) for c in raw.get("codings") or ()
-        ),
-        match_names=tuple(raw["match_names"]),
-        discontinued=bool(raw.get("discontinued")),
-        family=bool(raw.get("family")),
-        source_label=source["label"],
-        source_url=source["url"],
-        scig=_scig(raw.get("scig"), name),
-    )
+    def excluded(self, codes: Sequence[Code], texts: Sequence[str]) -> bool:
+        """A hyperimmune or other non-replacement globulin: never an immune globulin order."""
+        if any(c.system == ATC and c.code.startswith(self.exclusion_atc_prefixes) for c in codes):
+            return True
+        pattern = self._exclusion_pattern
+        return pattern is not None and any(pattern.search(text) for text in texts)
 
+    def identify(self, codes: Sequence[Code], texts: Sequence[str]) -> Identified | None:
+        """The immune globulin a medication concept names, or None when it names none."""
+        key = (tuple(codes), tuple(texts))
+        # One lookup, never a second: another request thread may clear the cache in between.
+        cached = self._identified.get(key)
+        if cached is None:
+            cached = (self._identify(key[0], key[1]),)
+            if len(self._identified) >= CACHE_SIZE:  # a pure function: forgetting is safe
+                self._identified.clear()
+            self._identified[key] = cached
+        return cached[0]
 
-def _scig(raw: dict[str, Any] | None, name: str) -> ScigFacts | None:
-    if not raw:
+    def _identify(self, codes: Sequence[Code], texts: Sequence[str]) -> Identified | None:
+        if self.excluded(codes, texts):
+            return None
+        for code in codes:
+            product = self._codes.get((code.system, code.code))
+            if product is not None:
+                return Identified(product, code.label(), None)
+        named = self._named_product(texts)
+        if named is not None:
+            return named
+        for code in codes:
+            generic = self._generic.get((code.system, code.code))
+            if generic is not None:
+                note = " (code marked unverified)" if generic.unverified else ""
+                return Identified(None, code.label() + note, generic.route)
+        if self._generic_pattern is not None:
+            for text in texts:
+                found = self._generic_pattern.search(text)
+                if found:
+                    return Identified(None, f"text '{found.group(0)}'", None)
         return None
-    source = raw.get("source") or {}
-    if not str(source.get("url", "")).startswith("https://"):
-        raise KnowledgeError(f"products.json {name}: the scig block needs a source https URL")
-    limits = tuple(
-        SiteLimit(
-            group=str(limit.get("group", "")),
-            min_age=limit.get("min_age_years"),
-            max_age=limit.get("max_age_years"),
-            min_weight_kg=limit.get("min_weight_kg"),
-            max_weight_kg=limit.get("max_weight_kg"),
-            volume_ml_per_site=limit.get("volume_ml_per_site"),
-            rate_ml_per_h_per_site=limit.get("rate_ml_per_h_per_site"),
-            max_sites=limit.get("max_sites"),
-            unverified=bool(limit.get("unverified")),
-            note=str(limit.get("note") or ""),
-        )
-        for limit in raw.get("site_limits") or ()
-    )
-    return ScigFacts(
-        factor=raw.get("conversion_factor"),
-        factor_unverified=bool(raw.get("conversion_unverified")),
-        same_dose_and_interval=bool(raw.get("same_dose_and_interval")),
-        note=str(raw.get("conversion_note") or ""),
-        site_limits=limits,
-        source_label=str(source.get("label") or ""),
-        source_url=str(source["url"]),
-    )
 
-
-def load_catalogue(path: Path) -> ProductCatalogue:
-    raw = read_json(path)
-    vocabulary = set(raw.get("excipient_vocabulary") or ())
-    products = tuple(_product(entry, vocabulary) for entry in raw.get("products") or ())
-    names = [name.lower() for product in products for name in product.match_names]
-    duplicates = {name for name in names if names.count(name) > 1}
-    if duplicates:
-        raise KnowledgeError(f"products.json: match_names used twice: {sorted(duplicates)}")
-    generic = raw.get("generic") or {}
-    exclusions = raw.get("exclusions") or {}
-    return ProductCatalogue(
-        products=products,
-        generic_codings=tuple(
-            GenericCoding(
-                Code(c["system"], c["code"], c.get("display")),
-                c.get("route"),
-                bool(c.get("unverified")),
-            )
-            for c in generic.get("codings") or ()
-        ),
-        generic_words=tuple(generic.get("match_words") or ()),
-        exclusion_atc_prefixes=tuple(exclusions.get("atc_prefixes") or ()),
-        exclusion_words=tuple(exclusions.get("match_words") or ()),
-    )
+    def _named_product(self, texts: Sequence[str]) -> Identified | None:
+        if self._name_pattern is None:
+            return None
+        found = [m.group(0) for text in texts for m in self._name_pattern.finditer(text)]
+        if not found:
+            return None
+        name = max(found, key=len)
+        return Identified(self._by_name[name.lower()], f"text '{name}'", None)

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from hooks.record import ObservationEntry, plain_number
+from hooks.context.model import MedicationOrder, ObservationEntry, Repeat
+from hooks.context.read import Quantity
+from hooks.evidence import plain_number
 
 DAYS_PER_UNIT = {"h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0}
+DURATION_WORDS = {"day": "d", "days": "d", "week": "wk", "weeks": "wk", "hours": "h"}
 DOSE_UNITS = {  # normalised unit -> (grams per unit, per kg of body weight)
     "g": (1.0, False),
     "mg": (0.001, False),
     "g/kg": (1.0, True),
     "mg/kg": (0.001, True),
 }
-HIGH_DOSE_G_PER_KG = 2.0  # labels: hemolysis and aseptic meningitis are more frequent from 2 g/kg
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,8 @@ class Dose:
         """What a range is compared with: the course total (daily), the cycle dose (interval)."""
         return self.admin_g_per_kg if self.regimen == "interval" else self.course_g_per_kg
 
-    @property
-    def high_dose(self) -> bool:
-        return self.course_g_per_kg is not None and self.course_g_per_kg >= HIGH_DOSE_G_PER_KG
+    def at_least(self, g_per_kg: float) -> bool:
+        return self.course_g_per_kg is not None and self.course_g_per_kg >= g_per_kg
 
 
 @dataclass(frozen=True)
@@ -54,28 +55,25 @@ class UnreadableDose:
     reason: str
 
 
-def _days(quantity: Any) -> float | None:
-    if not isinstance(quantity, dict) or quantity.get("value") is None:
+def _days(quantity: Quantity | None) -> float | None:
+    if quantity is None:
         return None
-    unit = str(quantity.get("code") or quantity.get("unit") or "").strip().lower()
-    unit = {"day": "d", "days": "d", "week": "wk", "weeks": "wk", "hours": "h"}.get(unit, unit)
-    factor = DAYS_PER_UNIT.get(unit)
-    return float(quantity["value"]) * factor if factor else None
+    unit = (quantity.code or quantity.unit or "").strip().lower()
+    factor = DAYS_PER_UNIT.get(DURATION_WORDS.get(unit, unit))
+    return quantity.value * factor if factor else None
 
 
-def _administrations(
-    order: dict[str, Any], repeat: dict[str, Any], period_days: float
-) -> tuple[int, str]:
-    frequency = float(repeat.get("frequency") or 1)
-    if repeat.get("count"):
-        return int(repeat["count"]), f"timing.repeat.count {repeat['count']}"
+def _administrations(order: MedicationOrder, repeat: Repeat, period_days: float) -> tuple[int, str]:
+    frequency = repeat.frequency or 1
+    if repeat.count:
+        return repeat.count, f"timing.repeat.count {repeat.count}"
     per_day = frequency / period_days
-    bounds = _days(repeat.get("boundsDuration"))
+    bounds = _days(repeat.bounds)
     if bounds:
         return max(
             1, round(per_day * bounds)
         ), f"{plain_number(per_day)} a day for {plain_number(bounds)} days (boundsDuration)"
-    supply = _days((order.get("dispenseRequest") or {}).get("expectedSupplyDuration"))
+    supply = _days(order.supply_duration)
     if supply:
         return max(
             1, round(per_day * supply)
@@ -83,69 +81,75 @@ def _administrations(
     return max(1, round(per_day)), "one day's worth (no count, bounds or supply duration)"
 
 
-def read_dose(order: dict[str, Any], weight: ObservationEntry | None) -> Dose | UnreadableDose:
-    """The dose of the first dosage instruction of a MedicationRequest, with its arithmetic."""
-    dosages = order.get("dosageInstruction") or []
-    dosage = dosages[0] if dosages and isinstance(dosages[0], dict) else {}
-    rates = dosage.get("doseAndRate") or []
-    quantity = (
-        (rates[0] or {}).get("doseQuantity") if rates and isinstance(rates[0], dict) else None
-    )
-    if not isinstance(quantity, dict) or quantity.get("value") is None:
-        ranged = rates and isinstance(rates[0], dict) and "doseRange" in rates[0]
-        why = "it is a dose range, not one dose" if ranged else "it has no dose quantity"
-        return UnreadableDose(f"the dose cannot be read: {why}")
-    unit = str(quantity.get("code") or quantity.get("unit") or "").replace(" ", "").lower()
+def _per_administration(
+    quantity: Quantity, weight: ObservationEntry | None
+) -> tuple[bool, float | None, float | None, str] | UnreadableDose:
+    unit = (quantity.code or quantity.unit or "").replace(" ", "").lower()
     if unit not in DOSE_UNITS:
         return UnreadableDose(
-            f"the dose cannot be read: unit {quantity.get('unit') or quantity.get('code')!r} is "
+            f"the dose cannot be read: unit {quantity.unit or quantity.code!r} is "
             f"not g, mg, g/kg or mg/kg"
         )
     grams, per_kg = DOSE_UNITS[unit]
-    value = float(quantity["value"]) * grams
+    value = quantity.value * grams
     kg = weight.value if weight is not None else None
-    shown = f"{plain_number(float(quantity['value']))} {quantity.get('unit') or unit}"
-    steps: list[str] = []
+    shown = f"{plain_number(quantity.value)} {quantity.unit or unit}"
+    source = f"({weight.reference}, {weight.date})" if weight is not None else ""
     if per_kg:
-        admin_g_per_kg, admin_g = value, (value * kg if kg else None)
-        steps.append(
-            f"Per administration: {shown} × {plain_number(kg)} kg actual weight "
-            f"({weight.reference}, {weight.date}) = {plain_number(admin_g)} g"  # type: ignore[union-attr]
-            if kg
+        admin_g = value * kg if kg else None
+        step = (
+            f"Per administration: {shown} × {plain_number(kg)} kg actual weight {source} = "
+            f"{plain_number(admin_g)} g"
+            if kg and admin_g is not None
             else f"Per administration: {shown} (no recent weight: grams unknown)"
         )
-    else:
-        admin_g, admin_g_per_kg = value, (value / kg if kg else None)
-        steps.append(
-            f"Per administration: {shown} = {plain_number(admin_g)} g ÷ {plain_number(kg)} kg "
-            f"({weight.reference}, {weight.date}) = {plain_number(admin_g_per_kg)} g/kg"  # type: ignore[union-attr,arg-type]
-            if kg
-            else f"Per administration: {shown} (no recent weight: g/kg unknown)"
+        return True, admin_g, value, step
+    per_kg_value = value / kg if kg else None
+    step = (
+        f"Per administration: {shown} = {plain_number(value)} g ÷ {plain_number(kg)} kg "
+        f"{source} = {plain_number(per_kg_value)} g/kg"
+        if kg and per_kg_value is not None
+        else f"Per administration: {shown} (no recent weight: g/kg unknown)"
+    )
+    return False, value, per_kg_value, step
+
+
+def read_dose(order: MedicationOrder, weight: ObservationEntry | None) -> Dose | UnreadableDose:
+    """The dose of the first dosage instruction of a MedicationRequest, with its arithmetic."""
+    unread = order.unreadable.get("dosageInstruction") or order.unreadable.get("dosage")
+    if unread:
+        return UnreadableDose(f"the dose cannot be read: {unread}")
+    dosage = order.dosages[0] if order.dosages else None
+    if dosage is None or dosage.dose is None:
+        why = (
+            "it is a dose range, not one dose"
+            if dosage is not None and dosage.dose_is_range
+            else "it has no dose quantity"
         )
-    repeat = (dosage.get("timing") or {}).get("repeat") or {}
+        return UnreadableDose(f"the dose cannot be read: {why}")
+    administered = _per_administration(dosage.dose, weight)
+    if isinstance(administered, UnreadableDose):
+        return administered
+    per_kg, admin_g, admin_g_per_kg, first_step = administered
+    steps = [first_step]
+    repeat = dosage.repeat or Repeat(None, None, None, None, None)
     period_days = (
-        _days({"value": repeat.get("period"), "unit": repeat.get("periodUnit")})
-        if repeat.get("period")
-        else None
+        _days(Quantity(repeat.period, repeat.period_unit, None, None)) if repeat.period else None
     )
     # Hostile-input fix (tests/test_property_rules.py): a negative period, or one so small it
     # underflows to 0 days or gives infinitely many administrations, raised ZeroDivisionError or
     # OverflowError (a 500); it is now an unreadable dose, said so.
     if period_days is not None and not (
-        0 < period_days < math.inf
-        and math.isfinite(float(repeat.get("frequency") or 1) / period_days)
+        0 < period_days < math.inf and math.isfinite((repeat.frequency or 1) / period_days)
     ):
         return UnreadableDose("the dose cannot be read: timing.repeat.period is out of range")
     if period_days is None:
-        regimen, count, interval, how = (
-            "single",
-            int(repeat.get("count") or 1),
-            None,
-            "a single administration (no timing.repeat period)",
-        )
+        regimen: Literal["daily", "interval", "single"] = "single"
+        count, interval = repeat.count or 1, None
+        how = "a single administration (no timing.repeat period)"
     elif period_days >= 7:
-        frequency = float(repeat.get("frequency") or 1)
-        regimen, count, interval = "interval", 1, period_days / frequency
+        regimen, count = "interval", 1
+        interval = period_days / (repeat.frequency or 1)
         how = (
             f"one cycle every {plain_number(interval)} days; compared per cycle (supply "
             f"duration not counted)"
@@ -154,8 +158,10 @@ def read_dose(order: dict[str, Any], weight: ObservationEntry | None) -> Dose | 
         regimen, interval = "daily", None
         try:
             count, how = _administrations(order, repeat, period_days)
-        except OverflowError:  # hostile-input fix: a huge boundsDuration or supply duration
+        except (OverflowError, ValueError):  # hostile-input fix: a huge duration
             return UnreadableDose("the dose cannot be read: its course duration is out of range")
+    if count < 1:
+        return UnreadableDose("the dose cannot be read: timing.repeat.count is below 1")
     steps.append(
         f"Regimen: {regimen}, {count} administration{'s' if count != 1 else ''} in the course: "
         f"{how}"
@@ -187,6 +193,6 @@ def read_dose(order: dict[str, Any], weight: ObservationEntry | None) -> Dose | 
         interval,
         course_g,
         course_g_per_kg,
-        kg,
+        weight.value if weight is not None else None,
         tuple(steps),
     )

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from hooks.record import (
-    AllergyEntry,
-    ConditionEntry,
-    MedicationEntry,
-    ObservationEntry,
-    PatientRecord,
-    UnusableObservation,
-)
+from typing import TYPE_CHECKING
+
 from hooks.terminology import Match
+
+if TYPE_CHECKING:
+    from hooks.context.model import (
+        AllergyEntry,
+        ClinicalContext,
+        ConditionEntry,
+        MedicationEntry,
+        ObservationEntry,
+        UnusableObservation,
+    )
+
+
+def plain_number(value: float | None) -> str:
+    """At most two decimals, no exponent, no trailing zeros: 1.7, 69.85, 1062.84."""
+    if value is None:
+        return "unknown"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def shown(entry: ObservationEntry) -> str:
+    """The value in the concept's unit, and as recorded when that differs."""
+    if entry.value is None:
+        return entry.original
+    converted = f"{plain_number(entry.value)} {entry.unit or ''}".strip()
+    return converted if entry.original == converted else f"{converted} (recorded {entry.original})"
 
 
 def condition(entry: ConditionEntry, matched: Match) -> str:
@@ -22,7 +41,7 @@ def condition(entry: ConditionEntry, matched: Match) -> str:
 def observation(entry: ObservationEntry) -> str:
     when = entry.date.isoformat() if entry.date else "no date"
     name = entry.label or entry.concept
-    return f"{entry.reference}: {name} {entry.shown}, {when} ({entry.status})"
+    return f"{entry.reference}: {name} {shown(entry)}, {when} ({entry.status})"
 
 
 def unusable(item: UnusableObservation) -> str:
@@ -47,8 +66,6 @@ def allergy(entry: AllergyEntry, matched: Match) -> str:
     return f"{entry.reference}: {entry.label} ({matched.describe()}); {'; '.join(details)}"
 
 
-def age(record: PatientRecord) -> str:
-    born = record.birth_date.isoformat() if record.birth_date else "unknown"
-    return (
-        f"{record.patient_reference}: age {record.age} on {record.today.isoformat()} (born {born})"
-    )
+def age(ctx: ClinicalContext) -> str:
+    born = ctx.patient.birth_date.isoformat() if ctx.patient.birth_date else "unknown"
+    return f"{ctx.patient.reference}: age {ctx.age} on {ctx.today.isoformat()} (born {born})"

@@ -1,247 +1,97 @@
-"""The IVIG CDS services: one per hook, with the prefetch templates the rules need.
+"""The IVIG CDS services: one per hook; discovery text and prefetch templates from the registry.
 
-Discovery and dispatch both read these definitions. Order hooks look at the orders in focus
-first and answer ``{"cards": []}`` without touching patient data when no immune globulin is
-ordered; otherwise they resolve the patient's data once and run every rule for each IVIG order.
+Every handler is: resolve data → build the context → evaluate → make cards. The order hooks look
+at the orders in focus first (reading from the FHIR server only the Medications those orders point
+to) and answer ``{"cards": []}`` without touching patient data when no immune globulin or plasma
+exchange is ordered.
 """
 
 from __future__ import annotations
 
-from cds_service.cards import Card
-from cds_service.fhir.parse import SkippedResource, parse_resource
-from cds_service.service import HookCall, PrefetchSpec, ServiceDefinition
-from hooks.card_builder import to_card
+from dataclasses import dataclass
+from typing import Any
+
+from cds_service.service import Answer, HookCall, ServiceDefinition
+from hooks.card_builder import make_cards
+from hooks.context import ClinicalContext, Focus, Session, build_context, focus_of, read_session
+from hooks.engine import Settings, evaluate
 from hooks.knowledge_base import KnowledgeBase
-from hooks.orders import IgOrder, OrderRecogniser, UnidentifiedOrder, orders_in_focus
-from hooks.patient_data import ig_history, patient_record
-from hooks.rules import ORDER_RULES, VIEW_RULES, RuleInput
-from hooks.rules.base import Finding, ViewInput
-from hooks.rules.data_incomplete import TOPIC as DATA_INCOMPLETE
-from hooks.rules.plasma_exchange import check_plasma_exchange_order, is_plasma_exchange
-from hooks.settings import Thresholds
-
-PATIENT = "{{context.patientId}}"
 
 
-def order_prefetch(kb: KnowledgeBase) -> tuple[PrefetchSpec, ...]:
-    """Narrow templates: the Observation query lists exactly the codes the rules read."""
-    codes = ",".join(sorted(f"{c.system}|{c.code}" for c in kb.observation_codes()))
-    plex = kb.valueset("plasma-exchange")
-    plex_codes = ",".join(sorted(f"{system}|{code}" for system, code in plex.codes))
-    return (
-        PrefetchSpec("patient", f"Patient/{PATIENT}", "every check (age, sex)", essential=True),
-        PrefetchSpec(
-            "conditions",
-            f"Condition?patient={PATIENT}",
-            "IgA deficiency, thrombosis and renal risk factors",
-            essential=True,
-        ),
-        PrefetchSpec(
-            "observations",
-            f"Observation?patient={PATIENT}&code={codes}",
-            "weight, renal labs, IgA, triglycerides, BMI and smoking status",
-        ),
-        PrefetchSpec(
-            "allergies",
-            f"AllergyIntolerance?patient={PATIENT}",
-            "hypersensitivity to immune globulin, IgA or blood products",
-        ),
-        PrefetchSpec(
-            "medicationRequests",
-            # Every status: completed immune globulin orders are the IVIG history that plasma
-            # exchange sequencing and SCIG conversion need; current ones are filtered in the record.
-            f"MedicationRequest?patient={PATIENT}",
-            "estrogens, prothrombotic and nephrotoxic drugs, and earlier immune globulin",
-        ),
-        PrefetchSpec(
-            "medicationStatements",
-            f"MedicationStatement?patient={PATIENT}&status=active",
-            "estrogens, prothrombotic and nephrotoxic drugs",
-        ),
-        PrefetchSpec(
-            "procedures",
-            f"Procedure?patient={PATIENT}&code={plex_codes}",
-            "plasma exchange already given (guidance order)",
-        ),
-    )
+@dataclass(frozen=True)
+class ServiceOptions:
+    """How inputs are read: ``IVIG_CDS_STRICT_FHIR``, ``IVIG_CDS_MAX_RESOURCES_PER_CALL``."""
+
+    strict_fhir: bool = False  # validate every input resource with the R4B models and report
+    max_resources_per_call: int = 5000
 
 
-class OrderChecker:
-    """The handler of the order-select and order-sign services."""
+@dataclass(frozen=True)
+class Checker:
+    """The handler of one service: the same pipeline for every hook."""
 
-    def __init__(self, kb: KnowledgeBase, thresholds: Thresholds) -> None:
-        self.kb = kb
-        self.thresholds = thresholds
-        self.recogniser = OrderRecogniser(kb)
+    kb: KnowledgeBase
+    settings: Settings
+    options: ServiceOptions
 
-    def __call__(self, call: HookCall) -> list[Card]:
-        draft_entries = [e["resource"] for e in call.context["draftOrders"].get("entry", [])]
-        draft_medications = {
-            f"Medication/{r.get('id')}": r
-            for r in draft_entries
-            if r.get("resourceType") == "Medication"
+    def __call__(self, call: HookCall) -> Answer:
+        session = read_session(call.service.hook, call.context)
+        focus = self._focus(session, call)
+        if call.service.hook != "patient-view" and focus.empty:
+            return Answer([])
+        data = call.data.resolve()
+        specs = {spec.key: spec for spec in call.service.prefetch}
+        gaps = {
+            key: f"{why}. Checks affected: {specs[key].needed_for}" if key in specs else why
+            for key, why in data.gaps.items()
         }
-        focus = orders_in_focus(call.service.hook, call.context)
-        found = [
-            self.recogniser.recognise(order, draft_medications, call.data.read) for order in focus
-        ]
-        ig_orders = [order for order in found if isinstance(order, IgOrder)]
-        plasma_exchanges = [order for order in focus if is_plasma_exchange(order, self.kb)]
-        cards = [
-            self._card(self._unidentified(order), None, call)
-            for order in found
-            if isinstance(order, UnidentifiedOrder)
-        ]
-        if not ig_orders and not plasma_exchanges:
-            return cards
-        data = call.data.resolve()
-        record = patient_record(data, call, self.kb)
-        history = ig_history(data, record, self.recogniser)
-        for order in ig_orders:
-            invalid = parse_resource(order.resource)
-            if isinstance(invalid, SkippedResource):
-                cards.append(self._card(self._unreadable(order, invalid), order, call))
-                continue
-            inp = RuleInput(record, order, self.kb, self.thresholds, tuple(draft_entries), history)
-            cards += [self._card(f, order, call) for rule in ORDER_RULES if (f := rule(inp))]
-        for plasma_exchange in plasma_exchanges:
-            finding = check_plasma_exchange_order(plasma_exchange, record, history, self.thresholds)
-            if finding:
-                cards.append(self._card(finding, None, call))
-        return cards
-
-    def _card(self, finding: Finding, order: IgOrder | None, call: HookCall) -> Card:
-        return to_card(finding, order, self.kb, call.new_uuid)
-
-    @staticmethod
-    def _unidentified(order: UnidentifiedOrder) -> Finding:
-        return Finding(
-            topic=DATA_INCOMPLETE,
-            indicator="warning",
-            summary=(
-                "Medication of an order could not be identified: "
-                "immune globulin checks may not have run"
-            ),
-            evidence=(f"{order.reference}: {order.why}",),
-            recommendation=(
-                "If this order is an immune globulin, review contraindications, thrombosis and "
-                "renal risk by hand: the product is unknown to the service."
-            ),
+        ctx = build_context(
+            session,
+            focus,
+            data.resources,
+            gaps,
+            self.kb,
+            call.now.date(),
+            strict=self.options.strict_fhir,
+            max_resources=self.options.max_resources_per_call,
         )
+        findings = evaluate(ctx, self.kb, self.settings)
+        return Answer(make_cards(findings, ctx, self.kb, call.new_uuid), _audit_notes(ctx))
 
-    @staticmethod
-    def _unreadable(order: IgOrder, skipped: SkippedResource) -> Finding:
-        return Finding(
-            topic=DATA_INCOMPLETE,
-            indicator="warning",
-            summary=(
-                f"The {order.product_name} order is not valid FHIR R4: "
-                "its safety checks did not run"
-            ),
-            evidence=(f"{skipped.reference}: {skipped.reason}",),
-            recommendation="Correct the order; the immune globulin checks run on a readable order.",
-        )
+    def _focus(self, session: Session, call: HookCall) -> Focus:
+        wanted = session.references_to_read()
+        read: dict[str, dict[str, Any]] = call.data.read_many(wanted) if wanted else {}
+        medications = {ref: r for ref, r in read.items() if r.get("resourceType") == "Medication"}
+        return focus_of(session, medications, self.kb)
 
 
-class PatientViewChecker:
-    """The handler of the patient-view service: quiet unless something is actionable."""
-
-    def __init__(self, kb: KnowledgeBase, thresholds: Thresholds) -> None:
-        self.kb = kb
-        self.thresholds = thresholds
-        self.recogniser = OrderRecogniser(kb)
-
-    def __call__(self, call: HookCall) -> list[Card]:
-        data = call.data.resolve()
-        record = patient_record(data, call, self.kb)
-        inp = ViewInput(record, self.kb, self.thresholds, ig_history(data, record, self.recogniser))
-        return [
-            to_card(finding, None, self.kb, call.new_uuid)
-            for rule in VIEW_RULES
-            if (finding := rule(inp))
-        ]
+def _audit_notes(ctx: ClinicalContext) -> tuple[str, ...]:
+    return tuple(sorted({d.describe() for d in ctx.deviations}))
 
 
-def patient_view_prefetch(kb: KnowledgeBase) -> tuple[PrefetchSpec, ...]:
-    """Only what the patient-view rules read: IgG, renal labs and HBV serology by code."""
-    concepts = ("serum-igg", "serum-creatinine", "egfr", "hbsag", "anti-hbc")
-    codes = ",".join(
-        sorted(
-            f"{system}|{code}"
-            for c in concepts
-            for system, code in kb.observations[c].concept_set.codes
-        )
-    )
-    return (
-        PrefetchSpec("patient", f"Patient/{PATIENT}", "every check (age)", essential=True),
-        PrefetchSpec(
-            "conditions",
-            f"Condition?patient={PATIENT}",
-            "hypogammaglobulinemia, infections, hepatitis B and renal risk factors",
-            essential=True,
+def build_services(
+    kb: KnowledgeBase, settings: Settings, options: ServiceOptions
+) -> list[ServiceDefinition]:
+    checker = Checker(kb, settings, options)
+    titles = {
+        "order-select": ("ivig-order-select", "Immune globulin (IVIG/SCIG) order safety check"),
+        "order-sign": (
+            "ivig-order-sign",
+            "Immune globulin (IVIG/SCIG) order safety check at signing",
         ),
-        PrefetchSpec(
-            "observations",
-            f"Observation?patient={PATIENT}&code={codes}",
-            "IgG troughs, renal labs and hepatitis B serology",
-        ),
-        PrefetchSpec(
-            "medicationRequests",
-            f"MedicationRequest?patient={PATIENT}",
-            "immune globulin (and when SCIG started), anti-CD20 drugs and antivirals",
-        ),
-        PrefetchSpec(
-            "medicationStatements",
-            f"MedicationStatement?patient={PATIENT}&status=active",
-            "immune globulin, anti-CD20 drugs and antivirals",
-        ),
-    )
-
-
-def build_services(kb: KnowledgeBase, thresholds: Thresholds) -> list[ServiceDefinition]:
-    checker = OrderChecker(kb, thresholds)
-    prefetch = order_prefetch(kb)
-    usage = (
-        "Needs read access to Patient, Condition, Observation, AllergyIntolerance, "
-        "MedicationRequest and MedicationStatement, by prefetch or through fhirServer."
-    )
-    checks = (
-        "hypersensitivity to immune globulin, IgA deficiency, the thrombosis boxed warning, the "
-        "renal boxed warning (IV), and missing weight or renal labs"
-    )
+        "patient-view": ("ivig-patient-view", "Immune globulin monitoring when a chart is opened"),
+    }
+    rules = settings.rules
     return [
         ServiceDefinition(
-            id="ivig-order-select",
-            hook="order-select",
-            title="Immune globulin (IVIG/SCIG) order safety check",
-            description=f"When an immune globulin order is selected, checks {checks}.",
-            prefetch=prefetch,
+            id=service_id,
+            hook=hook,
+            title=title,
+            description=rules.description(hook),
+            prefetch=rules.prefetch(hook, kb),
             handler=checker,
-            usage_requirements=usage,
-        ),
-        ServiceDefinition(
-            id="ivig-order-sign",
-            hook="order-sign",
-            title="Immune globulin (IVIG/SCIG) order safety check at signing",
-            description=f"When immune globulin orders are signed, checks {checks}.",
-            prefetch=prefetch,
-            handler=checker,
-            usage_requirements=usage,
-        ),
-        ServiceDefinition(
-            id="ivig-patient-view",
-            hook="patient-view",
-            title="Immune globulin monitoring when a chart is opened",
-            description=(
-                "On chart open: IgG trough and renal monitoring on immune globulin, hepatitis B "
-                "screening and reactivation on anti-CD20 therapy, and candidates for "
-                "immunoglobulin replacement. Quiet otherwise."
-            ),
-            prefetch=patient_view_prefetch(kb),
-            handler=PatientViewChecker(kb, thresholds),
-            usage_requirements=(
-                "Needs read access to Patient, Condition, Observation, MedicationRequest and "
-                "MedicationStatement, by prefetch or through fhirServer."
-            ),
-        ),
+            usage_requirements=rules.usage_requirements(hook, kb),
+        )
+        for hook, (service_id, title) in titles.items()
+        if hook in rules.hooks()
     ]

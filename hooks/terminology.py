@@ -1,16 +1,22 @@
 """Concept sets loaded from FHIR ValueSets, and matching codes or text against them.
 
-Codes match exactly, except ICD-10-CM ``is-a`` filters, which match the category and every code
-under it (prefix, dots ignored). Text phrases match whole words, case-insensitively, against
+Codes match exactly, except ICD-10-CM and ATC ``is-a`` filters, which match the category and every
+code under it (prefix, dots ignored). Text phrases match whole words, case-insensitively, against
 ``code.text`` and every ``coding.display``; the knowledge files use them only where the reference
 gives no verified code or where free text is how the data arrives (allergies, medication names).
+
+Matching runs for every record item against every value set a rule asks about, so it is kept to
+dictionary lookups: a prefix filter is looked up by each prefix of the code, and a text's phrase
+match is cached per value set (record texts repeat across patients and calls).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
@@ -28,8 +34,9 @@ SYSTEM_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class Code:
+class Code(NamedTuple):
+    """A coding. A tuple, because records hold many and they are built on every call."""
+
     system: str
     code: str
     display: str | None = None
@@ -52,6 +59,12 @@ class Match:
         return f"text '{self.phrase}'"
 
 
+@lru_cache(maxsize=65536)
+def _phrase_in(pattern: re.Pattern[str], text: str) -> str | None:
+    found = pattern.search(text)
+    return found.group(0) if found else None
+
+
 def normalise_code(system: str, code: str) -> str:
     return code.replace(".", "").upper() if system == ICD10CM else code.strip()
 
@@ -70,20 +83,89 @@ class ConceptSet:
     url: str
     title: str
     codes: dict[tuple[str, str], bool]  # (system, normalised code) -> unverified
-    prefixes: dict[str, tuple[tuple[str, bool], ...]]  # system -> (normalised prefix, unverified)
+    prefixes: dict[str, dict[str, bool]]  # system -> normalised prefix -> unverified
     phrases: re.Pattern[str] | None
+    _prefix_lengths: dict[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lengths = {s: tuple(sorted({len(p) for p in found})) for s, found in self.prefixes.items()}
+        object.__setattr__(self, "_prefix_lengths", lengths)
+
+    def all_codes(self) -> list[tuple[str, str]]:
+        """Every (system, code) listed (not the filters): what a prefetch template asks for."""
+        return sorted(self.codes)
+
+    def match_code(self, code: Code) -> Match | None:
+        key = normalise_code(code.system, code.code)
+        unverified = self.codes.get((code.system, key))
+        if unverified is not None:
+            return Match(code, None, unverified)
+        prefixes = self.prefixes.get(code.system)
+        if prefixes:
+            for length in self._prefix_lengths[code.system]:
+                found = prefixes.get(key[:length])
+                if found is not None:
+                    return Match(code, None, found)
+        return None
+
+    def match_text(self, codes: Sequence[Code], texts: Sequence[str]) -> Match | None:
+        """A phrase in the texts, then in the codes' displays (the second half of ``match``)."""
+        if self.phrases is None:
+            return None
+        for text in (*texts, *(code.display for code in codes)):
+            if text:
+                found = _phrase_in(self.phrases, text)
+                if found is not None:
+                    return Match(None, found, False)
+        return None
 
     def match(self, codes: Iterable[Code], texts: Iterable[str | None] = ()) -> Match | None:
+        """A coded match first; else a phrase in the texts, then in the codes' displays."""
+        codes = tuple(codes)
         for code in codes:
-            key = (code.system, normalise_code(code.system, code.code))
-            if key in self.codes:
-                return Match(code, None, self.codes[key])
-            for prefix, unverified in self.prefixes.get(code.system, ()):
-                if key[1].startswith(prefix):
-                    return Match(code, None, unverified)
-        if self.phrases is not None:
-            for text in (*texts, *(code.display for code in codes)):
-                found = self.phrases.search(text) if text else None
-                if found:
-                    return Match(None, found.group(0), False)
-        return None
+            matched = self.match_code(code)
+            if matched is not None:
+                return matched
+        return self.match_text(codes, tuple(t for t in texts if t))
+
+
+class MembershipIndex:
+    """Every value set a record item belongs to, from one pass over its codes and texts.
+
+    Rules ask about dozens of value sets; asking each value set about each item repeats the same
+    lookups. The index inverts them: a code is looked up once, and its ICD-10-CM/ATC prefixes once
+    per prefix length. Text phrases are left to :meth:`ConceptSet.match_text`, asked only for the
+    value sets a rule names, so that together the answer is :meth:`ConceptSet.match`'s.
+    """
+
+    def __init__(self, concept_sets: Iterable[ConceptSet]) -> None:
+        sets = list(concept_sets)
+        self._codes: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+        self._prefixes: dict[str, dict[str, list[tuple[str, bool]]]] = {}
+        for cs in sets:
+            for key, unverified in cs.codes.items():
+                self._codes.setdefault(key, []).append((cs.id, unverified))
+            for system, prefixes in cs.prefixes.items():
+                for prefix, unverified in prefixes.items():
+                    entry = self._prefixes.setdefault(system, {}).setdefault(prefix, [])
+                    entry.append((cs.id, unverified))
+        self._lengths = {
+            system: tuple(sorted({len(p) for p in found}))
+            for system, found in self._prefixes.items()
+        }
+
+    def coded(self, codes: Sequence[Code]) -> dict[str, Match]:
+        """Every value set the codes belong to, with the first code that says so."""
+        found: dict[str, Match] = {}
+        for code in codes:
+            key = normalise_code(code.system, code.code)
+            for vs, unverified in self._codes.get((code.system, key), ()):
+                if vs not in found:
+                    found[vs] = Match(code, None, unverified)
+            prefixes = self._prefixes.get(code.system)
+            if prefixes:
+                for length in self._lengths[code.system]:
+                    for vs, unverified in prefixes.get(key[:length], ()):
+                        if vs not in found:
+                            found[vs] = Match(code, None, unverified)
+        return found

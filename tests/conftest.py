@@ -50,6 +50,7 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     config: dict[str, Any] = {
         "TESTING": True,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
+        "AUDIT_SPOOL_DIR": str(tmp_path / "audit-spool"),
         "ALLOWED_FHIR_SERVERS": [FHIR_BASE],
         "CLOCK": lambda: EVALUATED_AT,
         "UUID_FACTORY": counter_uuids(),

@@ -31,6 +31,9 @@ def test_dockerfile_runs_as_a_non_root_user_with_gunicorn() -> None:
     assert "USER ivig" in dockerfile
     assert '"ivig-cds", "serve"' in dockerfile
     assert "COPY fhir_fixtures" in dockerfile  # the loader reads the fixture bundles
+    # The non-root user writes only /data: the audit spool must be there, on a volume.
+    assert "ENV IVIG_CDS_AUDIT_SPOOL_DIR=/data/" in dockerfile
+    assert "audit-spool:/data" in COMPOSE["services"]["ivig-cds"]["volumes"]
 
 
 def _compose_command() -> list[str] | None:

@@ -8,7 +8,7 @@ import pytest
 from conftest import make_app
 
 from cds_service.config import ConfigError, Settings, load_settings
-from hooks.settings import Thresholds
+from hooks.knowledge_base import load_knowledge, thresholds_for_site
 
 
 def test_defaults_without_environment() -> None:
@@ -31,8 +31,32 @@ def test_environment_is_parsed_by_type() -> None:
 
 
 def test_test_overrides_win_over_the_environment() -> None:
-    settings = load_settings(Thresholds, {"IVIG_CDS_THROMBOSIS_AGE": "70"}, {"THROMBOSIS_AGE": 60})
-    assert settings.thrombosis_age == 60
+    kb = load_knowledge()
+    thresholds, _ = thresholds_for_site(
+        kb, {"IVIG_CDS_THROMBOSIS_AGE": "70"}, {"THROMBOSIS_AGE": 60}
+    )
+    assert thresholds.thrombosis_age == 60
+
+
+def test_site_overrides_are_typed_and_named_in_the_knowledge_version() -> None:
+    kb = load_knowledge()
+    default, default_version = thresholds_for_site(kb, {}, {})
+    raised, version = thresholds_for_site(kb, {"IVIG_CDS_THROMBOSIS_AGE": "70"}, {})
+    assert default.thrombosis_age == 65 and raised.thrombosis_age == 70
+    assert default_version == kb.version
+    assert version.startswith(kb.version + "+site-") and version != default_version
+    same, _ = thresholds_for_site(kb, {"IVIG_CDS_THROMBOSIS_AGE": "65"}, {})
+    assert thresholds_for_site(kb, {"IVIG_CDS_THROMBOSIS_AGE": "65"}, {})[1] == kb.version
+    assert same == default
+    with pytest.raises(ConfigError, match="IVIG_CDS_THROMBOSIS_AGE"):
+        thresholds_for_site(kb, {"IVIG_CDS_THROMBOSIS_AGE": "sixty"}, {})
+    with pytest.raises(ConfigError, match="IVIG_CDS_THROMBOSIS_AGE: expected a whole number"):
+        thresholds_for_site(kb, {"IVIG_CDS_THROMBOSIS_AGE": "65.5"}, {})
+
+
+def test_a_threshold_fixed_by_its_source_cannot_be_overridden() -> None:
+    with pytest.raises(ConfigError, match=r"IVIG_CDS_IGA_DEFICIENT_BELOW_MG_DL: .*fixed"):
+        thresholds_for_site(load_knowledge(), {"IVIG_CDS_IGA_DEFICIENT_BELOW_MG_DL": "10"}, {})
 
 
 @pytest.mark.parametrize(
@@ -81,8 +105,23 @@ def test_evaluation_date_fixes_the_clock_for_demos(tmp_path: Path) -> None:
             "TESTING": True,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}",
             "EVALUATION_DATE": "2026-06-15",
+            "AUDIT_SPOOL_DIR": str(tmp_path / "audit-spool"),
         }
     )
     assert app.extensions["ivig_cds"].clock().isoformat() == "2026-06-15T12:00:00+00:00"
     with pytest.raises(ConfigError, match="IVIG_CDS_EVALUATION_DATE"):
         load_settings(Settings, {"IVIG_CDS_EVALUATION_DATE": "15/06/2026"}, {})
+
+
+def test_an_audit_spool_it_cannot_write_refuses_to_start(tmp_path: Path) -> None:
+    from cds_service import create_app
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match=r"IVIG_CDS_AUDIT_SPOOL_DIR=.*cannot keep audit records"):
+        create_app(
+            {
+                "TESTING": True,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}",
+                "AUDIT_SPOOL_DIR": str(tmp_path / "a-file" / "spool"),
+            }
+        )

@@ -294,18 +294,76 @@ def test_invalid_resource_is_skipped_and_named(client: FlaskClient) -> None:
     prefetch["conditions"]["entry"].append({"resource": broken})
     topics = _topics(client.post(URL, json=_request(prefetch)))
     assert (
-        "Condition/broken-1 was skipped: invalid FHIR R4 at onsetDateTime"
+        "Condition/broken-1 was skipped: onsetDateTime is not valid FHIR R4 (not a FHIR date)"
         in topics["data-incomplete"]["detail"]
     )
     assert "thrombosis-risk" in topics
 
 
-def test_invalid_ivig_order_is_reported_not_ignored(client: FlaskClient) -> None:
-    order = order_for("privigen-iv", PATIENT) | {"authoredOn": "yesterday"}
+def test_an_element_no_check_reads_never_stops_the_checks(client: FlaskClient) -> None:
+    """Version 1 refused this whole order ("not valid FHIR R4"): no safety check ran."""
+    well_formed = order_for("privigen-iv", PATIENT)
+    invalid = well_formed | {"authoredOn": "yesterday", "category": "inpatient", "priority": 7}
+    body = hook_request("order-select", PATIENT, [well_formed], prefetch=_prefetch())
+    expected = _topics(client.post(URL, json=body))
+    body = hook_request("order-select", PATIENT, [invalid], prefetch=_prefetch())
+    topics = _topics(client.post(URL, json=body))
+    assert {t: c["indicator"] for t, c in topics.items()} == {
+        t: c["indicator"] for t, c in expected.items()
+    }
+    assert "thrombosis-risk" in topics
+
+
+def test_a_malformed_dosage_disables_only_the_checks_that_read_it(client: FlaskClient) -> None:
+    order = order_for("privigen-iv", PATIENT) | {"dosageInstruction": "0.4 g/kg daily"}
     body = hook_request("order-select", PATIENT, [order], prefetch=_prefetch())
     topics = _topics(client.post(URL, json=body))
-    assert set(topics) == {"data-incomplete"}
-    assert "not valid FHIR R4" in topics["data-incomplete"]["summary"]
+    assert "thrombosis-risk" in topics  # the checks that do not read the dosage still run
+    detail = topics["data-incomplete"]["detail"]
+    assert "MedicationRequest/privigen-iv: dosageInstruction not a list of objects" in detail
+    assert "not checked: the route, dose" in detail
+
+
+@pytest.mark.parametrize(
+    ("element", "named"),
+    [
+        (
+            {
+                "medicationCodeableConcept": {
+                    "text": "Privigen",
+                    "coding": [{"code": "1", "display": 5}],
+                }
+            },
+            "medicationCodeableConcept.coding.display not a string; not checked: the coded product",
+        ),
+        (
+            {"medicationCodeableConcept": "Privigen 10%"},
+            "medicationCodeableConcept not an object; not checked: the coded product",
+        ),
+        (
+            {"medicationReference": "Medication/x"},
+            "medicationReference not an object; not checked: the referenced Medication",
+        ),
+    ],
+    ids=["bad-display", "concept-as-text", "reference-as-text"],
+)
+def test_a_malformed_medication_element_still_gets_the_checks_and_is_named(
+    client: FlaskClient, element: dict[str, Any], named: str
+) -> None:
+    """It once left the order unrecognised: no card at all, as if it were not immune globulin."""
+    order = order_for("privigen-iv", PATIENT) | element
+    body = hook_request("order-select", PATIENT, [order], prefetch=_prefetch())
+    topics = _topics(client.post(URL, json=body))
+    assert "thrombosis-risk" in topics
+    assert f"MedicationRequest/privigen-iv: {named}" in topics["data-incomplete"]["detail"]
+
+
+def test_a_malformed_medication_that_names_no_immune_globulin_gets_no_card(
+    client: FlaskClient,
+) -> None:
+    order = order_for("privigen-iv", PATIENT) | {"medicationCodeableConcept": "Amoxicillin"}
+    body = hook_request("order-select", PATIENT, [order], prefetch=_prefetch())
+    assert client.post(URL, json=body).get_json() == {"cards": []}
 
 
 def test_external_medication_is_read_from_the_server(client: FlaskClient, fhir_mock: Any) -> None:
@@ -323,13 +381,25 @@ def test_external_medication_without_server_uses_the_display(client: FlaskClient
     assert "Privigen" in topics["thrombosis-risk"]["summary"]
 
 
-def test_unidentifiable_medication_says_so(client: FlaskClient) -> None:
+def test_an_order_nothing_names_as_immune_globulin_gets_no_card(client: FlaskClient) -> None:
+    """Contract §9: an unidentified medication gets no card unless its text names immune
+    globulin (then it is checked as generic immune globulin)."""
     order = order_for("ig-medication-reference-external", PATIENT)
     order["medicationReference"] = {"reference": "Medication/unknown-9"}
     body = hook_request("order-select", PATIENT, [order], prefetch=_prefetch())
+    assert client.post(URL, json=body).get_json() == {"cards": []}
+    order["medicationReference"]["display"] = "immune globulin 10%"
+    body = hook_request("order-select", PATIENT, [order], prefetch=_prefetch())
     topics = _topics(client.post(URL, json=body))
-    assert set(topics) == {"data-incomplete"}
-    assert "Medication/unknown-9" in topics["data-incomplete"]["detail"]
+    assert "immune globulin (product not identified)" in topics["thrombosis-risk"]["summary"]
+
+
+def test_an_order_with_no_medication_gets_no_card(client: FlaskClient) -> None:
+    """The CDS Hooks Sandbox sends such drafts while the user types, on every patient."""
+    order = order_for("privigen-iv", PATIENT)
+    del order["medicationCodeableConcept"]
+    body = hook_request("order-select", PATIENT, [order], prefetch=_prefetch())
+    assert client.post(URL, json=body).get_json() == {"cards": []}
 
 
 def test_prefetched_patient_of_another_id_is_refused(client: FlaskClient) -> None:
@@ -356,6 +426,18 @@ def test_bundle_entry_without_a_resource_is_reported(client: FlaskClient) -> Non
     prefetch["conditions"]["entry"].append({"fullUrl": "urn:uuid:lost"})
     topics = _topics(client.post(URL, json=_request(prefetch)))
     assert "(not a resource) was skipped" in topics["data-incomplete"]["detail"]
+
+
+@pytest.mark.parametrize("element", ["entry", "link"])
+def test_a_bundle_element_that_is_not_a_list_is_reported_not_a_500(
+    client: FlaskClient, element: str
+) -> None:
+    prefetch = _prefetch()
+    prefetch["conditions"][element] = 5
+    response = client.post(URL, json=_request(prefetch))
+    assert response.status_code == 200
+    if element == "entry":  # the Conditions are lost: said so, not taken for none
+        assert "(not a resource) was skipped" in _topics(response)["data-incomplete"]["detail"]
 
 
 def test_a_dropped_keep_alive_connection_is_retried_once(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import pytest
+from contexts import THRESHOLDS, medication_order
 
-from hooks.dosing import Dose, UnreadableDose, read_dose
-from hooks.record import ObservationEntry
+from hooks.context import ObservationEntry
+from hooks.dosing import Dose, UnreadableDose
+from hooks.dosing import read_dose as read_order_dose
+from hooks.rules.common import computed_bmi
 from hooks.rules.dosing_weight import ideal_body_weight, rounded
 from hooks.rules.hemolysis import blood_group
 
@@ -33,7 +37,11 @@ def order(
         dosage["doseAndRate"] = [{"doseQuantity": quantity}]
     if repeat is not None:
         dosage["timing"] = {"repeat": repeat}
-    return {"resourceType": "MedicationRequest", "dosageInstruction": [dosage], **extra}
+    return {"resourceType": "MedicationRequest", "id": "o", "dosageInstruction": [dosage], **extra}
+
+
+def read_dose(raw: dict[str, Any], weight: ObservationEntry | None) -> Dose | UnreadableDose:
+    return read_order_dose(medication_order(raw), weight)
 
 
 def q(value: float, unit: str) -> dict[str, Any]:
@@ -59,7 +67,7 @@ def test_every_unit_gives_the_same_course(
     assert isinstance(dose, Dose)
     assert dose.course_g == pytest.approx(course_g)
     assert dose.course_g_per_kg == pytest.approx(course_g_per_kg)
-    assert dose.high_dose
+    assert dose.at_least(THRESHOLDS.high_dose_g_per_kg)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +121,7 @@ def test_interval_regimen_is_one_cycle_and_supply_does_not_multiply() -> None:
     )
     assert isinstance(dose, Dose) and dose.regimen == "interval"
     assert dose.compared_g_per_kg == 0.5 and dose.interval_days == 28
-    assert not dose.high_dose
+    assert not dose.at_least(THRESHOLDS.high_dose_g_per_kg)
 
 
 def test_no_timing_is_a_single_administration() -> None:
@@ -142,6 +150,11 @@ def test_without_weight_only_what_is_known() -> None:
             },
             "dose range",
         ),
+        (
+            {"resourceType": "MedicationRequest", "dosageInstruction": [{"doseAndRate": 5}]},
+            "dosageInstruction.doseAndRate not a list of objects",
+        ),
+        (order(q(2, "g/kg"), {"frequency": 1, "period": "one", "periodUnit": "d"}), "not a number"),
     ],
 )
 def test_unreadable_doses_say_why(medication_request: dict[str, Any], why: str) -> None:
@@ -158,8 +171,8 @@ def test_steps_show_the_arithmetic() -> None:
 
 
 def test_devine_ideal_body_weight_and_rounding() -> None:
-    assert ideal_body_weight(152.4, "female") == pytest.approx(45.5)
-    assert ideal_body_weight(177.8, "male") == pytest.approx(50 + 2.3 * 10)
+    assert ideal_body_weight(152.4, "female", THRESHOLDS) == pytest.approx(45.5)
+    assert ideal_body_weight(177.8, "male", THRESHOLDS) == pytest.approx(50 + 2.3 * 10)
     assert rounded(29.66, 5) == 30 and rounded(1.2, 5) == 5 and rounded(29.66, 0) == 29.7
 
 
@@ -177,3 +190,18 @@ def test_devine_ideal_body_weight_and_rounding() -> None:
 )
 def test_blood_group_from_text(text: str, group: str | None) -> None:
     assert blood_group(text) == group
+
+
+@pytest.mark.parametrize("height_cm", [1e-170, 1e200, 0.0, -170.0])
+def test_a_height_that_gives_no_finite_bmi_gives_none_not_a_crash(height_cm: float) -> None:
+    """1e-170 cm once raised ZeroDivisionError and 1e200 OverflowError: the call was a 500 and
+    every other card was lost."""
+    height = replace(
+        WEIGHT, reference="Observation/h", concept="body-height", value=height_cm, unit="cm"
+    )
+    assert computed_bmi(WEIGHT, height) is None
+
+
+def test_bmi_is_computed_from_weight_and_height() -> None:
+    height = replace(WEIGHT, reference="Observation/h", concept="body-height", value=160.0)
+    assert computed_bmi(WEIGHT, height) == pytest.approx(27.34, abs=0.01)

@@ -27,6 +27,7 @@ from conftest import (
     order_for,
     scenario_resources,
 )
+from contexts import KB, SETTINGS
 from fhir_test_server import (
     BASE_PATH,
     FhirTestServer,
@@ -69,9 +70,11 @@ PATHS = {
     "observations": "Observation",
     "allergies": "AllergyIntolerance",
 }
+# What discovery says each key is needed for (derived from the rules that read it).
 CHECKS_AFFECTED = {
-    "observations": "weight, renal labs, IgA, triglycerides, BMI and smoking status",
-    "allergies": "hypersensitivity to immune globulin, IgA or blood products",
+    spec.key: spec.needed_for
+    for spec in SETTINGS.rules.prefetch("order-select", KB)
+    if spec.key in ("observations", "allergies")
 }
 
 

@@ -139,6 +139,7 @@ def issue_cards(app: Flask, scenario: str = SCENARIO, order: str = ORDER) -> lis
     assert response.status_code == 200, response.get_json()
     cards = list(response.get_json()["cards"])
     assert cards, f"{scenario} with {order} issued no card"
+    assert app.extensions["ivig_cds"].audit.flush(), "the issued cards are recorded"
     return cards
 
 

@@ -18,18 +18,17 @@ import pytest
 from conftest import SHARED, make_app
 
 from cds_service.errors import KnowledgeError
-from hooks.knowledge_base import (
-    EXT_SOURCE,
-    EXT_UNVERIFIED,
-    KNOWLEDGE_DIR,
-    KnowledgeBase,
-    load_knowledge,
-)
-from hooks.orders import IgOrder, OrderRecogniser
-from hooks.rules import ORDER_TOPICS, VALUESETS_READ
+from hooks.context import IgOrder
+from hooks.context.orders import read_medication_order
+from hooks.context.orders import recognise as recognise_order
+from hooks.context.read import Reader
+from hooks.knowledge_base import KNOWLEDGE_DIR, KnowledgeBase, load_knowledge
+from hooks.knowledge_base.valuesets import EXT_SOURCE, EXT_UNVERIFIED
+from hooks.registry import REGISTRY
 from hooks.terminology import ICD10CM, RXNORM, SNOMED, normalise_code
 
-REQUIRED_VALUESETS = (*VALUESETS_READ, "current-smoker-answers")
+REQUIRED_VALUESETS = tuple(sorted(REGISTRY.valuesets()))
+ORDER_TOPICS = REGISTRY.topics()
 CLINICAL_REFERENCE = SHARED / "clinical-reference.md"
 VALUESET_FILES = sorted((KNOWLEDGE_DIR / "valuesets").glob("*.json"))
 
@@ -104,9 +103,9 @@ def test_every_valueset_include_names_its_source(path: Path) -> None:
 @pytest.mark.parametrize("topic", ORDER_TOPICS)
 def test_every_topic_the_rules_emit_has_an_https_source(kb: KnowledgeBase, topic: str) -> None:
     found = kb.topics[topic]
-    assert found.source_label.strip()
-    assert found.source_url.startswith("https://"), found.source_url
-    assert re.match(r"^https://[^/\s]+\.[^/\s]+", found.source_url), found.source_url
+    assert found.source.label.strip()
+    assert found.source.url.startswith("https://"), found.source.url
+    assert re.match(r"^https://[^/\s]+\.[^/\s]+", found.source.url), found.source.url
     assert found.display.strip()
 
 
@@ -167,7 +166,7 @@ def test_codes_unverified_in_the_reference_carry_the_unverified_extension(
 
 
 def test_the_unverified_generic_rxnorm_code_is_marked_in_the_catalogue(kb: KnowledgeBase) -> None:
-    generic = {(g.code.system, g.code.code): g for g in kb.catalogue.generic_codings}
+    generic = {(g.system, g.code): g for g in kb.catalogue.generic_codings}
     assert generic[(RXNORM, "1426680")].unverified is True
 
 
@@ -220,7 +219,10 @@ def medication_request(text: str) -> dict[str, Any]:
 
 
 def recognise(kb: KnowledgeBase, text: str) -> Any:
-    return OrderRecogniser(kb).recognise(medication_request(text), {}, lambda _ref: None)
+    raw = medication_request(text)
+    return recognise_order(
+        read_medication_order(raw, Reader("MedicationRequest/order-1", []), {}), kb
+    )
 
 
 def test_the_brand_list_covers_every_product_row_of_the_reference() -> None:
@@ -389,6 +391,31 @@ def orderable_without_source(root: Path) -> None:
     edit_json(root / "orderables.json", lambda o: o["orderables"]["bun"].pop("source"))
 
 
+def product_field_typo(root: Path) -> None:
+    _product(root, "privigen", lambda p: p.update(excipents=p.pop("excipients")))
+
+
+def dose_range_not_a_number(root: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["indications"][0]["regimens"][0]["high_g_per_kg"] = "two"
+
+    edit_json(root / "dose-ranges.json", change)
+
+
+def threshold_missing(root: Path) -> None:
+    edit_json(root / "thresholds.json", lambda t: t["thresholds"].pop("thrombosis_age"))
+
+
+def threshold_without_source(root: Path) -> None:
+    edit_json(root / "thresholds.json", lambda t: t["thresholds"]["egfr"].pop("source"))
+
+
+def excipient_rule_unknown_indicator(root: Path) -> None:
+    edit_json(
+        root / "excipient-rules.json", lambda e: e["rules"][0].update(indicator="catastrophic")
+    )
+
+
 # case -> (defect, words the KnowledgeError message must contain)
 BROKEN: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "valueset-not-json": (valueset_not_json, ("hypertension.json", "JSON")),
@@ -430,6 +457,17 @@ BROKEN: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
         ("observations.json", "serum-creatinine", "unit"),
     ),
     "orderable-without-source": (orderable_without_source, ("orderables.json", "bun", "source")),
+    "product-field-typo": (product_field_typo, ("products.json", "privigen", "excipents")),
+    "dose-range-not-a-number": (
+        dose_range_not_a_number,
+        ("dose-ranges.json", "indications[gbs].regimens[0].high_g_per_kg", "number"),
+    ),
+    "threshold-missing": (threshold_missing, ("thresholds.json", "thrombosis_age")),
+    "threshold-without-source": (threshold_without_source, ("thresholds.json", "egfr", "source")),
+    "excipient-rule-unknown-indicator": (
+        excipient_rule_unknown_indicator,
+        ("excipient-rules.json", "rules[0].indicator"),
+    ),
 }
 
 

@@ -36,37 +36,37 @@ CASES = {
     "regimen of an unknown kind": (
         "dose-ranges.json",
         lambda d: d["indications"][0]["regimens"][0].update(kind="weekly"),
-        "kind course|cycle",
+        "regimens\\[0\\].kind",
     ),
     "dose range on a missing value set": (
         "dose-ranges.json",
         lambda d: d["indications"][0].update(valueset="no-such-set"),
-        "no value set",
+        "no-such-set",
     ),
     "dose range without a source": (
         "dose-ranges.json",
         lambda d: d["indications"][0].update(source={"label": "x", "url": "http://insecure"}),
-        "https URL",
+        "source.url: String should match pattern",
     ),
     "guidance statement without a source": (
         "indication-guidance.json",
         lambda d: d["indications"][0]["statements"][0].pop("source"),
-        "source label and https URL",
+        "statements\\[gbs-no-plex-after-ivig\\].source: Field required",
     ),
     "excipient rule on an unknown excipient": (
         "excipient-rules.json",
         lambda d: d["rules"][0].update(excipient="lactose"),
-        "unknown value set or excipient",
+        "lactose: unknown excipient",
     ),
     "excipient rule with an info indicator": (
         "excipient-rules.json",
         lambda d: d["rules"][0].update(indicator="info"),
-        "indicator warning|critical",
+        "rules\\[0\\].indicator",
     ),
     "scig block without a source": (
         "products.json",
         lambda d: next(p for p in d["products"] if p.get("scig"))["scig"].update(source={}),
-        "scig block needs a source",
+        "scig.source.label: Field required",
     ),
 }
 

@@ -44,19 +44,47 @@ def test_requests_only_in_the_fhir_client_and_the_runtime_session() -> None:
     assert offenders == []
 
 
-def test_rules_read_no_clock_and_do_no_io() -> None:
-    banned = {"flask", "requests", "time", "sqlalchemy", "socket", "os"}
+PURE = (
+    "engine.py",
+    "findings.py",
+    "registry.py",
+    "dosing.py",
+    "evidence.py",
+    "resources.py",
+    "card_builder.py",
+    "catalogue.py",
+    "terminology.py",
+    "fhir_models.py",
+)
+
+
+def test_the_engine_rules_and_context_read_no_clock_and_do_no_io() -> None:
+    """The clinical core is pure: the handler is resolve data -> build context -> evaluate ->
+    make cards, and only the first step does I/O (through the injected data source)."""
+    banned = {"flask", "werkzeug", "requests", "time", "sqlalchemy", "socket", "os", "pathlib"}
+    banned_modules = {"cds_service.fhir", "cds_service.api", "cds_service.runtime"}
     hooks_dir = ROOT / "hooks"
     pure = [
         *modules("hooks", "rules"),
-        *(hooks_dir / name for name in ("record.py", "evidence.py", "dosing.py", "orders.py")),
-        hooks_dir / "suggested_orders.py",
+        *modules("hooks", "context"),
+        *(hooks_dir / name for name in PURE),
     ]
     for path in pure:
         source = path.read_text()
-        assert not {n.split(".")[0] for n in imports_of(path)} & banned, path
-        for forbidden in ("datetime.now", "date.today", "utcnow", "time.time"):
+        imported = imports_of(path)
+        assert not {n.split(".")[0] for n in imported} & banned, path
+        assert not {n for n in imported if n.startswith(tuple(banned_modules))}, path
+        for forbidden in ("datetime.now", "date.today", "utcnow", "time.time", "open("):
             assert forbidden not in source, f"{path}: {forbidden}"
+
+
+def test_rules_import_no_other_rule_modules_than_their_helpers() -> None:
+    """A rule module reads the context; it does not reach into the data layer or the cards."""
+    for path in modules("hooks", "rules"):
+        imported = imports_of(path)
+        assert not {
+            n for n in imported if n.startswith(("hooks.card_builder", "hooks.services"))
+        }, path
 
 
 def test_nothing_reads_shared_at_run_time() -> None:

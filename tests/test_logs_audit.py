@@ -29,9 +29,17 @@ def _call(client: FlaskClient, headers: dict[str, str] | None = None) -> Any:
     return client.post("/cds-services/ivig-order-select", json=body, headers=headers or {})
 
 
+def audit_rows(app: Any) -> list[Any]:
+    """The stored audit records, once the writer has written what was queued."""
+    assert app.extensions["ivig_cds"].audit.flush()
+    with app.extensions["ivig_cds"].store.engine.connect() as connection:
+        return list(connection.execute(select(hook_calls)).mappings().all())
+
+
 def test_every_hook_call_leaves_an_audit_record(client: FlaskClient, app: Any) -> None:
     response = _call(client)
     cards = response.get_json()["cards"]
+    assert app.extensions["ivig_cds"].audit.flush()
     with app.extensions["ivig_cds"].store.engine.connect() as connection:
         rows = connection.execute(select(hook_calls)).mappings().all()
     assert len(rows) == 1
@@ -49,25 +57,170 @@ def test_every_hook_call_leaves_an_audit_record(client: FlaskClient, app: Any) -
 def test_a_call_with_no_cards_is_audited_too(client: FlaskClient, app: Any) -> None:
     body = load_json("requests/order-select-not-ivig.json")
     assert client.post("/cds-services/ivig-order-select", json=body).get_json() == {"cards": []}
-    with app.extensions["ivig_cds"].store.engine.connect() as connection:
-        rows = connection.execute(select(hook_calls)).mappings().all()
-    assert [json.loads(r["cards"]) for r in rows] == [[]]
+    assert [json.loads(r["cards"]) for r in audit_rows(app)] == [[]]
 
 
-def test_audit_survives_a_database_outage_in_the_log(
+def test_a_tolerated_client_deviation_is_audited(client: FlaskClient, app: Any) -> None:
+    order = order_for("privigen-iv", SCENARIO) | {"category": {"text": "inpatient"}}
+    order["reasonCode"] = {"text": "Guillain-Barré syndrome"}
+    body = hook_request(
+        "order-select", SCENARIO, [order], prefetch=full_prefetch(scenario_resources(SCENARIO))
+    )
+    assert client.post("/cds-services/ivig-order-select", json=body).status_code == 200
+    [row] = audit_rows(app)
+    assert json.loads(row["notes"]) == [
+        "MedicationRequest/privigen-iv sends reasonCode as a single object where FHIR R4 wants "
+        "a list"
+    ]
+
+
+def test_audit_survives_a_database_outage_and_is_written_when_it_is_back(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from sqlalchemy import create_engine
 
     app = make_app(tmp_path)
-    app.extensions["ivig_cds"].store.engine = create_engine(
-        "postgresql+psycopg://postgres@127.0.0.1:1/none"
-    )
+    store = app.extensions["ivig_cds"].store
+    working = store.engine
+    store.engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
     with caplog.at_level(logging.ERROR):
         response = _call(app.test_client())
+        assert app.extensions["ivig_cds"].audit.flush()
     assert response.status_code == 200 and response.get_json()["cards"]  # cards still shown
     audit = [r for r in caplog.records if hasattr(r, "audit")]
     assert audit and audit[0].audit["service_id"] == "ivig-order-select"
+    pending = list((tmp_path / "audit-spool").glob("audit-pending-*.jsonl"))
+    assert len(pending) == 1, "the record is kept for a retry, not only logged"
+
+    store.engine = working
+    app.extensions["ivig_cds"].audit._replay_orphans()  # what the writer's retry loop does
+    assert [r["service_id"] for r in audit_rows(app)] == ["ivig-order-select"]
+    assert not list((tmp_path / "audit-spool").glob("audit-pending-*.jsonl"))
+
+
+def test_records_of_a_process_that_died_are_written_by_the_next_one(tmp_path: Path) -> None:
+    """A record is spooled before the answer leaves: a crash before the database write loses
+    nothing. A spool segment no live process holds is replayed at start-up, once."""
+    from cds_service.audit import AuditRecord, ShownCard
+
+    spool = tmp_path / "audit-spool"
+    spool.mkdir()
+    record = AuditRecord(
+        "ivig-order-select",
+        "from-a-dead-worker",
+        "2026-06-15T12:00:00+00:00",
+        "v1",
+        (ShownCard("card-of-a-dead-worker", "renal-risk", "warning", ("s1",)),),
+    )
+    segment = spool / "audit-99999-1-1.jsonl"
+    segment.write_text(record.to_json() + "\n" + '{"cut short by the cra', encoding="utf-8")
+    app = make_app(tmp_path)  # its writer replays orphaned segments when it starts
+    writer = app.extensions["ivig_cds"].audit
+    writer._replay_orphans()
+    assert not segment.exists()
+    segment.write_text(record.to_json() + "\n", encoding="utf-8")  # the same record again
+    writer._replay_orphans()
+    assert [r["hook_instance"] for r in audit_rows(app)] == ["from-a-dead-worker"]
+
+
+def test_a_segment_being_stored_is_not_replayed_by_another_worker(tmp_path: Path) -> None:
+    """Two workers share the spool directory. While one stores a batch, the other's retry loop
+    must not take that batch's segment for an orphan (it did: the load test logged the batch as
+    "not stored (IntegrityError)" when both wrote the same records)."""
+    import threading
+
+    from cds_service.audit import AuditRecord, AuditWriter
+
+    spool = tmp_path / "audit-spool"
+    storing, release = threading.Event(), threading.Event()
+    stored_by: dict[str, list[str]] = {"a": [], "b": []}
+
+    def store_a(records: list[AuditRecord]) -> None:
+        storing.set()
+        assert release.wait(5)
+        stored_by["a"] += [r.record_id for r in records]
+
+    def store_b(records: list[AuditRecord]) -> None:
+        stored_by["b"] += [r.record_id for r in records]
+
+    a = AuditWriter(store_a, spool, flush_interval_s=0)
+    b = AuditWriter(store_b, spool, flush_interval_s=0)
+    record = AuditRecord("ivig-order-select", "in-flight", "2026-06-15T12:00:00+00:00", "v1", ())
+    a.submit(record)
+    assert storing.wait(5), "writer a never started storing"
+    b._replay_orphans()  # what b's retry loop does every few seconds
+    release.set()
+    assert a.flush() and b.flush()
+    a.close()
+    b.close()
+    assert stored_by == {"a": [record.record_id], "b": []}
+    assert not list(spool.glob("*.jsonl")), "every segment is removed once stored"
+
+
+def test_a_backlog_is_written_in_steps_and_a_failed_step_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cds_service.audit import AuditRecord, AuditWriter
+
+    app = make_app(tmp_path)
+    store = app.extensions["ivig_cds"].store
+    calls: list[int] = []
+
+    def second_step_fails(records: list[AuditRecord]) -> None:
+        calls.append(len(records))
+        if len(calls) == 2:
+            raise OSError("the database went away")
+        store.store_audit(records)
+
+    writer = AuditWriter(
+        second_step_fails, tmp_path / "other-spool", flush_interval_s=0.2, max_batch=2
+    )
+    records = [
+        AuditRecord("ivig-order-select", f"call-{n}", "2026-06-15T12:00:00+00:00", "v1", ())
+        for n in range(5)
+    ]
+    with caplog.at_level(logging.ERROR):
+        for record in records:
+            writer.submit(record)
+        assert writer.flush()
+    assert calls == [2, 2], "one transaction per step; the failed step ends the batch"
+    unstored = [r.audit["hook_instance"] for r in caplog.records if hasattr(r, "audit")]
+    assert unstored == ["call-2", "call-3", "call-4"], "only what was not stored is logged so"
+
+    writer._replay_orphans()  # the retry: the stored step is skipped, the rest written once
+    writer.close()
+    rows = audit_rows(app)
+    assert sorted(r["hook_instance"] for r in rows) == [f"call-{n}" for n in range(5)]
+
+
+def test_a_spool_that_cannot_open_a_segment_loses_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rotation failed once (the directory was full, or locked): the batch is still written to
+    the database, and the next batch does not take the old records' segment away with it."""
+    from cds_service.audit import AuditRecord, AuditWriter
+
+    stored: list[str] = []
+    writer = AuditWriter(
+        lambda records: stored.extend(r.hook_instance for r in records),
+        tmp_path / "spool",
+        flush_interval_s=0,
+    )
+    opens = [OSError(28, "No space left on device")]
+    real_open = writer._spool._open
+
+    def open_once_failing() -> Any:
+        if opens:
+            raise opens.pop()
+        return real_open()
+
+    monkeypatch.setattr(writer._spool, "_open", open_once_failing)
+    for name in ("first", "second"):
+        writer.submit(AuditRecord("ivig-order-select", name, "2026-06-15T12:00:00+00:00", "v1", ()))
+        assert writer.flush()
+    writer.close()
+    assert stored == ["first", "second"]
+    assert not list((tmp_path / "spool").glob("audit-*.jsonl")), "nothing left to replay"
 
 
 def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:

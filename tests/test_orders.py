@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from contexts import context_of, ig_order
 
-from hooks.knowledge_base import load_knowledge
-from hooks.orders import IgOrder, OrderRecogniser, UnidentifiedOrder, orders_in_focus
+from hooks.context import IgOrder
+from hooks.context.build import read_session
 
-KB = load_knowledge()
-RECOGNISER = OrderRecogniser(KB)
 IV = {"coding": [{"system": "http://snomed.info/sct", "code": "47625008"}]}
 SC = {"coding": [{"system": "http://snomed.info/sct", "code": "34206005"}]}
 
@@ -33,7 +32,7 @@ def order(
 
 
 def recognise(resource: dict[str, Any], medications: dict[str, Any] | None = None) -> Any:
-    return RECOGNISER.recognise(resource, medications or {}, lambda _ref: None)
+    return ig_order(resource, medications)
 
 
 @pytest.mark.parametrize(
@@ -116,7 +115,7 @@ def test_other_medications_are_not_immune_globulin() -> None:
         recognise(order({"medicationCodeableConcept": {"text": "Acetaminophen 500 mg"}}, IV))
         is None
     )
-    assert recognise({"resourceType": "ServiceRequest", "id": "s"}) is None
+    assert recognise(order({})) is None  # no medication element at all: nothing to check
 
 
 @pytest.mark.parametrize(
@@ -158,8 +157,10 @@ def test_medication_reference_contained_draft_and_unidentified() -> None:
         "Medication/m2": {"resourceType": "Medication", "id": "m2", "code": {"text": "Gamunex-C"}}
     }
     assert recognise(in_drafts, drafts).product.brand == "Gamunex-C"
-    unknown = recognise(order({"medicationReference": {"reference": "Medication/x"}}, IV))
-    assert isinstance(unknown, UnidentifiedOrder) and "Medication/x" in unknown.why
+    # A reference the service could not read and no display: nothing names immune globulin.
+    assert recognise(order({"medicationReference": {"reference": "Medication/x"}}, IV)) is None
+    named = order({"medicationReference": {"reference": "Medication/x", "display": "IVIG 10%"}})
+    assert isinstance(recognise(named), IgOrder)
 
 
 def test_orders_in_focus() -> None:
@@ -170,8 +171,43 @@ def test_orders_in_focus() -> None:
             {"resource": {"resourceType": "MedicationRequest", "id": "b"}},
         ],
     }
-    selected = orders_in_focus(
-        "order-select", {"draftOrders": drafts, "selections": ["MedicationRequest/b"]}
+    context = {"patientId": "p", "draftOrders": drafts, "selections": ["MedicationRequest/b"]}
+    assert read_session("order-select", context).in_focus == {"MedicationRequest/b"}
+    assert read_session("order-sign", context).in_focus == {
+        "MedicationRequest/a",
+        "MedicationRequest/b",
+    }
+
+
+def test_the_sandbox_order_shape_is_read_as_the_well_formed_order() -> None:
+    """The CDS Hooks Sandbox sends category and reasonCode as single objects."""
+    gbs = {"coding": [{"system": "http://snomed.info/sct", "code": "40956001"}]}
+    well_formed = order(
+        {"medicationCodeableConcept": {"text": "Privigen"}},
+        IV,
+        category=[{"text": "inpatient"}],
+        reasonCode=[gbs],
     )
-    assert [o["id"] for o in selected] == ["b"]
-    assert [o["id"] for o in orders_in_focus("order-sign", {"draftOrders": drafts})] == ["a", "b"]
+    sandbox = {**well_formed, "category": {"text": "inpatient"}, "reasonCode": gbs}
+    ctx = context_of(orders=[sandbox])
+    assert [o.reference for o in ctx.ig_orders] == ["MedicationRequest/o1"]
+    assert (
+        ctx.ig_orders[0].order.reason_codes
+        == context_of(orders=[well_formed]).ig_orders[0].order.reason_codes
+    )
+    # category is read by no rule: it is never looked at, so it is no deviation either.
+    assert [d.path for d in ctx.deviations] == ["reasonCode"]
+
+
+def test_an_order_with_no_medication_is_not_checked() -> None:
+    """While a user types, the Sandbox sends orders with no medication at all."""
+    ctx = context_of(orders=[order({}, IV)])
+    assert ctx.ig_orders == ()
+
+
+def test_a_malformed_dosage_disables_only_the_checks_that_read_it() -> None:
+    broken = order({"medicationCodeableConcept": {"text": "Privigen"}}, dosageInstruction="IV")
+    found = recognise(broken)
+    assert isinstance(found, IgOrder) and found.product is not None
+    assert "dosageInstruction" in found.order.unreadable
+    assert found.route == "IV" and "labelled route of Privigen" in found.route_basis

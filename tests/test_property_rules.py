@@ -24,23 +24,17 @@ from typing import Any
 
 import pytest
 from conftest import EVALUATED_AT, PREFETCH_TYPES, assert_card_shape, make_app, searchset
+from contexts import KB, context_of, medication_order
+from contexts import SETTINGS as ENGINE_SETTINGS
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cds_service.fhir.parse import SkippedResource, parse_resource, parse_resources
-from cds_service.service import ResolvedData
-from hooks.card_builder import to_card
+from cds_service.errors import InvalidHookRequest, PrefetchUnavailable
+from hooks.card_builder import make_cards
+from hooks.context import ObservationEntry
 from hooks.dosing import UnreadableDose, read_dose
-from hooks.knowledge_base import load_knowledge
-from hooks.orders import IgOrder, OrderRecogniser, UnidentifiedOrder
-from hooks.patient_data import ig_history
-from hooks.record import ObservationEntry, build_record
-from hooks.rules import ORDER_RULES, VIEW_RULES, RuleInput, ViewInput
-from hooks.rules.base import Finding
-from hooks.rules.plasma_exchange import check_plasma_exchange_order, is_plasma_exchange
-from hooks.services import OrderChecker
-from hooks.settings import Thresholds
+from hooks.engine import evaluate
 
 # `make fuzz` sets IVIG_CDS_FUZZ_EXAMPLES (e.g. 2000) to run many more examples than `make test`.
 FUZZ_EXAMPLES = int(os.environ.get("IVIG_CDS_FUZZ_EXAMPLES") or 0)
@@ -58,9 +52,6 @@ SETTINGS = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 
-KB = load_knowledge()
-THRESHOLDS = Thresholds()
-RECOGNISER = OrderRecogniser(KB)
 TODAY = EVALUATED_AT.date()
 PATIENT_ID = "fuzz-patient"
 PATIENT_REF = f"Patient/{PATIENT_ID}"
@@ -69,12 +60,12 @@ PATIENT_REF = f"Patient/{PATIENT_ID}"
 
 VALUESET_CODES = sorted({code for vs in KB.valuesets.values() for code in vs.codes})
 OBSERVATION_CODES = sorted(
-    {code for concept in KB.observations.values() for code in concept.concept_set.codes}
+    {code for concept in KB.observations.values() for code in KB.valuesets[concept.valueset].codes}
 )
 PRODUCT_CODES = sorted(
     {(c.system, c.code) for product in KB.catalogue.products for c in product.codings}
 )
-GENERIC_CODES = sorted({(g.code.system, g.code.code) for g in KB.catalogue.generic_codings})
+GENERIC_CODES = sorted({(g.system, g.code) for g in KB.catalogue.generic_codings})
 ROUTE_CODES = sorted(KB.route_codes)
 # Indications with a dose range: the dose check runs only for these.
 INDICATION_CODES = sorted({code for r in KB.dose_ranges for code in KB.valuesets[r.valueset].codes})
@@ -492,10 +483,11 @@ def new_uuid_factory() -> Callable[[], str]:
     return new_uuid
 
 
-def checked(finding: Finding, order: IgOrder | None, new_uuid: Callable[[], str]) -> None:
-    card = to_card(finding, order, KB, new_uuid).to_json()
-    assert_card_shape(card, PATIENT_REF)
-    json.dumps(card, allow_nan=False)  # no NaN or infinity reaches a card
+def check_cards(findings: tuple[Any, ...], ctx: Any, new_uuid: Callable[[], str]) -> None:
+    for card in make_cards(findings, ctx, KB, new_uuid):
+        shaped = card.to_json()
+        assert_card_shape(shaped, PATIENT_REF)
+        json.dumps(shaped, allow_nan=False)  # no NaN or infinity reaches a card
 
 
 @settings(max_examples=examples(200), **SETTINGS)
@@ -503,51 +495,15 @@ def checked(finding: Finding, order: IgOrder | None, new_uuid: Callable[[], str]
 def test_every_rule_survives_arbitrary_resources(
     patient: dict[str, Any], resources: list[dict[str, Any]], orders: list[dict[str, Any]]
 ) -> None:
-    new_uuid = new_uuid_factory()
-    parsed_patients, _ = parse_resources([patient])
-    if not parsed_patients:  # an invalid Patient is a 412 before any rule (test_hook_calls)
-        return
-    parsed, skipped = parse_resources(resources)
-    record = build_record(parsed_patients[0], parsed, KB, TODAY, skipped, {"procedures": "gap"})
-    data = ResolvedData(
-        {
-            "medicationRequests": [
-                r for r in resources if r["resourceType"] == "MedicationRequest"
-            ],
-            "medicationStatements": [
-                r for r in resources if r["resourceType"] == "MedicationStatement"
-            ],
-        },
-        {},
-    )
-    history = ig_history(data, record, RECOGNISER)
-    for order in orders:
-        found = RECOGNISER.recognise(order, {}, lambda _reference: None)
-        if isinstance(found, UnidentifiedOrder):
-            checked(OrderChecker._unidentified(found), None, new_uuid)
-        # As in OrderChecker: the rules read only orders that are valid FHIR R4; an invalid one
-        # gets the "not valid FHIR R4" card instead.
-        if not isinstance(found, IgOrder):
-            continue
-        invalid = parse_resource(order)
-        if isinstance(invalid, SkippedResource):
-            checked(OrderChecker._unreadable(found, invalid), found, new_uuid)
-            continue
-        inp = RuleInput(record, found, KB, THRESHOLDS, tuple(orders), history)
-        for rule in ORDER_RULES:
-            finding = rule(inp)
-            if finding is not None:
-                checked(finding, found, new_uuid)
-    for order in orders:
-        if is_plasma_exchange(order, KB):
-            finding = check_plasma_exchange_order(order, record, history, THRESHOLDS)
-            if finding is not None:
-                checked(finding, None, new_uuid)
-    view = ViewInput(record, KB, THRESHOLDS, history)
-    for view_rule in VIEW_RULES:
-        finding = view_rule(view)
-        if finding is not None:
-            checked(finding, None, new_uuid)
+    """The whole engine, every hook: context, every rule, every card, on arbitrary input."""
+    for hook in ("order-select", "order-sign", "patient-view"):
+        try:
+            ctx = context_of(
+                resources, orders, hook=hook, patient=patient, gaps={"procedures": "gap"}
+            )
+        except (InvalidHookRequest, PrefetchUnavailable):
+            continue  # a Patient that is not the context's is a 4xx before any rule
+        check_cards(evaluate(ctx, KB, ENGINE_SETTINGS), ctx, new_uuid_factory())
 
 
 @settings(max_examples=examples(300), **SETTINGS)
@@ -556,14 +512,12 @@ def test_every_rule_survives_arbitrary_resources(
     kg=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
 )
 def test_dose_reading_is_finite_or_says_why(order: dict[str, Any], kg: float | None) -> None:
-    if isinstance(parse_resource(order), SkippedResource):
-        return  # the rules read only valid orders (see above)
     weight = None
     if kg is not None:
         weight = ObservationEntry(
             "Observation/w", "body-weight", None, "Weight", "final", TODAY, kg, "kg", f"{kg} kg"
         )
-    dose = read_dose(order, weight)
+    dose = read_dose(medication_order(order), weight)
     if isinstance(dose, UnreadableDose):
         assert dose.reason.startswith("the dose cannot be read")
         return

@@ -32,7 +32,7 @@ from conftest import (
 from flask.testing import FlaskClient
 from responses import matchers
 
-from hooks.services import OrderChecker
+from hooks.services import Checker
 
 PATIENT_ID = "ivig-in-dvt-resolved-history"
 TOKEN = "secret-token-never-logged"
@@ -879,7 +879,7 @@ def test_unexpected_error_is_500_without_traceback(
     def boom(self: Any, call: Any) -> Any:
         raise RuntimeError("internal-detail-42 in /srv/ivig/hooks/services.py")
 
-    monkeypatch.setattr(OrderChecker, "__call__", boom)
+    monkeypatch.setattr(Checker, "__call__", boom)
     with caplog.at_level(logging.ERROR):
         response = post(client, "ivig-order-select", request_fixture("order-select-full-prefetch"))
     outcome = assert_operation_outcome(response, 500)

@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("cds", __name__)
 
+# Schemas are built once: instantiating one deep-copies its fields, a cost on every request.
+HOOK_REQUEST = HookRequestSchema()
+CONTEXTS = {hook: schema() for hook, schema in CONTEXT_SCHEMAS.items()}
+FEEDBACK = FeedbackSchema()
+
 
 def runtime() -> Runtime:
     return current_app.extensions["ivig_cds"]  # type: ignore[no-any-return]
@@ -41,13 +46,11 @@ def discovery() -> ResponseReturnValue:
 @bp.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> ResponseReturnValue:
     service = runtime().service(service_id)
-    hook_request = load(HookRequestSchema(), json_body())
+    hook_request = load(HOOK_REQUEST, json_body())
     if hook_request["hook"] != service.hook:
         message = f"hook {hook_request['hook']!r} is not {service.hook!r}, the hook of {service.id}"
         raise InvalidHookRequest(message, [Issue(message, "hook")])
-    hook_request["context"] = load(
-        CONTEXT_SCHEMAS[service.hook](), hook_request["context"], "context"
-    )
+    hook_request["context"] = load(CONTEXTS[service.hook], hook_request["context"], "context")
     caller = g.get("cds_client")  # set by the JWT hook when AUTH=jwt
     cards = runtime().call(service, hook_request, caller, g.get("request_id"))
     g.cds_cards = cards  # counted by cds_service.api.metrics
@@ -57,8 +60,8 @@ def call_service(service_id: str) -> ResponseReturnValue:
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> ResponseReturnValue:
     runtime().service(service_id)
-    items = load(FeedbackSchema(), json_body())["feedback"]
-    return jsonify({"stored": runtime().store.store_feedback(service_id, items)})
+    items = load(FEEDBACK, json_body())["feedback"]
+    return jsonify({"stored": runtime().store_feedback(service_id, items)})
 
 
 # ------------------------------------------------------------------------------ operations

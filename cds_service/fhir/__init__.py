@@ -1,1 +1,1 @@
-"""FHIR access: the one HTTP client, prefetch resolution, and parsing into R4B models."""
+"""FHIR access: the one HTTP client and prefetch resolution (nothing else does FHIR HTTP)."""

@@ -125,10 +125,17 @@ class SearchResult:
 
 
 def next_link(bundle: dict[str, Any]) -> str | None:
-    for link in bundle.get("link") or []:
+    for link in _as_list(bundle.get("link")):
         if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
             return str(link["url"])
     return None
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A Bundle's ``entry`` or ``link``: a lone value (object, or garbage) as a list of one."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def bundle_resources(bundle: dict[str, Any]) -> list[Any]:
@@ -138,7 +145,7 @@ def bundle_resources(bundle: dict[str, Any]) -> list[Any]:
     unreadable instead of it vanishing: a dropped Condition must not look like no Condition.
     """
     found: list[Any] = []
-    for entry in bundle.get("entry") or []:
+    for entry in _as_list(bundle.get("entry")):
         if not isinstance(entry, dict):
             found.append(entry)
             continue
@@ -274,7 +281,7 @@ class FhirClient:
         try:
             _check_status(response.status_code, f"{method} {path}")
         except (FhirAuthError, FhirNotFound, FhirRefused, FhirServerError) as exc:
-            exc.outcome = _operation_outcome(body)  # type: ignore[attr-defined]
+            exc.outcome = _operation_outcome(body)
             raise
         return body
 

@@ -131,6 +131,26 @@ class PrefetchResolver:
             log.warning("could not read %s: %s", reference.split("/")[0], exc)
             return None
 
+    def read_many(self, references: list[str]) -> dict[str, dict[str, Any]]:
+        """Read in parallel within the call's deadline; what cannot be had is left out."""
+        if self._client is None or not references:
+            return {}
+        if len(references) == 1:
+            found = self.read(references[0])
+            return {references[0]: found} if isinstance(found, dict) else {}
+        jobs = {
+            ref: self._executor.submit(contextvars.copy_context().run, self.read, ref)
+            for ref in references
+        }
+        wait(list(jobs.values()), timeout=self._deadline.remaining())
+        read: dict[str, dict[str, Any]] = {}
+        for reference, job in jobs.items():
+            if job.done() and isinstance(result := job.result(), dict):
+                read[reference] = result
+            else:
+                job.cancel()
+        return read
+
     def _schedule(
         self,
         spec: PrefetchSpec,

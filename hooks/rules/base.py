@@ -1,87 +1,107 @@
-"""What every rule receives and returns. Rules are pure: no Flask, no requests, no clock."""
+"""What a rule is: a pure check with a declaration of what it reads, and the inputs it receives.
+
+Each rule module ends with ``RULE = OrderRule(...)`` (or ``PatientRule``, ``PlasmaExchangeRule``;
+``RULES = (...)`` for a module with several). The registry (``hooks.registry``) finds them; from
+their declarations it derives the prefetch templates, the discovery text, the knowledge check and
+the topic table. Rules are pure: no Flask, no requests, no clock (the date is ``ctx.today``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cached_property
 
-from cds_service.cards import Action, Indicator
-from hooks.knowledge_base import KnowledgeBase
-from hooks.orders import IgHistory, IgOrder
-from hooks.record import ConditionEntry, MedicationEntry, PatientRecord
-from hooks.settings import Thresholds
-from hooks.terminology import ConceptSet, Match
+from hooks.context.model import ClinicalContext, IgOrder, ObservationEntry, SessionOrder
+from hooks.dosing import Dose, UnreadableDose, read_dose
+from hooks.findings import Finding
+from hooks.knowledge_base import KnowledgeBase, Thresholds
+
+ORDER_HOOKS = frozenset({"order-select", "order-sign"})
+PATIENT_VIEW = frozenset({"patient-view"})
 
 
 @dataclass(frozen=True)
-class RuleInput:
-    record: PatientRecord
+class OrderInput:
+    """One immune globulin order in focus, with the context it is checked in."""
+
+    ctx: ClinicalContext
     order: IgOrder
     kb: KnowledgeBase
     thresholds: Thresholds
-    draft_orders: tuple[dict[str, Any], ...] = ()  # every order of the ordering session
-    ig_history: tuple[IgHistory, ...] = ()  # the patient's earlier immune globulin orders
+
+    @cached_property
+    def weight(self) -> ObservationEntry | None:
+        """The latest body weight within the recent window (the dosing weight)."""
+        return self.ctx.latest_within("body-weight", self.thresholds.window_weight_days)
+
+    @cached_property
+    def dose(self) -> Dose | UnreadableDose:
+        return read_dose(self.order.order, self.weight)
 
 
 @dataclass(frozen=True)
-class ViewInput:
-    """What the patient-view rules read: the record and the patient's immune globulin orders."""
-
-    record: PatientRecord
+class PlasmaExchangeInput:
+    ctx: ClinicalContext
+    order: SessionOrder
     kb: KnowledgeBase
     thresholds: Thresholds
-    ig_history: tuple[IgHistory, ...] = ()
-
-    @property
-    def current_ig(self) -> tuple[IgHistory, ...]:
-        return tuple(h for h in self.ig_history if h.status in ("active", "on-hold"))
 
 
 @dataclass(frozen=True)
-class ProposedSuggestion:
-    label: str
-    actions: tuple[Action, ...]
-    recommended: bool = False
+class PatientInput:
+    ctx: ClinicalContext
+    kb: KnowledgeBase
+    thresholds: Thresholds
 
 
 @dataclass(frozen=True)
-class Finding:
+class Reads:
+    """What a rule reads: prefetch keys, value sets, observation concepts, thresholds."""
+
+    prefetch: frozenset[str]
+    valuesets: tuple[str, ...] = ()
+    observations: tuple[str, ...] = ()
+    procedure_codes: tuple[str, ...] = ()  # value sets whose codes the Procedure query names
+    thresholds: tuple[str, ...] = ()
+    # Knowledge files whose value sets it reads: excipient-rules.json, dose-ranges.json,
+    # indication-guidance.json (the knowledge loader checks those value sets exist).
+    knowledge: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleSpec:
     topic: str
-    indicator: Indicator
-    summary: str
-    evidence: tuple[str, ...]
-    recommendation: str
-    suggestions: tuple[ProposedSuggestion, ...] = ()
-    selection: Literal["at-most-one", "any"] = "any"
-    notes: tuple[str, ...] = ()
-    source: tuple[str, str] | None = None  # (label, url) when the card's source is not the topic's
+    hooks: frozenset[str]
+    checks: str  # a phrase for the discovery description: "the thrombosis boxed warning"
+    fires_when: str  # for the topic table of the docs
+    indicator: str
+    suggests: str
+    reads: Reads
+    # It reports what could not be read rather than checking the patient: a key it reads is
+    # not "needed for" it, so it is left out of the lists of checks a missing key affects.
+    about_data: bool = False
 
 
-Rule = Callable[[RuleInput], Finding | None]
+@dataclass(frozen=True, kw_only=True)
+class OrderRule(RuleSpec):
+    """Runs once per immune globulin order in focus."""
+
+    check: Callable[[OrderInput], Finding | None]
 
 
-def conditions_in(
-    record: PatientRecord, concept_set: ConceptSet, *, active_only: bool
-) -> list[tuple[ConditionEntry, Match]]:
-    """Counting conditions (contract §2) that match ``concept_set``; history includes resolved."""
-    found = []
-    for condition in record.conditions:
-        if active_only and not condition.active:
-            continue
-        matched = concept_set.match(condition.codes, [condition.label])
-        if matched:
-            found.append((condition, matched))
-    return found
+@dataclass(frozen=True, kw_only=True)
+class PlasmaExchangeRule(RuleSpec):
+    """Runs once per plasma-exchange order in focus."""
+
+    check: Callable[[PlasmaExchangeInput], Finding | None]
 
 
-def medications_in(
-    record: PatientRecord, concept_set: ConceptSet
-) -> list[tuple[MedicationEntry, Match]]:
-    """Current medications that match ``concept_set`` by code or by ingredient name."""
-    found = []
-    for medication in record.medications:
-        matched = concept_set.match(medication.codes, [medication.label])
-        if matched:
-            found.append((medication, matched))
-    return found
+@dataclass(frozen=True, kw_only=True)
+class PatientRule(RuleSpec):
+    """Runs once per call, on the patient."""
+
+    check: Callable[[PatientInput], Finding | None]
+
+
+Rule = OrderRule | PlasmaExchangeRule | PatientRule

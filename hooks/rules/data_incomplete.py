@@ -1,24 +1,40 @@
 """data-incomplete: data a rule needs could not be obtained (contract §3, §6).
 
 Prefetch keys that were missing or an OperationOutcome and could not be fetched, paging cut short,
-resources that did not validate, values in units that cannot be converted (unless missing-data
-already reports them), medications that could not be identified, and a missing birth date. The
-card names the checks that could not run, so silence is never mistaken for safety.
+resources that could not be read, values in units that cannot be converted (unless missing-data
+already reports them), medications that could not be identified, a missing birth date, and
+elements of the order itself that could not be read (the checks they feed did not run). The card
+names the checks that could not run, so silence is never mistaken for safety.
 """
 
 from __future__ import annotations
 
 from hooks import evidence
-from hooks.rules.base import Finding, RuleInput
+from hooks.findings import Finding
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.missing_data import RENAL_CONCEPTS, renal_labs_missing, weight_missing
 
 TOPIC = "data-incomplete"
+# Which checks an unreadable element of the order disables.
+ORDER_ELEMENTS = {
+    "medicationCodeableConcept": "the coded product (it was recognised by its name instead)",
+    "medicationReference": "the referenced Medication (the product was recognised without it)",
+    "dosageInstruction": "the route, dose, dosing-weight, hemolysis and meningitis checks",
+    "dispenseRequest": "the course length of the dose check",
+    "reasonCode": "the indication of the dose and guidance checks",
+    "reasonReference": "the indication of the dose and guidance checks",
+}
 
 
-def problems(inp: RuleInput) -> list[str]:
-    record = inp.record
-    found = [f"Prefetch '{key}': {why}" for key, why in sorted(record.gaps.items())]
-    found += [f"{item.reference} was skipped: {item.reason}" for item in record.skipped]
+def problems(inp: OrderInput) -> list[str]:
+    ctx = inp.ctx
+    found = [f"Prefetch '{key}': {why}" for key, why in sorted(ctx.gaps.items())]
+    found += [f"{item.reference} was skipped: {item.reason}" for item in ctx.skipped]
+    found += [
+        f"{inp.order.reference}: {why}; not checked: {ORDER_ELEMENTS[element]}"
+        for element, why in sorted(inp.order.order.unreadable.items())
+        if element in ORDER_ELEMENTS  # other elements of a draft order are read by no check
+    ]
     reported_by_missing_data = set()
     if weight_missing(inp):
         reported_by_missing_data.add("body-weight")
@@ -26,24 +42,24 @@ def problems(inp: RuleInput) -> list[str]:
         reported_by_missing_data.update(RENAL_CONCEPTS)
     found += [
         evidence.unusable(item)
-        for item in record.unusable
+        for item in ctx.unusable
         if item.entry.concept not in reported_by_missing_data
     ]
     found += [
         f"{m.reference}: the medication could not be identified "
         "(estrogen and nephrotoxic-drug checks may miss it)"
-        for m in record.medications
+        for m in ctx.medications
         if not m.identified
     ]
-    if record.birth_date is None:
+    if ctx.patient.birth_date is None:
         found.append(
-            f"{record.patient_reference} has no birth date: age-based risk factors "
+            f"{ctx.patient.reference} has no birth date: age-based risk factors "
             "(thrombosis, renal, IgA) could not be checked"
         )
     return found
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     found = problems(inp)
     if not found:
         return None
@@ -57,3 +73,29 @@ def check(inp: RuleInput) -> Finding | None:
             "them, so the absence of a warning about them does not mean there is no risk."
         ),
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="whether all the data the checks need could be read",
+    fires_when=(
+        "data a check needs could not be had: a prefetch key missing or an OperationOutcome and "
+        "not fetchable, a failed or timed-out fetch, paging cut short, a resource that cannot be "
+        "read, an element of the order that cannot be read, a value in a unit that cannot be "
+        "converted, an unidentified medication, no birth date"
+    ),
+    indicator="`warning`",
+    suggests="none: the card names the checks that could not run",
+    reads=Reads(
+        # It reads what missing-data reads, so as not to report the same value twice, and the
+        # current medications, to name those it could not identify.
+        prefetch=frozenset(
+            {"patient", "observations", "medicationRequests", "medicationStatements"}
+        ),
+        observations=("body-weight", *RENAL_CONCEPTS),
+        thresholds=("window_weight_days", "window_renal_days"),
+    ),
+    about_data=True,
+    check=check,
+)

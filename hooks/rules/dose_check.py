@@ -8,30 +8,21 @@ indications for the card to fire. A dose that cannot be read is said so, never g
 
 from __future__ import annotations
 
-from cds_service.cards import Action
-from hooks import suggested_orders
-from hooks.dosing import Dose, read_dose
-from hooks.indications import DoseRange, Regimen
-from hooks.record import plain_number
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput
+from hooks.dosing import Dose
+from hooks.evidence import plain_number
+from hooks.findings import DoseChange, Finding, Proposal, ReviseOrder
+from hooks.knowledge_base.schema import DoseRange, Regimen
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.indications import indications_of
 
 TOPIC = "dose-check"
 
 
-def candidate_ranges(inp: RuleInput) -> tuple[list[DoseRange], list[str]]:
+def candidate_ranges(inp: OrderInput) -> tuple[list[DoseRange], list[str]]:
     ranges = inp.kb.dose_ranges
-    found = indications_of(
-        inp.order.resource, inp.record, inp.kb.valuesets, {r.valueset for r in ranges}
-    )
-    age = inp.record.age
-    chosen = [
-        r
-        for r in ranges
-        if any(f.valueset == r.valueset for f in found)
-        and (r.min_age is None or (age is not None and age >= r.min_age))
-        and (r.max_age is None or (age is not None and age <= r.max_age))
-    ]
+    found = indications_of(inp.order.order, inp.ctx, inp.kb.valuesets, {r.valueset for r in ranges})
+    age = inp.ctx.age
+    chosen = [r for r in ranges if any(f.valueset == r.valueset for f in found) and r.fits_age(age)]
     return chosen, [f.evidence for f in found]
 
 
@@ -51,22 +42,21 @@ def _nearest(value: float, ranges: list[DoseRange]) -> tuple[DoseRange, Regimen,
     return indication, regimen, target
 
 
-def updated_dose(inp: RuleInput, dose: Dose, target_g_per_kg: float, why: str) -> Action:
-    """The whole order with the dose per administration that makes the compared total the target."""
+def dose_change(dose: Dose, target_g_per_kg: float, why: str) -> DoseChange:
+    """The dose per administration that makes the compared total the target."""
     per_admin = target_g_per_kg / (1 if dose.regimen == "interval" else dose.administrations)
     if dose.per_kg or dose.weight_kg is None:
-        return suggested_orders.with_dose(inp.order, round(per_admin, 3), "g/kg", why)
-    return suggested_orders.with_dose(inp.order, round(per_admin * dose.weight_kg, 1), "g", why)
+        return DoseChange(round(per_admin, 3), "g/kg", why)
+    return DoseChange(round(per_admin * dose.weight_kg, 1), "g", why)
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     if inp.order.route != "IV":
         return None
     ranges, indications = candidate_ranges(inp)
     if not ranges:
         return None
-    weight = inp.record.latest_within("body-weight", inp.thresholds.window_weight_days)
-    dose = read_dose(inp.order.resource, weight)
+    dose = inp.dose
     names = ", ".join(r.display for r in ranges)
     if not isinstance(dose, Dose):
         return Finding(
@@ -80,7 +70,7 @@ def check(inp: RuleInput) -> Finding | None:
             source=(ranges[0].source.label, ranges[0].source.url),
         )
     value = dose.compared_g_per_kg
-    tolerance = inp.kb.dose_tolerance
+    tolerance = inp.thresholds.dose_tolerance
     if value is None or any(fits(value, g, tolerance) for r in ranges for g in r.regimens):
         return None
     indication, regimen, target = _nearest(value, ranges)
@@ -92,6 +82,8 @@ def check(inp: RuleInput) -> Finding | None:
         for r in ranges
         for g in r.regimens
     ]
+    change = dose_change(dose, target, f"dose for {indication.display}")
+    shown = f"{change.value:g} {change.unit}"
     return Finding(
         topic=TOPIC,
         indicator="warning",
@@ -108,11 +100,38 @@ def check(inp: RuleInput) -> Finding | None:
             f"{plain_number(regimen.low_g_per_kg)}-{plain_number(regimen.high_g_per_kg)} g/kg "
             f"{what}."
         ),
-        suggestions=(
-            ProposedSuggestion(
+        proposals=(
+            Proposal(
                 f"Change the dose to {plain_number(target)} g/kg {what}",
-                (updated_dose(inp, dose, target, f"dose for {indication.display}"),),
+                (
+                    ReviseOrder(
+                        inp.order.reference,
+                        (change,),
+                        f"Set the dose to {shown} per administration",
+                    ),
+                ),
             ),
         ),
         source=(indication.source.label, indication.source.url),
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="the dose against the indication's range",
+    fires_when=(
+        "an IV dose, per kg of actual weight, more than 10% outside the range of the indication "
+        "(the order's reason, else every active indication: fires only when it fits none); or "
+        "a dose that cannot be read"
+    ),
+    indicator="`warning`",
+    suggests="the order with the dose at the nearest end of the range",
+    reads=Reads(
+        prefetch=frozenset({"patient", "conditions", "observations"}),
+        observations=("body-weight",),
+        knowledge=("dose-ranges.json",),
+        thresholds=("dose_tolerance", "window_weight_days"),
+    ),
+    check=check,
+)

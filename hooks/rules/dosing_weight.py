@@ -7,33 +7,31 @@ height or sex the adjusted weight cannot be computed, and the card says so.
 
 from __future__ import annotations
 
-from hooks import evidence, suggested_orders
-from hooks.dosing import Dose, read_dose
-from hooks.record import plain_number
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput
+from hooks import evidence
+from hooks.dosing import Dose
+from hooks.evidence import plain_number
+from hooks.findings import DoseChange, Finding, Proposal, ReviseOrder
+from hooks.knowledge_base import Thresholds
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.common import computed_bmi
 
 TOPIC = "dosing-weight"
 CM_PER_INCH = 2.54
-MIN_HEIGHT_CM = 152.4  # Ontario calculator: adjusted weight from 5 ft
 
 
-def ideal_body_weight(height_cm: float, sex: str) -> float:
+def ideal_body_weight(height_cm: float, sex: str, t: Thresholds) -> float:
     """Devine: 50 kg (male) or 45.5 kg (female) + 2.3 kg per inch over 60 inches."""
-    base = 50.0 if sex == "male" else 45.5
-    return base + 2.3 * (height_cm / CM_PER_INCH - 60)
+    base = t.ibw_base_male_kg if sex == "male" else t.ibw_base_female_kg
+    return base + t.ibw_kg_per_inch * (height_cm / CM_PER_INCH - 60)
 
 
-def _bmi(inp: RuleInput) -> tuple[float, str] | None:
-    window = inp.thresholds.window_weight_days
-    observed = inp.record.latest_within("bmi", window)
+def _bmi(inp: OrderInput) -> tuple[float, str] | None:
+    observed = inp.ctx.latest_within("bmi", inp.thresholds.window_weight_days)
     if observed is not None and observed.value is not None:
         return observed.value, evidence.observation(observed)
-    weight, height = (
-        inp.record.latest_within("body-weight", window),
-        inp.record.latest("body-height"),
-    )
-    if weight and height and weight.value and height.value:
-        value = weight.value / (height.value / 100) ** 2
+    weight, height = inp.weight, inp.ctx.latest("body-height")
+    value = computed_bmi(weight, height)
+    if value is not None and weight and height:
         return (
             value,
             f"BMI {plain_number(value)} computed from {evidence.observation(weight)} and "
@@ -46,16 +44,16 @@ def rounded(grams: float, step: float) -> float:
     return max(step, round(grams / step) * step) if step > 0 else round(grams, 1)
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
+    t = inp.thresholds
     bmi = _bmi(inp)
-    if bmi is None or bmi[0] < inp.thresholds.bmi_obese:
+    if bmi is None or bmi[0] < t.bmi_obese:
         return None
-    weight = inp.record.latest_within("body-weight", inp.thresholds.window_weight_days)
-    dose = read_dose(inp.order.resource, weight)
+    weight, dose = inp.weight, inp.dose
     if not isinstance(dose, Dose) or not dose.per_kg or weight is None or weight.value is None:
         return None
-    height = inp.record.latest("body-height")
-    sex = inp.record.gender
+    height = inp.ctx.latest("body-height")
+    sex = inp.ctx.patient.gender
     lines = [bmi[1], *dose.steps]
     if height is None or height.value is None or sex not in ("male", "female"):
         missing = " and ".join(
@@ -74,27 +72,29 @@ def check(inp: RuleInput) -> Finding | None:
                 "Record height and sex so the dose can be based on adjusted body weight."
             ),
         )
-    if height.value < MIN_HEIGHT_CM:
+    if height.value < t.dosing_weight_min_height_cm:
         return None
-    ibw = ideal_body_weight(height.value, sex)
+    ibw = ideal_body_weight(height.value, sex, t)
     actual = weight.value
     if actual <= ibw:
         return None
-    adjusted = ibw + 0.4 * (actual - ibw)
+    adjusted = ibw + t.adjusted_weight_factor * (actual - ibw)
     per_admin = (dose.admin_g_per_kg or 0) * adjusted
-    step = inp.thresholds.dose_rounding_g
+    step = t.dose_rounding_g
     grams = rounded(per_admin, step)
+    base = t.ibw_base_male_kg if sex == "male" else t.ibw_base_female_kg
     lines += [
         f"Devine IBW ({sex}, {evidence.observation(height)}): "
-        f"{'50' if sex == 'male' else '45.5'} + 2.3 × "
+        f"{plain_number(base)} + {plain_number(t.ibw_kg_per_inch)} × "
         f"({plain_number(height.value / CM_PER_INCH)} in − 60) = {plain_number(ibw)} kg",
-        f"AdjBW = {plain_number(ibw)} + 0.4 × ({plain_number(actual)} − {plain_number(ibw)}) = "
-        f"{plain_number(adjusted)} kg",
+        f"AdjBW = {plain_number(ibw)} + {plain_number(t.adjusted_weight_factor)} × "
+        f"({plain_number(actual)} − {plain_number(ibw)}) = {plain_number(adjusted)} kg",
         f"Per administration on AdjBW: {plain_number(dose.admin_g_per_kg or 0)} g/kg × "
         f"{plain_number(adjusted)} kg = "
         f"{plain_number(per_admin)} g, rounded to {plain_number(grams)} g"
         + (f" (nearest {plain_number(step)} g)" if step > 0 else ""),
     ]
+    change = DoseChange(grams, "g", "dose on adjusted body weight")
     return Finding(
         topic=TOPIC,
         indicator="info",
@@ -107,14 +107,44 @@ def check(inp: RuleInput) -> Finding | None:
             "Consider dosing on adjusted body weight (Ontario and Australian NBA "
             "practice for BMI ≥ 30)."
         ),
-        suggestions=(
-            ProposedSuggestion(
+        proposals=(
+            Proposal(
                 f"Change the dose to {plain_number(grams)} g per administration",
                 (
-                    suggested_orders.with_dose(
-                        inp.order, grams, "g", "dose on adjusted body weight"
+                    ReviseOrder(
+                        inp.order.reference,
+                        (change,),
+                        f"Set the dose to {grams:g} g per administration",
                     ),
                 ),
             ),
         ),
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="the dosing weight in obesity",
+    fires_when="BMI ≥ 30 (observed, or from weight and height) and a per-kg dose",
+    indicator="`info`",
+    suggests=(
+        "the order with the dose on adjusted body weight (Devine IBW; AdjBW = IBW + 0.4 × "
+        "(actual − IBW)), rounded to `IVIG_CDS_DOSE_ROUNDING_G`"
+    ),
+    reads=Reads(
+        prefetch=frozenset({"patient", "observations"}),
+        observations=("bmi", "body-weight", "body-height"),
+        thresholds=(
+            "bmi_obese",
+            "window_weight_days",
+            "dosing_weight_min_height_cm",
+            "adjusted_weight_factor",
+            "ibw_base_male_kg",
+            "ibw_base_female_kg",
+            "ibw_kg_per_inch",
+            "dose_rounding_g",
+        ),
+    ),
+    check=check,
+)

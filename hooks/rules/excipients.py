@@ -3,33 +3,31 @@
 Proline with hyperprolinemia, sorbitol with hereditary fructose intolerance, hyaluronidase or
 polysorbate 80 with a hypersensitivity to it: critical; maltose (corn-derived) with corn allergy:
 warning. A product that only possibly holds the excipient gives a warning. The suggestion switches
-to a catalogue product without it, by the same route.
+to a catalogue product without it, by the same route. The pairs are data
+(``knowledge/excipient-rules.json``).
 """
 
 from __future__ import annotations
 
-from hooks import evidence, suggested_orders
-from hooks.catalogue import Product
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput, conditions_in
+from hooks import evidence
+from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
+from hooks.knowledge_base.schema import Product
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 
 TOPIC = "excipient-contraindication"
 
 
-def _matches(inp: RuleInput, valueset: str, kind: str) -> list[str]:
+def _matches(inp: OrderInput, valueset: str, kind: str) -> list[str]:
     concept_set = inp.kb.valueset(valueset)
     if kind == "condition":
         return [
             evidence.condition(c, m)
-            for c, m in conditions_in(inp.record, concept_set, active_only=False)
+            for c, m in inp.ctx.conditions_in(concept_set, active_only=False)
         ]
-    return [
-        evidence.allergy(a, m)
-        for a in inp.record.allergies
-        if (m := concept_set.match(a.codes, [a.label]))
-    ]
+    return [evidence.allergy(a, m) for a, m in inp.ctx.allergies_in(concept_set)]
 
 
-def alternative(inp: RuleInput, avoid: set[str]) -> Product | None:
+def alternative(inp: OrderInput, avoid: set[str]) -> Product | None:
     """The first catalogue product for the ordered route that surely holds none of ``avoid``."""
     current = inp.order.product
     for product in inp.kb.catalogue.products:
@@ -38,18 +36,18 @@ def alternative(inp: RuleInput, avoid: set[str]) -> Product | None:
             and not product.discontinued
             and inp.order.route in product.routes
             and (current is None or product.id != current.id)
-            and not (product.excipients | product.excipients_unverified) & avoid
+            and not product.possible_excipients & avoid
         ):
             return product
     return None
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     product = inp.order.product
     if product is None:
         return None
     lines: list[str] = []
-    indicators: list[str] = []
+    critical = False
     avoid: set[str] = set()
     for rule in inp.kb.excipient_rules:
         certain = rule.excipient in product.excipients
@@ -65,30 +63,59 @@ def check(inp: RuleInput) -> Finding | None:
         )
         lines.append(f"{product.brand} {how} {rule.excipient}: {rule.basis}")
         lines += found
-        indicators.append(rule.indicator if certain else "warning")
+        critical = critical or (certain and rule.indicator == "critical")
         avoid.add(rule.excipient)
     if not lines:
         return None
-    indicator = "critical" if "critical" in indicators else "warning"
-    suggestions = []
+    proposals = []
     other = alternative(inp, avoid)
     if other is not None:
-        why = f"Product without {', '.join(sorted(avoid))} chosen for this patient"
-        suggestions.append(
-            ProposedSuggestion(
-                f"Switch to {other.brand} (no {', '.join(sorted(avoid))})",
-                (suggested_orders.switch_product(inp.order, other, why),),
-                recommended=indicator == "critical",
+        names = ", ".join(sorted(avoid))
+        why = f"Product without {names} chosen for this patient"
+        proposals.append(
+            Proposal(
+                f"Switch to {other.brand} (no {names})",
+                (
+                    ReviseOrder(
+                        inp.order.reference,
+                        (ProductChange(other, why),),
+                        f"Change the product to {other.brand}",
+                    ),
+                ),
+                recommended=critical,
             )
         )
     return Finding(
         topic=TOPIC,
-        indicator=indicator,  # type: ignore[arg-type]
+        indicator="critical" if critical else "warning",
         summary=(
             f"{product.brand} contains {', '.join(sorted(avoid))}: not suitable for this patient"
         ),
         evidence=tuple(lines),
         recommendation="Choose an immune globulin product without this excipient.",
-        suggestions=tuple(suggestions),
+        proposals=tuple(proposals),
         selection="at-most-one",
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="product excipients against the patient's conditions and allergies",
+    fires_when=(
+        "the ordered product's excipient meets the patient: proline (Privigen, Hizentra) with "
+        "hyperprolinemia; sorbitol (Flebogamma DIF, Gammaplex 5%) with hereditary fructose "
+        "intolerance; hyaluronidase (HyQvia) or polysorbate 80 with a hypersensitivity to it; "
+        "maltose (Octagam, corn-derived) with corn allergy; sucrose (Carimune NF) with CKD or "
+        "AKI"
+    ),
+    indicator=(
+        "`critical`; `warning` for corn and sucrose, or when the product only possibly holds "
+        'the excipient (a family entry such as bare "Gammaplex", or an unverified excipient)'
+    ),
+    suggests="switch to a catalogue product without it, same route (the whole order updated)",
+    reads=Reads(
+        prefetch=frozenset({"conditions", "allergies"}), knowledge=("excipient-rules.json",)
+    ),
+    check=check,
+)

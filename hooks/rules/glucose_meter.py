@@ -5,18 +5,19 @@ else info."""
 from __future__ import annotations
 
 from hooks import evidence
-from hooks.rules.base import Finding, RuleInput, conditions_in
+from hooks.findings import Finding
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 
 TOPIC = "glucose-meter-interference"
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     product = inp.order.product
-    if product is None or "maltose" not in product.excipients | product.excipients_unverified:
+    if product is None or "maltose" not in product.possible_excipients:
         return None
     diabetes = [
         evidence.condition(c, m)
-        for c, m in conditions_in(inp.record, inp.kb.valueset("diabetes"), active_only=True)
+        for c, m in inp.ctx.conditions_in(inp.kb.valueset("diabetes"), active_only=True)
     ]
     return Finding(
         topic=TOPIC,
@@ -29,3 +30,15 @@ def check(inp: RuleInput) -> Finding | None:
             "glucose-specific method during and after the infusion."
         ),
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="glucose meter interference by maltose products",
+    fires_when="a maltose product (Octagam, Cutaquig)",
+    indicator="`warning` with active diabetes, else `info`",
+    suggests="none: use glucose-specific testing",
+    reads=Reads(prefetch=frozenset({"conditions"}), valuesets=("diabetes",)),
+    check=check,
+)

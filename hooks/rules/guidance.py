@@ -6,19 +6,20 @@ With plasma exchange in the session or in the record, the statements about seque
 
 from __future__ import annotations
 
-from hooks.rules.base import Finding, RuleInput
+from hooks.findings import Finding
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.indications import indications_of
 from hooks.rules.plasma_exchange import plasma_exchange_known
 
 TOPIC = "indication-guidance"
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     guidance = {g.valueset: g for g in inp.kb.guidance}
-    found = indications_of(inp.order.resource, inp.record, inp.kb.valuesets, set(guidance))
+    found = indications_of(inp.order.order, inp.ctx, inp.kb.valuesets, guidance.keys())
     if not found:
         return None
-    plex_first = bool(plasma_exchange_known(inp))
+    plex_first = bool(plasma_exchange_known(inp.ctx, inp.kb))
     lines: list[str] = [f.evidence for f in found]
     first_source = None
     for indication in dict.fromkeys(f.valueset for f in found):
@@ -44,3 +45,28 @@ def check(inp: RuleInput) -> Finding | None:
         recommendation="Review the guidance statements for this indication.",
         source=first_source,
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="guidance for the indication",
+    fires_when=(
+        "an indication with seed guidance (GBS, myasthenia gravis, autoimmune encephalitis, "
+        "C. difficile, anti-MAG/IgM neuropathy, anti-GBM disease, primary immunodeficiency) is "
+        "the order's reason or an active condition"
+    ),
+    indicator="`info`",
+    suggests=(
+        "none; each statement names its guideline and year, and whether its wording is "
+        "UNVERIFIED; plasma-exchange sequencing first when plasma exchange is in the session or "
+        "the record"
+    ),
+    reads=Reads(
+        prefetch=frozenset({"conditions", "procedures"}),
+        valuesets=("plasma-exchange",),
+        procedure_codes=("plasma-exchange",),
+        knowledge=("indication-guidance.json",),
+    ),
+    check=check,
+)

@@ -8,40 +8,41 @@ premedication and a slower rate per protocol.
 
 from __future__ import annotations
 
-from hooks import evidence, suggested_orders
-from hooks.record import AllergyEntry
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput
+from hooks import evidence
+from hooks.context.model import AllergyEntry
+from hooks.findings import Finding, Proposal, RemoveOrder
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.common import instruction
 
 TOPIC = "ig-hypersensitivity"
-VALUESETS = ("immune-globulin-substance", "iga-substance", "blood-products", "anaphylaxis-reaction")
+SUBSTANCES = ("immune-globulin-substance", "iga-substance", "blood-products")
 
 
-def is_severe(allergy: AllergyEntry, inp: RuleInput) -> bool:
+def is_severe(allergy: AllergyEntry, inp: OrderInput) -> bool:
     anaphylaxis = inp.kb.valueset("anaphylaxis-reaction").match(
         allergy.manifestations, allergy.manifestation_labels
     )
     return allergy.criticality == "high" or allergy.severe_reaction or anaphylaxis is not None
 
 
-def documented_reactions(inp: RuleInput) -> list[tuple[AllergyEntry, str, bool]]:
+def documented_reactions(inp: OrderInput) -> list[tuple[AllergyEntry, str, bool]]:
     """(allergy, evidence line, is it to immune globulin itself) for every counting reaction."""
     found = []
-    ig = inp.kb.valueset("immune-globulin-substance")
-    related = (inp.kb.valueset("iga-substance"), inp.kb.valueset("blood-products"))
-    for allergy in inp.record.allergies:
-        matched = ig.match(allergy.codes, [allergy.label])
+    ig, *related = (inp.kb.valueset(name) for name in SUBSTANCES)
+    for allergy in inp.ctx.allergies:
+        matched = ig.match(allergy.codes, (allergy.label,))
         if matched:
             found.append((allergy, evidence.allergy(allergy, matched), True))
             continue
         for concept_set in related:
-            matched = concept_set.match(allergy.codes, [allergy.label])
+            matched = concept_set.match(allergy.codes, (allergy.label,))
             if matched:
                 found.append((allergy, evidence.allergy(allergy, matched), False))
                 break
     return found
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     reactions = documented_reactions(inp)
     if not reactions:
         return None
@@ -62,19 +63,15 @@ def check(inp: RuleInput) -> Finding | None:
                 "hypersensitivity to human immune globulin is a labelled contraindication. "
                 "If treatment is essential, decide with an allergist/immunologist."
             ),
-            suggestions=(
-                ProposedSuggestion(
+            proposals=(
+                Proposal(
                     f"Remove the {product} order",
-                    (suggested_orders.delete(inp.order),),
+                    (RemoveOrder(inp.order.reference, f"Remove the {product} order"),),
                     recommended=True,
                 ),
             ),
             selection="at-most-one",
         )
-    instruction = (
-        "Premedicate and start at the lowest labelled infusion rate per institutional protocol "
-        "(documented prior reaction)"
-    )
     return Finding(
         topic=TOPIC,
         indicator="warning",
@@ -87,11 +84,37 @@ def check(inp: RuleInput) -> Finding | None:
             "A non-severe reaction is documented. Premedicate and infuse at a slower rate per "
             "protocol; have epinephrine available and monitor during the infusion."
         ),
-        suggestions=(
-            ProposedSuggestion(
+        proposals=(
+            instruction(
+                inp,
                 "Add premedication and slow-rate instructions to the order",
-                (suggested_orders.with_instruction(inp.order, instruction),),
+                "Premedicate and start at the lowest labelled infusion rate per institutional "
+                "protocol (documented prior reaction)",
             ),
         ),
         selection="at-most-one",
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="hypersensitivity to immune globulin",
+    fires_when=(
+        "an allergy/intolerance to immune globulin (or to IgA, blood products, plasma) that "
+        "counts: not refuted, entered-in-error, inactive or resolved"
+    ),
+    indicator=(
+        "`critical` for anaphylaxis or a severe reaction to immune globulin (criticality high, "
+        "severity severe, or coded anaphylaxis); else `warning`"
+    ),
+    suggests=(
+        "critical: delete the order; warning: update the order with premedication and "
+        "slow-rate instructions"
+    ),
+    reads=Reads(
+        prefetch=frozenset({"allergies"}),
+        valuesets=(*SUBSTANCES, "anaphylaxis-reaction"),
+    ),
+    check=check,
+)

@@ -8,44 +8,40 @@ change.
 
 from __future__ import annotations
 
-from hooks import evidence, suggested_orders
-from hooks.catalogue import Product
-from hooks.record import age_on
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput, conditions_in
-from hooks.rules.hypersensitivity import documented_reactions
+from hooks import evidence
+from hooks.context.model import age_on
+from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
+from hooks.knowledge_base.schema import Product
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.common import companion
+from hooks.rules.hypersensitivity import SUBSTANCES, documented_reactions
 
 TOPIC = "iga-deficiency"
-VALUESETS = ("iga-deficiency", "anti-iga-antibodies")
-IGA_DEFICIENT_BELOW_MG_DL = 7.0  # ESID definitive selective IgA deficiency (reference §4b)
-MIN_AGE_YEARS = 4  # ESID: age > 4 years
 
 
-def _low_iga_lab(inp: RuleInput) -> str | None:
-    latest = inp.record.latest("serum-iga")
-    if latest is None or latest.value is None or latest.value >= IGA_DEFICIENT_BELOW_MG_DL:
+def _low_iga_lab(inp: OrderInput) -> str | None:
+    latest = inp.ctx.latest("serum-iga")
+    below, min_age = inp.thresholds.iga_deficient_below_mg_dl, inp.thresholds.iga_min_age_years
+    if latest is None or latest.value is None or latest.value >= below:
         return None
-    birth = inp.record.birth_date
+    birth = inp.ctx.patient.birth_date
     # The ESID criterion is about the age at the test: infants have physiologically low IgA.
-    tested_on = latest.date or inp.record.today
-    if birth is None or age_on(birth, tested_on) <= MIN_AGE_YEARS:
+    tested_on = latest.date or inp.ctx.today
+    if birth is None or age_on(birth, tested_on) <= min_age:
         return None
-    return f"{evidence.observation(latest)} (below {IGA_DEFICIENT_BELOW_MG_DL:g} mg/dL after age 4)"
+    return f"{evidence.observation(latest)} (below {below:g} mg/dL after age {min_age})"
 
 
-def _antibodies(inp: RuleInput) -> list[str]:
+def _antibodies(inp: OrderInput) -> list[str]:
     antibodies = inp.kb.valueset("anti-iga-antibodies")
     found = [
-        evidence.condition(c, m)
-        for c, m in conditions_in(inp.record, antibodies, active_only=False)
+        evidence.condition(c, m) for c, m in inp.ctx.conditions_in(antibodies, active_only=False)
     ]
-    for allergy in inp.record.allergies:
-        matched = antibodies.match(allergy.codes, [allergy.label])
-        if matched:
-            found.append(evidence.allergy(allergy, matched))
+    found += [evidence.allergy(a, m) for a, m in inp.ctx.allergies_in(antibodies)]
     return found
 
 
-def lowest_iga_product(inp: RuleInput) -> Product | None:
+def lowest_iga_product(inp: OrderInput) -> Product | None:
     """The catalogue's low-IgA product with the least IgA that can be given by the ordered route."""
     current = inp.order.product
     candidates = [
@@ -57,14 +53,14 @@ def lowest_iga_product(inp: RuleInput) -> Product | None:
         and inp.order.route in p.routes
         and (current is None or p.id != current.id)
     ]
-    candidates.sort(key=lambda p: p.iga_max_ug_per_ml if p.iga_max_ug_per_ml is not None else 1e9)
+    candidates.sort(key=lambda p: p.iga.max_ug_per_ml if p.iga.max_ug_per_ml is not None else 1e9)
     return candidates[0] if candidates else None
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     coded = [
         evidence.condition(c, m)
-        for c, m in conditions_in(inp.record, inp.kb.valueset("iga-deficiency"), active_only=False)
+        for c, m in inp.ctx.conditions_in(inp.kb.valueset("iga-deficiency"), active_only=False)
     ]
     lab = _low_iga_lab(inp)
     if not coded and lab is None:
@@ -74,42 +70,37 @@ def check(inp: RuleInput) -> Finding | None:
     critical = bool(antibodies or reactions)
     lines = tuple(coded + ([lab] if lab else []) + antibodies + reactions)
     notes = []
-    suggestions = []
+    proposals = []
     if not antibodies:
-        suggestions.append(
-            ProposedSuggestion(
+        proposals.append(
+            companion(
                 "Order an anti-IgA antibody test",
-                (
-                    suggested_orders.create(
-                        inp.kb,
-                        "anti-iga-antibody",
-                        inp.record,
-                        inp.order,
-                        "IgA deficiency before immune globulin: "
-                        "anti-IgA antibodies raise the risk of anaphylaxis",
-                    ),
-                ),
+                inp,
+                "IgA deficiency before immune globulin: "
+                "anti-IgA antibodies raise the risk of anaphylaxis",
+                "anti-iga-antibody",
             )
         )
         notes.append("No anti-IgA antibody result is documented.")
     ordered = inp.order.product
     if ordered is not None and ordered.low_iga:
-        notes.append(f"{ordered.brand} is already a low-IgA product (IgA {ordered.iga_text}).")
+        notes.append(f"{ordered.brand} is already a low-IgA product (IgA {ordered.iga.shown}).")
     else:
         iga = (
-            f"IgA {ordered.iga_text}" if ordered else "IgA content unknown: product not identified"
+            f"IgA {ordered.iga.shown}" if ordered else "IgA content unknown: product not identified"
         )
         notes.append(f"Ordered product: {inp.order.product_name} ({iga}).")
         low = lowest_iga_product(inp)
         if low is not None:
-            suggestions.append(
-                ProposedSuggestion(
-                    f"Switch to {low.brand} (low IgA: {low.iga_text})",
+            why = f"Low-IgA product chosen for IgA deficiency ({low.iga.shown})"
+            proposals.append(
+                Proposal(
+                    f"Switch to {low.brand} (low IgA: {low.iga.shown})",
                     (
-                        suggested_orders.switch_product(
-                            inp.order,
-                            low,
-                            f"Low-IgA product chosen for IgA deficiency ({low.iga_text})",
+                        ReviseOrder(
+                            inp.order.reference,
+                            (ProductChange(low, why),),
+                            f"Change the product to {low.brand}",
                         ),
                     ),
                     recommended=critical,
@@ -130,6 +121,32 @@ def check(inp: RuleInput) -> Finding | None:
             "against IgA and a history of hypersensitivity. Check anti-IgA antibodies; if immune "
             "globulin is needed, use the lowest-IgA product under specialist supervision."
         ),
-        suggestions=tuple(suggestions),
+        proposals=tuple(proposals),
         notes=tuple(notes),
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="IgA deficiency",
+    fires_when=(
+        "selective IgA deficiency coded (D80.2, SNOMED CT 190979003), or latest IgA < 7 mg/dL "
+        "in a patient older than 4 at the test"
+    ),
+    indicator=(
+        "`warning`; `critical` with documented anti-IgA antibodies or any documented reaction "
+        "to immune globulin, IgA or blood products"
+    ),
+    suggests=(
+        "order anti-IgA antibodies (by text: no verified LOINC); switch to the lowest-IgA "
+        "catalogue product for the route"
+    ),
+    reads=Reads(
+        prefetch=frozenset({"conditions", "observations", "allergies", "patient"}),
+        valuesets=("iga-deficiency", "anti-iga-antibodies", *SUBSTANCES),
+        observations=("serum-iga",),
+        thresholds=("iga_deficient_below_mg_dl", "iga_min_age_years"),
+    ),
+    check=check,
+)

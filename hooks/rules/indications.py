@@ -3,10 +3,10 @@ active condition of the patient that is an indication (contract §6 "Dose")."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from hooks.record import PatientRecord, codes_of_json
+from hooks.context.model import ClinicalContext, MedicationOrder
 from hooks.terminology import ConceptSet
 
 
@@ -18,31 +18,30 @@ class FoundIndication:
 
 
 def indications_of(
-    order: dict[str, Any], record: PatientRecord, valuesets: dict[str, ConceptSet], wanted: set[str]
+    order: MedicationOrder,
+    ctx: ClinicalContext,
+    valuesets: Mapping[str, ConceptSet],
+    wanted: Collection[str],
 ) -> list[FoundIndication]:
     """Indications among ``wanted`` value sets: from the order's reason, else active conditions."""
     found: list[FoundIndication] = []
-    for reason in order.get("reasonCode") or []:
-        codes, texts = codes_of_json(reason)
-        for name in sorted(wanted):
-            matched = valuesets[name].match(codes, texts)
+    names = sorted(wanted)
+    for reason in order.reason_codes:
+        for name in names:
+            matched = valuesets[name].match(reason.codes, reason.texts)
             if matched:
+                shown = reason.texts[0] if reason.texts else matched.describe()
                 found.append(
-                    FoundIndication(
-                        name,
-                        f"{texts[0] if texts else matched.describe()} (reasonCode, "
-                        f"{matched.describe()})",
-                        True,
-                    )
+                    FoundIndication(name, f"{shown} (reasonCode, {matched.describe()})", True)
                 )
-    conditions = {c.reference: c for c in record.conditions}
-    for reason in order.get("reasonReference") or []:
-        condition = conditions.get(str((reason or {}).get("reference", "")))
-        for name in sorted(wanted):
-            matched = (
-                valuesets[name].match(condition.codes, [condition.label]) if condition else None
-            )
-            if matched and condition:
+    conditions = {c.reference: c for c in ctx.conditions}
+    for reference in order.reason_references:
+        condition = conditions.get(reference)
+        if condition is None:
+            continue
+        for name in names:
+            matched = ctx.match(condition, valuesets[name])
+            if matched:
                 found.append(
                     FoundIndication(
                         name,
@@ -51,13 +50,13 @@ def indications_of(
                         True,
                     )
                 )
-    if found or order.get("reasonCode") or order.get("reasonReference"):
+    if found or order.has_reason:
         return found
-    for condition in record.conditions:
+    for condition in ctx.conditions:
         if not condition.active:
             continue
-        for name in sorted(wanted):
-            matched = valuesets[name].match(condition.codes, [condition.label])
+        for name in names:
+            matched = ctx.match(condition, valuesets[name])
             if matched:
                 found.append(
                     FoundIndication(

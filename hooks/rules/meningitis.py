@@ -3,28 +3,25 @@ note migraine patients may be more susceptible, and the syndrome is more frequen
 
 from __future__ import annotations
 
-from hooks import evidence, suggested_orders
-from hooks.dosing import Dose, read_dose
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput, conditions_in
-from hooks.rules.common import hydration
+from hooks import evidence
+from hooks.dosing import Dose
+from hooks.findings import Finding
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.common import hydration, instruction
 
 TOPIC = "aseptic-meningitis-risk"
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     migraine = [
         evidence.condition(c, m)
-        for c, m in conditions_in(inp.record, inp.kb.valueset("migraine"), active_only=False)
+        for c, m in inp.ctx.conditions_in(inp.kb.valueset("migraine"), active_only=False)
     ]
     if not migraine:
         return None
-    dose = read_dose(
-        inp.order.resource,
-        inp.record.latest_within("body-weight", inp.thresholds.window_weight_days),
-    )
-    if not isinstance(dose, Dose) or not dose.high_dose:
+    dose = inp.dose
+    if not isinstance(dose, Dose) or not dose.at_least(inp.thresholds.high_dose_g_per_kg):
         return None
-    text = "Infuse slowly: aseptic meningitis is more frequent with high doses and fast infusion"
     return Finding(
         topic=TOPIC,
         indicator="info",
@@ -35,10 +32,30 @@ def check(inp: RuleInput) -> Finding | None:
         recommendation=(
             "Use a slower infusion rate and hydrate; counsel on headache, neck stiffness and fever."
         ),
-        suggestions=(
-            ProposedSuggestion(
-                "Slower infusion rate", (suggested_orders.with_instruction(inp.order, text),)
+        proposals=(
+            instruction(
+                inp,
+                "Slower infusion rate",
+                "Infuse slowly: aseptic meningitis is more frequent with high doses and fast "
+                "infusion",
             ),
             hydration(inp, "Aseptic meningitis risk: hydrate before the infusion"),
         ),
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="aseptic meningitis risk (migraine and a high-dose course)",
+    fires_when="a history of migraine (any status) and a course of ≥ 2 g/kg",
+    indicator="`info`",
+    suggests="slower rate (order update); hydration",
+    reads=Reads(
+        prefetch=frozenset({"conditions", "observations"}),
+        valuesets=("migraine",),
+        observations=("body-weight",),
+        thresholds=("high_dose_g_per_kg", "window_weight_days"),
+    ),
+    check=check,
+)

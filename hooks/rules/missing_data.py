@@ -6,45 +6,47 @@ Not evaluated when observations could not be obtained at all: data-incomplete sa
 
 from __future__ import annotations
 
-from hooks import evidence, suggested_orders
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput
+from hooks import evidence
+from hooks.findings import Finding, Proposal
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.common import companion
 
 TOPIC = "missing-data"
 RENAL_CONCEPTS = ("serum-creatinine", "egfr")
 OBSERVATIONS_KEY = "observations"
 
 
-def weight_missing(inp: RuleInput) -> bool:
-    if OBSERVATIONS_KEY in inp.record.gaps:
+def weight_missing(inp: OrderInput) -> bool:
+    if OBSERVATIONS_KEY in inp.ctx.gaps:
         return False
-    return inp.record.latest_within("body-weight", inp.thresholds.window_weight_days) is None
+    return inp.weight is None
 
 
-def renal_labs_missing(inp: RuleInput) -> bool:
-    if OBSERVATIONS_KEY in inp.record.gaps or inp.order.route != "IV":
+def renal_labs_missing(inp: OrderInput) -> bool:
+    if OBSERVATIONS_KEY in inp.ctx.gaps or inp.order.route != "IV":
         return False
     window = inp.thresholds.window_renal_days
-    return all(inp.record.latest_within(c, window) is None for c in RENAL_CONCEPTS)
+    return all(inp.ctx.latest_within(c, window) is None for c in RENAL_CONCEPTS)
 
 
-def _what_there_is(inp: RuleInput, concepts: tuple[str, ...], window: int) -> list[str]:
+def _what_there_is(inp: OrderInput, concepts: tuple[str, ...], window: int) -> list[str]:
     lines = []
     for concept in concepts:
-        latest = inp.record.latest(concept)
+        latest = inp.ctx.latest(concept)
         if latest is not None:
             lines.append(f"Latest is older than {window} days: {evidence.observation(latest)}")
     lines += [
-        evidence.unusable(item) for item in inp.record.unusable if item.entry.concept in concepts
+        evidence.unusable(item) for item in inp.ctx.unusable if item.entry.concept in concepts
     ]
     return lines
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     no_weight, no_renal = weight_missing(inp), renal_labs_missing(inp)
     if not (no_weight or no_renal):
         return None
     lines: list[str] = []
-    suggestions: list[ProposedSuggestion] = []
+    proposals: list[Proposal] = []
     missing: list[str] = []
     if no_weight:
         window = inp.thresholds.window_weight_days
@@ -53,18 +55,9 @@ def check(inp: RuleInput) -> Finding | None:
             f"No usable body weight within {window} days: the weight-based dose cannot be checked"
         )
         lines += _what_there_is(inp, ("body-weight",), window)
-        suggestions.append(
-            ProposedSuggestion(
-                "Measure body weight",
-                (
-                    suggested_orders.create(
-                        inp.kb,
-                        "body-weight",
-                        inp.record,
-                        inp.order,
-                        "Weight for immune globulin dosing",
-                    ),
-                ),
+        proposals.append(
+            companion(
+                "Measure body weight", inp, "Weight for immune globulin dosing", "body-weight"
             )
         )
     if no_renal:
@@ -73,14 +66,8 @@ def check(inp: RuleInput) -> Finding | None:
         lines.append(f"No serum creatinine or eGFR within {window} days (IV product)")
         lines += _what_there_is(inp, RENAL_CONCEPTS, window)
         why = "Baseline renal function before IV immune globulin (IGIV labeling)"
-        suggestions.append(
-            ProposedSuggestion(
-                "Order BUN and serum creatinine",
-                (
-                    suggested_orders.create(inp.kb, "bun", inp.record, inp.order, why),
-                    suggested_orders.create(inp.kb, "serum-creatinine", inp.record, inp.order, why),
-                ),
-            )
+        proposals.append(
+            companion("Order BUN and serum creatinine", inp, why, "bun", "serum-creatinine")
         )
     return Finding(
         topic=TOPIC,
@@ -91,5 +78,23 @@ def check(inp: RuleInput) -> Finding | None:
             "Obtain the missing measurement before the infusion: immune globulin is dosed by "
             "weight, and IV products need BUN and serum creatinine before the initial infusion."
         ),
-        suggestions=tuple(suggestions),
+        proposals=tuple(proposals),
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="missing weight or renal labs",
+    fires_when=(
+        "no usable body weight within 30 days; for IV orders no creatinine or eGFR within 30 days"
+    ),
+    indicator="`warning` when weight is missing, else `info`",
+    suggests="measure weight (LOINC 29463-7); BUN and creatinine",
+    reads=Reads(
+        prefetch=frozenset({"observations"}),
+        observations=("body-weight", *RENAL_CONCEPTS),
+        thresholds=("window_weight_days", "window_renal_days"),
+    ),
+    check=check,
+)

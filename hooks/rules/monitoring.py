@@ -9,47 +9,49 @@ from __future__ import annotations
 
 from datetime import date
 
-from hooks import evidence, suggested_orders
-from hooks.rules.base import Finding, ProposedSuggestion, ViewInput
-from hooks.rules.renal import predisposing_factors
+from hooks import evidence
+from hooks.context.read import within_days
+from hooks.findings import CreateOrder, Finding, Proposal
+from hooks.rules import renal
+from hooks.rules.base import PATIENT_VIEW, PatientInput, PatientRule, Reads
 
 IGG_TOPIC = "igg-trough-monitoring"
 RENAL_TOPIC = "renal-monitoring"
-SCIG_START_DAYS = 56  # "the first 8 weeks of SCIG"
+HISTORY_KEYS = frozenset({"medicationRequests", "medicationStatements"})
 
 
-def _therapy_lines(inp: ViewInput, route: str | None = None) -> list[str]:
+def _therapy_lines(inp: PatientInput, route: str | None = None) -> list[str]:
     return [
         f"{h.order.reference}: {h.order.product_name} ({h.order.route}), {h.status}"
         + (f", authored {h.authored}" if h.authored else "")
-        for h in inp.current_ig
+        for h in inp.ctx.current_ig
         if route is None or h.order.route == route
     ]
 
 
-def _scig_start(inp: ViewInput) -> date | None:
-    started = [h.authored for h in inp.ig_history if h.order.route == "SC" and h.authored]
+def _scig_start(inp: PatientInput) -> date | None:
+    started = [h.authored for h in inp.ctx.ig_history if h.order.route == "SC" and h.authored]
     return min(started) if started else None
 
 
-def check_igg_trough(inp: ViewInput) -> Finding | None:
-    if not inp.current_ig:
+def check_igg_trough(inp: PatientInput) -> Finding | None:
+    ctx, t = inp.ctx, inp.thresholds
+    if not ctx.current_ig:
         return None
-    record, window = inp.record, inp.thresholds.window_igg_days
+    window = t.window_igg_days
     start = _scig_start(inp)
     lines = _therapy_lines(inp)
-    if start is not None and 0 <= (record.today - start).days <= SCIG_START_DAYS:
-        window = inp.thresholds.window_igg_scig_start_days
+    if within_days(ctx.today, start, t.scig_start_days):
+        window = t.window_igg_scig_start_days
         lines.append(f"First 8 weeks of SCIG (started {start}): IgG due every {window} days")
-    if record.latest_within("serum-igg", window) is not None:
+    if ctx.latest_within("serum-igg", window) is not None:
         return None
-    latest = record.latest("serum-igg")
+    latest = ctx.latest("serum-igg")
     lines.append(
         f"No IgG within {window} days; latest: {evidence.observation(latest)}"
         if latest
         else f"No IgG result on file (window {window} days)"
     )
-    why = "IgG trough level on immune globulin therapy"
     return Finding(
         topic=IGG_TOPIC,
         indicator="info",
@@ -59,23 +61,23 @@ def check_igg_trough(inp: ViewInput) -> Finding | None:
             "Check an IgG trough (just before the next dose) and titrate to clinical response; "
             "labels aim for at least 500 mg/dL."
         ),
-        suggestions=(
-            ProposedSuggestion(
+        proposals=(
+            Proposal(
                 "Order a serum IgG level",
-                (suggested_orders.create_for_patient(inp.kb, "igg-level", record, why),),
+                (CreateOrder("igg-level", "IgG trough level on immune globulin therapy"),),
             ),
         ),
     )
 
 
-def check_renal(inp: ViewInput) -> Finding | None:
+def check_renal(inp: PatientInput) -> Finding | None:
     iv = _therapy_lines(inp, route="IV")
     if not iv:
         return None
-    record, window = inp.record, inp.thresholds.window_renal_days
-    if any(record.latest_within(c, window) for c in ("serum-creatinine", "egfr")):
+    ctx, window = inp.ctx, inp.thresholds.window_renal_days
+    if any(ctx.latest_within(c, window) for c in renal.OBSERVATIONS):
         return None
-    factors = predisposing_factors(record, inp.kb, inp.thresholds)
+    factors = renal.predisposing_factors(ctx, inp.kb, inp.thresholds)
     if not factors:
         return None
     why = "Renal monitoring on IV immune globulin (IGIV labeling)"
@@ -91,13 +93,49 @@ def check_renal(inp: ViewInput) -> Finding | None:
             f"No creatinine or eGFR within {window} days",
         ),
         recommendation="Check BUN and serum creatinine; monitor renal function and urine output.",
-        suggestions=(
-            ProposedSuggestion(
+        proposals=(
+            Proposal(
                 "Order BUN and serum creatinine",
-                (
-                    suggested_orders.create_for_patient(inp.kb, "bun", record, why),
-                    suggested_orders.create_for_patient(inp.kb, "serum-creatinine", record, why),
-                ),
+                (CreateOrder("bun", why), CreateOrder("serum-creatinine", why)),
             ),
         ),
     )
+
+
+RULES = (
+    PatientRule(
+        topic=IGG_TOPIC,
+        hooks=PATIENT_VIEW,
+        checks="IgG trough monitoring on immune globulin",
+        fires_when=(
+            "current immune globulin and no IgG within 90 days (14 days in the first 8 weeks of "
+            "SCIG, from the earliest subcutaneous order)"
+        ),
+        indicator="`info`",
+        suggests="serum IgG (LOINC 2465-3)",
+        reads=Reads(
+            prefetch=frozenset({"observations"}) | HISTORY_KEYS,
+            observations=("serum-igg",),
+            thresholds=("window_igg_days", "window_igg_scig_start_days", "scig_start_days"),
+        ),
+        check=check_igg_trough,
+    ),
+    PatientRule(
+        topic=RENAL_TOPIC,
+        hooks=PATIENT_VIEW,
+        checks="renal monitoring on IV immune globulin",
+        fires_when=(
+            "current IV immune globulin, a renal predisposing factor (as `renal-risk`), and no "
+            "creatinine or eGFR within 30 days"
+        ),
+        indicator="`info`",
+        suggests="BUN and creatinine",
+        reads=Reads(
+            prefetch=renal.READS.prefetch | HISTORY_KEYS,
+            valuesets=renal.READS.valuesets,
+            observations=renal.READS.observations,
+            thresholds=(*renal.READS.thresholds, "window_renal_days"),
+        ),
+        check=check_renal,
+    ),
+)

@@ -9,61 +9,56 @@ plasma-exchange order (or postpone it).
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
-from cds_service.cards import Action
+from hooks.context.model import ClinicalContext, SessionOrder
+from hooks.context.read import days_since, within_days
+from hooks.findings import Finding, Proposal, RemoveOrder
 from hooks.knowledge_base import KnowledgeBase
-from hooks.orders import IgHistory
-from hooks.record import PatientRecord, codes_of_json
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput
-from hooks.settings import Thresholds
+from hooks.rules.base import (
+    ORDER_HOOKS,
+    OrderInput,
+    OrderRule,
+    PlasmaExchangeInput,
+    PlasmaExchangeRule,
+    Reads,
+)
 
 TOPIC = "plasma-exchange-sequencing"
 
 
-def is_plasma_exchange(resource: dict[str, Any], kb: KnowledgeBase) -> bool:
-    if resource.get("resourceType") != "ServiceRequest":
-        return False
-    codes, texts = codes_of_json(resource.get("code"))
-    return kb.valueset("plasma-exchange").match(codes, texts) is not None
+def _label(order: SessionOrder) -> str:
+    code = order.code
+    if code is None:
+        return "plasma exchange"
+    return code.texts[0] if code.texts else (code.codes[0].label() if code.codes else "")
 
 
-def _reference(resource: dict[str, Any]) -> str:
-    return f"{resource.get('resourceType')}/{resource.get('id')}"
-
-
-def _label(resource: dict[str, Any]) -> str:
-    codes, texts = codes_of_json(resource.get("code"))
-    return texts[0] if texts else (codes[0].label() if codes else "plasma exchange")
-
-
-def _delete(resource: dict[str, Any]) -> ProposedSuggestion:
-    reference = _reference(resource)
-    return ProposedSuggestion(
+def _delete(order: SessionOrder) -> Proposal:
+    reference = order.reference
+    return Proposal(
         f"Remove the plasma-exchange order ({reference}); reorder it later if still needed",
-        (Action("delete", f"Remove {reference}", resource_id=reference),),
+        (RemoveOrder(reference, f"Remove {reference}"),),
     )
 
 
-def plasma_exchange_known(inp: RuleInput) -> list[str]:
+def plasma_exchange_known(ctx: ClinicalContext, kb: KnowledgeBase) -> list[str]:
     """Plasma exchange in this session's orders, or as a procedure in the record."""
     lines = [
-        f"{_reference(r)}: {_label(r)} (ordered in this session)"
-        for r in inp.draft_orders
-        if is_plasma_exchange(r, inp.kb)
+        f"{order.reference}: {_label(order)} (ordered in this session)"
+        for order in ctx.plasma_exchanges_in_session
     ]
-    plex = inp.kb.valueset("plasma-exchange")
+    plex = kb.valueset("plasma-exchange")
     lines += [
         f"{p.reference}: {p.label} ({p.status}, {p.date})"
-        for p in inp.record.procedures
-        if plex.match(p.codes, [p.label])
+        for p in ctx.procedures
+        if plex.match(p.codes, (p.label,))
     ]
     return lines
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     """(a): the IVIG order in focus meets a plasma-exchange order of the same session."""
-    orders = [r for r in inp.draft_orders if is_plasma_exchange(r, inp.kb)]
+    orders = inp.ctx.plasma_exchanges_in_session
     if not orders:
         return None
     return Finding(
@@ -73,40 +68,31 @@ def check(inp: RuleInput) -> Finding | None:
             f"Plasma exchange ordered with {inp.order.product_name}: the exchange would "
             f"remove the IVIG"
         ),
-        evidence=tuple(f"{_reference(r)}: {_label(r)} (ordered in this session)" for r in orders),
+        evidence=tuple(f"{o.reference}: {_label(o)} (ordered in this session)" for o in orders),
         recommendation=(
             "Do not give plasma exchange right after IVIG: the exchange removes the immune "
             "globulin "
             "just given. Choose one treatment, or schedule plasma exchange first."
         ),
-        suggestions=tuple(_delete(r) for r in orders),
+        proposals=tuple(_delete(o) for o in orders),
         selection="any",
     )
 
 
-def check_plasma_exchange_order(
-    order: dict[str, Any],
-    record: PatientRecord,
-    history: tuple[IgHistory, ...],
-    thresholds: Thresholds,
-) -> Finding | None:
+def check_plasma_exchange_order(inp: PlasmaExchangeInput) -> Finding | None:
     """(b): a plasma-exchange order in focus and immune globulin ordered within the window."""
-    window = thresholds.plex_after_ivig_days
-    recent = [
-        h
-        for h in history
-        if h.authored is not None and 0 <= (record.today - h.authored).days <= window
-    ]
+    ctx, window = inp.ctx, inp.thresholds.plex_after_ivig_days
+    recent = [h for h in ctx.ig_history if within_days(ctx.today, h.authored, window)]
     if not recent:
         return None
     latest = max(recent, key=lambda h: h.authored or date.min)
-    days = (record.today - latest.authored).days if latest.authored else window
+    days = days_since(ctx.today, latest.authored) if latest.authored else window
     return Finding(
         topic=TOPIC,
         indicator="warning",
         summary=f"Immune globulin ordered {days} days ago: plasma exchange now would remove it",
         evidence=(
-            f"{_reference(order)}: {_label(order)} (ordered now)",
+            f"{inp.order.reference}: {_label(inp.order)} (ordered now)",
             *(
                 f"{h.order.reference}: {h.order.product_name} ({h.order.route}), {h.status}, "
                 f"authored {h.authored}"
@@ -118,6 +104,41 @@ def check_plasma_exchange_order(
             "Plasma exchange within two weeks of IVIG removes much of the immune globulin given. "
             "Postpone the exchange, or confirm it is intended."
         ),
-        suggestions=(_delete(order),),
+        proposals=(_delete(inp.order),),
         selection="at-most-one",
     )
+
+
+FIRES_WHEN = (
+    'an IVIG order and a plasma-exchange order (CPT 36514 or "plasma exchange"/'
+    '"plasmapheresis" text) in the same session; or a plasma-exchange order when immune '
+    "globulin was ordered in the last 14 days"
+)
+SUGGESTS = "delete the plasma-exchange order (`resourceId`)"
+
+RULES = (
+    OrderRule(
+        topic=TOPIC,
+        hooks=ORDER_HOOKS,
+        checks="plasma exchange in the same session",
+        reads=Reads(prefetch=frozenset(), valuesets=("plasma-exchange",)),
+        check=check,
+        fires_when=FIRES_WHEN,
+        indicator="`warning`",
+        suggests=SUGGESTS,
+    ),
+    PlasmaExchangeRule(
+        topic=TOPIC,
+        hooks=ORDER_HOOKS,
+        checks="plasma exchange soon after immune globulin",
+        reads=Reads(
+            prefetch=frozenset({"medicationRequests", "medicationStatements"}),
+            valuesets=("plasma-exchange",),
+            thresholds=("plex_after_ivig_days",),
+        ),
+        check=check_plasma_exchange_order,
+        fires_when=FIRES_WHEN,
+        indicator="`warning`",
+        suggests=SUGGESTS,
+    ),
+)

@@ -7,12 +7,12 @@ drug, or a sucrose-containing product. Subcutaneous products carry no renal boxe
 
 from __future__ import annotations
 
-from hooks import evidence, suggested_orders
-from hooks.knowledge_base import KnowledgeBase
-from hooks.record import PatientRecord
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput, conditions_in, medications_in
-from hooks.rules.common import hydration, minimum_rate
-from hooks.settings import Thresholds
+from hooks import evidence
+from hooks.context.model import ClinicalContext
+from hooks.findings import Finding
+from hooks.knowledge_base import KnowledgeBase, Thresholds
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.common import companion, hydration, minimum_rate
 
 TOPIC = "renal-risk"
 CONDITIONS = (
@@ -23,20 +23,22 @@ CONDITIONS = (
     "sepsis",
     "paraproteinemia",
 )
-VALUESETS = (*CONDITIONS, "nephrotoxic-medications")
+MEDICATIONS = ("nephrotoxic-medications",)
+OBSERVATIONS = ("egfr", "serum-creatinine")
+THRESHOLDS = ("renal_age", "egfr", "creatinine_mg_dl")
 
 
 def predisposing_factors(
-    record: PatientRecord, kb: KnowledgeBase, limits: Thresholds
+    ctx: ClinicalContext, kb: KnowledgeBase, limits: Thresholds
 ) -> list[tuple[str, str]]:
     """(short name, evidence line) for every renal predisposing factor of the patient."""
     found: list[tuple[str, str]] = []
     for name in CONDITIONS:
         found += [
             (c.label, evidence.condition(c, m))
-            for c, m in conditions_in(record, kb.valueset(name), active_only=True)
+            for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
         ]
-    egfr = record.latest("egfr")
+    egfr = ctx.latest("egfr")
     if egfr and egfr.value is not None and egfr.value < limits.egfr:
         found.append(
             (
@@ -44,7 +46,7 @@ def predisposing_factors(
                 f"Renal insufficiency: {evidence.observation(egfr)} (eGFR < {limits.egfr:g})",
             )
         )
-    creatinine = record.latest("serum-creatinine")
+    creatinine = ctx.latest("serum-creatinine")
     if creatinine and creatinine.value is not None and creatinine.value > limits.creatinine_mg_dl:
         found.append(
             (
@@ -53,18 +55,19 @@ def predisposing_factors(
                 f"(> {limits.creatinine_mg_dl:g} mg/dL)",
             )
         )
-    if record.age is not None and record.age > limits.renal_age:
-        found.append((f"age {record.age}", f"Age > {limits.renal_age}: {evidence.age(record)}"))
-    found += [
-        (m.label, f"Nephrotoxic drug: {evidence.medication(m, how)}")
-        for m, how in medications_in(record, kb.valueset("nephrotoxic-medications"))
-    ]
+    if ctx.age is not None and ctx.age > limits.renal_age:
+        found.append((f"age {ctx.age}", f"Age > {limits.renal_age}: {evidence.age(ctx)}"))
+    for name in MEDICATIONS:
+        found += [
+            (m.label, f"Nephrotoxic drug: {evidence.medication(m, how)}")
+            for m, how in ctx.medications_in(kb.valueset(name))
+        ]
     return found
 
 
-def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
+def risk_factors(inp: OrderInput) -> list[tuple[str, str]]:
     """The patient's predisposing factors, and a sucrose-containing product."""
-    found = predisposing_factors(inp.record, inp.kb, inp.thresholds)
+    found = predisposing_factors(inp.ctx, inp.kb, inp.thresholds)
     product = inp.order.product
     if product is not None and "sucrose" in product.excipients:
         found.append(
@@ -77,7 +80,7 @@ def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
     return found
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     if inp.order.route != "IV":
         return None
     factors = risk_factors(inp)
@@ -87,13 +90,6 @@ def check(inp: RuleInput) -> Finding | None:
     if inp.order.product is None:
         notes.append("The product was not identified, so its sucrose content could not be checked.")
     why = "Renal risk (IGIV boxed warning): BUN and creatinine before the infusion"
-    labs = ProposedSuggestion(
-        "Order BUN and serum creatinine before the infusion",
-        (
-            suggested_orders.create(inp.kb, "bun", inp.record, inp.order, why),
-            suggested_orders.create(inp.kb, "serum-creatinine", inp.record, inp.order, why),
-        ),
-    )
     names = ", ".join(dict.fromkeys(name for name, _ in factors))
     return Finding(
         topic=TOPIC,
@@ -105,10 +101,41 @@ def check(inp: RuleInput) -> Finding | None:
             "the minimum dose and infusion rate practicable, and monitor renal function and urine "
             "output."
         ),
-        suggestions=(
-            labs,
+        proposals=(
+            companion(
+                "Order BUN and serum creatinine before the infusion",
+                inp,
+                why,
+                "bun",
+                "serum-creatinine",
+            ),
             hydration(inp, "Renal risk (IGIV boxed warning): hydrate before the infusion"),
             minimum_rate(inp),
         ),
         notes=tuple(notes),
     )
+
+
+READS = Reads(
+    prefetch=frozenset(
+        {"patient", "conditions", "observations", "medicationRequests", "medicationStatements"}
+    ),
+    valuesets=(*CONDITIONS, *MEDICATIONS),
+    observations=OBSERVATIONS,
+    thresholds=THRESHOLDS,
+)
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="the renal boxed warning (IV)",
+    fires_when=(
+        "IV route and any of: active CKD or AKI, latest eGFR < 60, latest creatinine > 1.3 "
+        "mg/dL, active diabetes, age > 65, volume depletion, sepsis, paraproteinemia, a "
+        "current nephrotoxic drug, a sucrose-containing product"
+    ),
+    indicator="`warning`",
+    suggests="BUN and creatinine (ServiceRequests, LOINC 3094-0, 2160-0); hydration; minimum rate",
+    reads=READS,
+    check=check,
+)

@@ -6,41 +6,42 @@ reference (likely AAAAI 2017); the card says so.
 
 from __future__ import annotations
 
-from hooks import evidence, suggested_orders
-from hooks.rules.base import Finding, ProposedSuggestion, ViewInput, conditions_in
+from hooks import evidence
+from hooks.context.read import within_days
+from hooks.findings import CreateOrder, Finding, Proposal
+from hooks.rules.base import PATIENT_VIEW, PatientInput, PatientRule, Reads
 
 TOPIC = "ig-replacement-candidate"
-MIN_INFECTIONS = 2
-PAST_DAYS = 365
+LOW_IGG = ("hypogammaglobulinemia", "primary-immunodeficiency")
 
 
-def _hypogammaglobulinemia(inp: ViewInput) -> list[str]:
+def _hypogammaglobulinemia(inp: PatientInput) -> list[str]:
     found = [
         evidence.condition(c, m)
-        for name in ("hypogammaglobulinemia", "primary-immunodeficiency")
-        for c, m in conditions_in(inp.record, inp.kb.valueset(name), active_only=False)
+        for name in LOW_IGG
+        for c, m in inp.ctx.conditions_in(inp.kb.valueset(name), active_only=False)
     ]
-    igg = inp.record.latest("serum-igg")
-    if igg is not None and igg.value is not None and igg.value < inp.thresholds.igg_low_mg_dl:
-        found.append(f"{evidence.observation(igg)} (below {inp.thresholds.igg_low_mg_dl:g} mg/dL)")
+    igg, low = inp.ctx.latest("serum-igg"), inp.thresholds.igg_low_mg_dl
+    if igg is not None and igg.value is not None and igg.value < low:
+        found.append(f"{evidence.observation(igg)} (below {low:g} mg/dL)")
     return found
 
 
-def check(inp: ViewInput) -> Finding | None:
-    if inp.current_ig:
+def check(inp: PatientInput) -> Finding | None:
+    if inp.ctx.current_ig:
         return None
     low = _hypogammaglobulinemia(inp)
     if not low:
         return None
-    today = inp.record.today
+    today, t = inp.ctx.today, inp.thresholds
     infections = [
         evidence.condition(c, m)
-        for c, m in conditions_in(
-            inp.record, inp.kb.valueset("encapsulated-bacterial-infections"), active_only=False
+        for c, m in inp.ctx.conditions_in(
+            inp.kb.valueset("encapsulated-bacterial-infections"), active_only=False
         )
-        if c.date is not None and 0 <= (today - c.date).days <= PAST_DAYS
+        if within_days(today, c.date, t.replacement_lookback_days)
     ]
-    if len(infections) < MIN_INFECTIONS:
+    if len(infections) < t.replacement_min_infections:
         return None
     return Finding(
         topic=TOPIC,
@@ -55,17 +56,10 @@ def check(inp: ViewInput) -> Finding | None:
             "recurrent "
             "infections despite antimicrobials, with low IgG or failed vaccine responses)."
         ),
-        suggestions=(
-            ProposedSuggestion(
+        proposals=(
+            Proposal(
                 "Refer to clinical immunology",
-                (
-                    suggested_orders.create_for_patient(
-                        inp.kb,
-                        "immunology-referral",
-                        inp.record,
-                        "Immunoglobulin replacement assessment",
-                    ),
-                ),
+                (CreateOrder("immunology-referral", "Immunoglobulin replacement assessment"),),
             ),
         ),
         notes=(
@@ -74,3 +68,26 @@ def check(inp: ViewInput) -> Finding | None:
             "recurrent infections and IgG < 4 g/L or proven specific antibody failure.",
         ),
     )
+
+
+RULE = PatientRule(
+    topic=TOPIC,
+    hooks=PATIENT_VIEW,
+    checks="candidates for immunoglobulin replacement",
+    fires_when=(
+        "hypogammaglobulinemia (coded, or IgG < 400 mg/dL) and two or more severe infections "
+        "with encapsulated bacteria (pneumococcal, H. influenzae, meningococcal pneumonia, "
+        "sepsis or meningitis) in the past 12 months, and no current immune globulin"
+    ),
+    indicator="`info`",
+    suggests="referral to clinical immunology",
+    reads=Reads(
+        prefetch=frozenset(
+            {"conditions", "observations", "medicationRequests", "medicationStatements"}
+        ),
+        valuesets=(*LOW_IGG, "encapsulated-bacterial-infections"),
+        observations=("serum-igg",),
+        thresholds=("igg_low_mg_dl", "replacement_min_infections", "replacement_lookback_days"),
+    ),
+    check=check,
+)

@@ -9,39 +9,34 @@ from __future__ import annotations
 
 from datetime import date
 
-from hooks import suggested_orders
+from hooks.context.model import IgHistory
+from hooks.context.read import within_days
 from hooks.dosing import Dose, read_dose
-from hooks.orders import IgHistory
-from hooks.record import plain_number
-from hooks.rules.base import Finding, ProposedSuggestion, RuleInput
+from hooks.evidence import plain_number
+from hooks.findings import DoseChange, Finding, Proposal, ReviseOrder
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 
 TOPIC = "scig-conversion"
-CURRENT = {"active", "on-hold"}
-DEFAULT_INTERVAL_WEEKS = 4.0  # when the IV order states no interval; said on the card
 
 
-def recent_ivig(inp: RuleInput) -> IgHistory | None:
+def recent_ivig(inp: OrderInput) -> IgHistory | None:
     window = inp.thresholds.recent_ivig_days
     recent = [
         h
-        for h in inp.ig_history
-        if h.order.route == "IV"
-        and (
-            h.status in CURRENT
-            or (h.authored is not None and 0 <= (inp.record.today - h.authored).days <= window)
-        )
+        for h in inp.ctx.ig_history
+        if h.order.route == "IV" and (h.current or within_days(inp.ctx.today, h.authored, window))
     ]
     return max(recent, key=lambda h: h.authored or date.min) if recent else None
 
 
-def _site_lines(inp: RuleInput, weight_kg: float | None) -> list[str]:
+def _site_lines(inp: OrderInput, weight_kg: float | None) -> list[str]:
     product = inp.order.product
     scig = product.scig if product else None
     if scig is None:
         return []
     lines = []
     for limit in scig.site_limits:
-        if not limit.applies(inp.record.age, weight_kg):
+        if not limit.applies(inp.ctx.age, weight_kg):
             continue
         parts = [
             f"{plain_number(limit.volume_ml_per_site)} mL per site"
@@ -60,22 +55,27 @@ def _site_lines(inp: RuleInput, weight_kg: float | None) -> list[str]:
     return lines
 
 
-def check(inp: RuleInput) -> Finding | None:
+def _every(weeks: float) -> str:
+    return "week" if weeks == 1 else plain_number(weeks) + " weeks"
+
+
+def check(inp: OrderInput) -> Finding | None:
     if inp.order.route != "SC":
         return None
     previous = recent_ivig(inp)
     if previous is None:
         return None
-    weight = inp.record.latest_within("body-weight", inp.thresholds.window_weight_days)
+    weight = inp.weight
+    kg = weight.value if weight else None
     lines = [
         f"Previous IVIG: {previous.order.reference} {previous.order.product_name}, "
         f"{previous.status}, authored {previous.authored}"
     ]
     product = inp.order.product
     scig = product.scig if product else None
-    dose = read_dose(previous.order.resource, weight)
+    dose = read_dose(previous.order.order, weight)
     problem = None
-    if scig is None or (scig.factor is None and not scig.same_dose_and_interval):
+    if scig is None or (scig.conversion_factor is None and not scig.same_dose_and_interval):
         problem = f"no conversion factor is known for {inp.order.product_name}"
     elif not isinstance(dose, Dose):
         problem = f"the previous IV dose cannot be read ({dose.reason})"
@@ -89,21 +89,18 @@ def check(inp: RuleInput) -> Finding | None:
                 f"Switching to {inp.order.product_name} from IVIG: the weekly dose cannot "
                 f"be computed"
             ),
-            evidence=(
-                *lines,
-                f"Not computed: {problem}",
-                *_site_lines(inp, weight.value if weight else None),
-            ),
+            evidence=(*lines, f"Not computed: {problem}", *_site_lines(inp, kg)),
             recommendation=(
                 "Compute the SCIG dose from the previous IVIG dose, interval and the "
                 "product's conversion factor."
             ),
         )
     lines += list(dose.steps)
-    weeks = dose.interval_days / 7 if dose.interval_days else DEFAULT_INTERVAL_WEEKS
+    default_weeks = inp.thresholds.scig_default_interval_weeks
+    weeks = dose.interval_days / 7 if dose.interval_days else default_weeks
     if not dose.interval_days:
         lines.append(
-            f"The IV order states no interval: {plain_number(DEFAULT_INTERVAL_WEEKS)} weeks assumed"
+            f"The IV order states no interval: {plain_number(default_weeks)} weeks assumed"
         )
     if scig.same_dose_and_interval:
         grams, every = round(dose.admin_g, 1), weeks
@@ -112,36 +109,60 @@ def check(inp: RuleInput) -> Finding | None:
             f"{plain_number(grams)} g every {plain_number(weeks)} weeks"
         )
     else:
-        factor = scig.factor or 1.0
+        factor = scig.conversion_factor or 1.0
         grams, every = round(dose.admin_g * factor / weeks, 1), 1.0
-        flag = " (UNVERIFIED factor)" if scig.factor_unverified else ""
+        flag = " (UNVERIFIED factor)" if scig.conversion_unverified else ""
         lines.append(
             f"Weekly dose = {plain_number(dose.admin_g)} g × {plain_number(factor)}{flag} ÷ "
             f"{plain_number(weeks)} weeks = {plain_number(grams)} g"
         )
-    lines += _site_lines(inp, weight.value if weight else None)
+    lines += _site_lines(inp, kg)
+    change = DoseChange(grams, "g", "converted from IVIG", every_weeks=every)
     return Finding(
         topic=TOPIC,
         indicator="info",
         summary=(
             f"Switching to {inp.order.product_name} from IVIG: {plain_number(grams)} g "
-            f"every {'week' if every == 1 else plain_number(every) + ' weeks'}"
+            f"every {_every(every)}"
         ),
         evidence=tuple(lines),
         recommendation=(
             "Start the subcutaneous product one week after the last IVIG dose (Hizentra label) and "
             "check the IgG trough after the switch."
         ),
-        suggestions=(
-            ProposedSuggestion(
-                f"Set the dose to {plain_number(grams)} g every "
-                f"{'week' if every == 1 else plain_number(every) + ' weeks'}",
+        proposals=(
+            Proposal(
+                f"Set the dose to {plain_number(grams)} g every {_every(every)}",
                 (
-                    suggested_orders.with_dose(
-                        inp.order, grams, "g", "converted from IVIG", weekly_every=every
+                    ReviseOrder(
+                        inp.order.reference,
+                        (change,),
+                        f"Set the dose to {grams:g} g per administration",
                     ),
                 ),
             ),
         ),
-        source=(scig.source_label or product.source_label, scig.source_url) if product else None,
+        source=((scig.source.label or product.source.label, scig.source.url) if product else None),
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="IVIG to SCIG conversion",
+    fires_when="a subcutaneous order and IVIG that is current or was ordered in the last 90 days",
+    indicator=(
+        "`info`, with the weekly dose (previous IV dose × factor ÷ weeks between doses; 1.37 "
+        "Hizentra, Gamunex-C, Gammagard Liquid; 1.30 Cuvitru, Cutaquig; HyQvia the same dose "
+        "and interval) and the per-site limits for the patient's age and weight"
+    ),
+    suggests="the order at the computed dose and interval",
+    reads=Reads(
+        prefetch=frozenset(
+            {"patient", "observations", "medicationRequests", "medicationStatements"}
+        ),
+        observations=("body-weight",),
+        thresholds=("recent_ivig_days", "scig_default_interval_weeks", "window_weight_days"),
+    ),
+    check=check,
+)

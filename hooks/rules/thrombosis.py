@@ -9,8 +9,9 @@ other listed prothrombotic drugs; cardiovascular risk factors. Applies to IV and
 from __future__ import annotations
 
 from hooks import evidence
-from hooks.rules.base import Finding, RuleInput, conditions_in, medications_in
-from hooks.rules.common import current_smoking, hydration, minimum_rate, obesity
+from hooks.findings import Finding
+from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.common import OBESITY_READS, current_smoking, hydration, minimum_rate, obesity
 
 TOPIC = "thrombosis-risk"
 HISTORY = ("venous-thromboembolism", "arterial-thrombosis", "hypercoagulable-conditions")
@@ -24,35 +25,25 @@ CARDIOVASCULAR = (
     "obesity",
 )
 MEDICATIONS = ("estrogen-containing-medications", "prothrombotic-medications")
-VALUESETS = (
-    *HISTORY,
-    *ACTIVE,
-    *CARDIOVASCULAR,
-    *MEDICATIONS,
-    "tobacco-use",
-    "current-smoker-answers",
-)
 
 
-def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
+def risk_factors(inp: OrderInput) -> list[tuple[str, str]]:
     """(short name for the summary, evidence line) for every risk factor found."""
-    record, kb, limits = inp.record, inp.kb, inp.thresholds
+    ctx, kb, limits = inp.ctx, inp.kb, inp.thresholds
     found: list[tuple[str, str]] = []
-    if record.age is not None and record.age >= limits.thrombosis_age:
-        found.append(
-            (f"age {record.age}", f"Age ≥ {limits.thrombosis_age}: {evidence.age(record)}")
-        )
+    if ctx.age is not None and ctx.age >= limits.thrombosis_age:
+        found.append((f"age {ctx.age}", f"Age ≥ {limits.thrombosis_age}: {evidence.age(ctx)}"))
     for name in HISTORY:
         found += [
             (c.label, evidence.condition(c, m))
-            for c, m in conditions_in(record, kb.valueset(name), active_only=False)
+            for c, m in ctx.conditions_in(kb.valueset(name), active_only=False)
         ]
     for name in ACTIVE:
         found += [
             (c.label, evidence.condition(c, m))
-            for c, m in conditions_in(record, kb.valueset(name), active_only=True)
+            for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
         ]
-    triglycerides = record.latest("triglycerides")
+    triglycerides = ctx.latest("triglycerides")
     if (
         triglycerides
         and triglycerides.value is not None
@@ -68,12 +59,12 @@ def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
     for name in MEDICATIONS:
         found += [
             (m.label, evidence.medication(m, how))
-            for m, how in medications_in(record, kb.valueset(name))
+            for m, how in ctx.medications_in(kb.valueset(name))
         ]
     for name in CARDIOVASCULAR:
         found += [
             (c.label, f"Cardiovascular risk factor: {evidence.condition(c, m)}")
-            for c, m in conditions_in(record, kb.valueset(name), active_only=True)
+            for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
         ]
     found += [
         ("current smoking", f"Cardiovascular risk factor (current smoking): {line}")
@@ -83,7 +74,7 @@ def risk_factors(inp: RuleInput) -> list[tuple[str, str]]:
     return found
 
 
-def check(inp: RuleInput) -> Finding | None:
+def check(inp: OrderInput) -> Finding | None:
     factors = risk_factors(inp)
     if not factors:
         return None
@@ -98,7 +89,7 @@ def check(inp: RuleInput) -> Finding | None:
             "administration, and monitor for signs and symptoms of thrombosis. Assess blood "
             "viscosity in patients at risk of hyperviscosity."
         ),
-        suggestions=(
+        proposals=(
             hydration(
                 inp, "Thrombosis risk (immune globulin boxed warning): hydrate before the infusion"
             ),
@@ -106,3 +97,44 @@ def check(inp: RuleInput) -> Finding | None:
         ),
         notes=("Thrombosis may occur even without known risk factors.",),
     )
+
+
+RULE = OrderRule(
+    topic=TOPIC,
+    hooks=ORDER_HOOKS,
+    checks="the thrombosis boxed warning",
+    fires_when=(
+        "any boxed-warning risk factor: age ≥ 65; history of venous or arterial thrombosis "
+        "(any status); hypercoagulable condition; active immobilization, central venous "
+        "catheter or hyperviscosity (myeloma, Waldenström, MGUS, cryoglobulinemia; "
+        "triglycerides ≥ 1000 mg/dL); current estrogen or other listed prothrombotic drug; "
+        "hypertension, diabetes, hyperlipidemia, coronary disease, heart failure, current "
+        "smoking, obesity (BMI ≥ 30 or coded)"
+    ),
+    indicator="`warning`",
+    suggests=(
+        "pre-infusion hydration (MedicationRequest); minimum practicable rate (order update; "
+        "rate cap 3.3 mg/kg/min where the label gives one)"
+    ),
+    reads=Reads(
+        prefetch=frozenset(
+            {"patient", "conditions", "observations", "medicationRequests", "medicationStatements"}
+        ),
+        valuesets=(
+            *HISTORY,
+            *ACTIVE,
+            *CARDIOVASCULAR,
+            *MEDICATIONS,
+            "tobacco-use",
+            "current-smoker-answers",
+        ),
+        observations=("triglycerides", "smoking-status", *OBESITY_READS),
+        thresholds=(
+            "thrombosis_age",
+            "triglycerides_mg_dl",
+            "bmi_obese",
+            "window_weight_days",
+        ),
+    ),
+    check=check,
+)

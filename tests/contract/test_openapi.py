@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from conftest import (
     FIXTURES,
     ROOT,
@@ -295,3 +299,29 @@ def test_head_mirrors_get_on_discovery(client: FlaskClient):
     response = client.head("/cds-services")
     assert response.status_code == 200
     assert response.data == b""
+
+
+def test_examples_are_what_the_live_app_answers(openapi: dict[str, Any]) -> None:
+    """Discovery and response examples equal the app's answers to the request examples (fixed
+    clock, numbered uuids); refresh them with `make docs`."""
+    from openapi_examples import live_examples
+
+    committed = openapi["components"]["examples"]
+    live = live_examples(committed)
+    for name in ("DiscoveryResponse", "OrderSelectResponse", "OrderSignResponse"):
+        assert committed[name]["value"] == live[name]["value"], f"{name}: run `make docs`"
+    assert committed["PatientViewResponse"]["value"] == live["PatientViewResponse"]["value"]
+    for name in ("FeedbackAccepted", "FeedbackOverridden"):
+        assert committed[name] == live[name], f"{name}: run `make docs`"
+
+
+def test_feedback_examples_are_accepted(tmp_path: Path, openapi: dict[str, Any]) -> None:
+    examples = openapi["components"]["examples"]
+    client = make_app(tmp_path).test_client()
+    request = examples["OrderSelectRequest"]["value"]
+    assert client.post("/cds-services/ivig-order-select", json=request).status_code == 200
+    for name in ("FeedbackAccepted", "FeedbackOverridden"):
+        response = client.post(
+            "/cds-services/ivig-order-select/feedback", json=examples[name]["value"]
+        )
+        assert response.status_code == 200, (name, response.get_json())

@@ -1,0 +1,353 @@
+"""Build the ClinicalContext once per call, at the boundary: the only code that reads FHIR JSON.
+
+Two steps, because a call with no immune globulin order must answer without touching patient
+data: :func:`read_session` reads the ordering session (``draftOrders``) and tells which Medication
+references must be read from the FHIR server; :func:`build_context` then reads the patient's data.
+Work is bounded: draft orders per call, nesting depth of an order the service may echo back, and
+resources per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from cds_service.errors import InvalidHookRequest, Issue, PrefetchUnavailable
+from hooks.context import record
+from hooks.context.model import (
+    AllergyEntry,
+    ClinicalContext,
+    ConditionEntry,
+    IgHistory,
+    IgOrder,
+    MedicationEntry,
+    ObservationEntry,
+    PatientFacts,
+    ProcedureEntry,
+    SessionOrder,
+    Skipped,
+    UnusableObservation,
+)
+from hooks.context.orders import (
+    medication_concept,
+    read_medication,
+    read_medication_order,
+    recognise,
+)
+from hooks.context.read import Deviation, Malformed, Reader, reference_of
+from hooks.context.strict import validation_failures
+from hooks.knowledge_base import KnowledgeBase
+
+MAX_DRAFT_ORDERS = 200
+MAX_ORDER_DEPTH = 32
+NOT_HISTORY = ("entered-in-error", "cancelled", "draft")
+MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
+
+
+@dataclass(frozen=True)
+class Session:
+    """The ordering session of one call: every draft order, and those in focus."""
+
+    hook: str
+    patient_id: str
+    entries: tuple[dict[str, Any], ...]
+    in_focus: frozenset[str]  # references of the orders in focus
+    medications: Mapping[str, Mapping[str, Any]]  # Medication resources of draftOrders
+
+    def references_to_read(self) -> list[str]:
+        """Medications that orders in focus point to and the request does not hold."""
+        found = []
+        for raw in self.entries:
+            if raw.get("resourceType") != "MedicationRequest" or not self._focused(raw):
+                continue
+            if raw.get("medicationCodeableConcept") is not None:
+                continue
+            pointer = raw.get("medicationReference")
+            target = pointer.get("reference") if isinstance(pointer, dict) else None
+            if (
+                isinstance(target, str)
+                and target.startswith("Medication/")
+                and target not in self.medications
+            ):
+                found.append(target)
+        return sorted(set(found))
+
+    def _focused(self, raw: Mapping[str, Any]) -> bool:
+        return reference_of(dict(raw)) in self.in_focus
+
+
+@dataclass(frozen=True)
+class Focus:
+    """What the session holds that the checks look at."""
+
+    ig_orders: tuple[IgOrder, ...]
+    plasma_exchange_orders: tuple[SessionOrder, ...]
+    session_orders: tuple[SessionOrder, ...]
+    plasma_exchanges_in_session: tuple[SessionOrder, ...]
+    deviations: tuple[Deviation, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.ig_orders and not self.plasma_exchange_orders
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, counted iteratively and stopped past ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return depth
+        deepest = max(deepest, depth)
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def read_session(hook: str, context: Mapping[str, Any]) -> Session:
+    """The draft orders of an order hook (``context.draftOrders``); bounded in count and depth.
+    patient-view has no ordering session: an empty one."""
+    drafts = context.get("draftOrders") or {}
+    entries = [entry["resource"] for entry in drafts.get("entry", [])]
+    if len(entries) > MAX_DRAFT_ORDERS:
+        message = f"draftOrders holds {len(entries)} resources; at most {MAX_DRAFT_ORDERS} are read"
+        raise InvalidHookRequest(message, [Issue(message, "context.draftOrders")])
+    references = [reference_of(raw) for raw in entries]
+    if hook == "order-select":
+        in_focus = frozenset(context["selections"])
+    else:
+        in_focus = frozenset(references)
+    for raw, reference in zip(entries, references, strict=True):
+        if reference in in_focus and _depth(raw, MAX_ORDER_DEPTH) > MAX_ORDER_DEPTH:
+            message = f"{reference} is nested deeper than {MAX_ORDER_DEPTH} levels"
+            raise InvalidHookRequest(message, [Issue(message, "context.draftOrders")])
+    medications = {
+        ref: raw
+        for raw, ref in zip(entries, references, strict=True)
+        if raw.get("resourceType") == "Medication"
+    }
+    return Session(hook, str(context["patientId"]), tuple(entries), in_focus, medications)
+
+
+def _session_order(raw: Mapping[str, Any], r: Reader) -> SessionOrder:
+    try:
+        code = r.concept(raw.get("code"), "code")
+    except Malformed:
+        code = None
+    return SessionOrder(r.reference, str(raw.get("resourceType")), code)
+
+
+def focus_of(
+    session: Session, fetched: Mapping[str, Mapping[str, Any]], kb: KnowledgeBase
+) -> Focus:
+    """The immune globulin and plasma-exchange orders in focus; ``fetched``: Medications read
+    from the FHIR server. An order with no medication at all is not one the service can check."""
+    deviations: list[Deviation] = []
+    medications = {**session.medications, **fetched}
+    ig_orders, plex_focus, session_orders, plex_session = [], [], [], []
+    plasma_exchange = kb.valueset("plasma-exchange")
+    for raw in session.entries:
+        reference = reference_of(raw)
+        r = Reader(reference, deviations)
+        focused = reference in session.in_focus
+        if raw.get("resourceType") == "MedicationRequest" and focused:
+            found = recognise(read_medication_order(raw, r, medications), kb)
+            if found is not None:
+                ig_orders.append(found)
+            continue
+        order = _session_order(raw, r)
+        session_orders.append(order)
+        is_plex = (
+            order.resource_type == "ServiceRequest"
+            and order.code is not None
+            and plasma_exchange.match(order.code.codes, order.code.texts) is not None
+        )
+        if is_plex:
+            plex_session.append(order)
+            if focused:
+                plex_focus.append(order)
+    return Focus(
+        tuple(ig_orders),
+        tuple(plex_focus),
+        tuple(session_orders),
+        tuple(plex_session),
+        tuple(deviations),
+    )
+
+
+def _patient(resources: Sequence[Any], patient_id: str) -> tuple[PatientFacts, list[Skipped]]:
+    patient = next(
+        (r for r in resources if isinstance(r, dict) and r.get("resourceType") == "Patient"), None
+    )
+    if patient is None:
+        issue = Issue("Essential data 'patient' holds no FHIR R4 Patient", "prefetch.patient")
+        raise PrefetchUnavailable("the Patient could not be obtained", [issue])
+    if patient.get("id") != patient_id:
+        message = (
+            f"prefetch.patient is Patient/{patient.get('id')} but context.patientId is {patient_id}"
+        )
+        raise InvalidHookRequest(message, [Issue(message, "prefetch.patient")])
+    r = Reader(f"Patient/{patient_id}", [])
+    skipped = []
+    try:
+        born = r.date(patient.get("birthDate"), "birthDate")
+    except Malformed as exc:
+        born = None
+        skipped.append(Skipped(r.reference, f"its birthDate is not read: {exc}"))
+    gender = patient.get("gender")
+    return (
+        PatientFacts(r.reference, born, gender if isinstance(gender, str) else None),
+        skipped,
+    )
+
+
+@dataclass
+class _Record:
+    conditions: list[ConditionEntry] = field(default_factory=list)
+    observations: dict[str, list[record.ObservationHead]] = field(default_factory=dict)
+    medications: list[MedicationEntry] = field(default_factory=list)
+    allergies: list[AllergyEntry] = field(default_factory=list)
+    procedures: list[ProcedureEntry] = field(default_factory=list)
+    history: list[IgHistory] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def add(
+        self, raw: dict[str, Any], r: Reader, kb: KnowledgeBase, meds: Mapping[str, Any]
+    ) -> None:
+        kind = raw.get("resourceType")
+        if kind == "Condition":
+            entry = record.condition(raw, r)
+            if entry:
+                self.conditions.append(entry)
+        elif kind == "Observation":
+            head = record.observation_head(raw, r, kb)
+            if head is not None:
+                self.observations.setdefault(head.concept, []).append(head)
+        elif kind in MEDICATION_TYPES:
+            self._medication(raw, r, kb, meds)
+        elif kind == "AllergyIntolerance":
+            allergy = record.allergy(raw, r)
+            if allergy:
+                self.allergies.append(allergy)
+        elif kind == "Procedure":
+            procedure = record.procedure(raw, r)
+            if procedure:
+                self.procedures.append(procedure)
+
+    def _medication(
+        self, raw: dict[str, Any], r: Reader, kb: KnowledgeBase, meds: Mapping[str, Any]
+    ) -> None:
+        """A current medication (contract §2); and, when it is immune globulin, the history."""
+        status = r.code(raw.get("status"), "status")
+        concept, _, display, problems = read_medication(raw, r, meds)
+        for problem in problems.values():
+            raise problem  # the resource is skipped, and named
+        current = record.current_medication(
+            r.reference, str(raw.get("resourceType")), status, concept, display
+        )
+        if current:
+            self.medications.append(current)
+        if status in NOT_HISTORY or medication_concept(concept, display) is None:
+            return
+        named = medication_concept(concept, display)
+        assert named is not None
+        if kb.catalogue.identify(named.codes, named.texts) is None:
+            return  # not immune globulin: its dosage, dates and reasons are read by no rule
+        order = read_medication_order(raw, r, meds)
+        found = recognise(order, kb)
+        if found is not None:
+            self.history.append(IgHistory(found, status or "", order.authored))
+
+
+def _latest(
+    built: _Record, kb: KnowledgeBase
+) -> tuple[dict[str, tuple[ObservationEntry, ...]], list[UnusableObservation]]:
+    latest: dict[str, tuple[ObservationEntry, ...]] = {}
+    unusable: list[UnusableObservation] = []
+    for concept, heads in built.observations.items():
+        found, unused, malformed = record.latest_values(heads, kb)
+        if found is not None:
+            latest[concept] = (found,)
+        unusable += unused
+        built.skipped += [Skipped(reference, why) for reference, why in malformed]
+    return latest, unusable
+
+
+def build_context(
+    session: Session,
+    focus: Focus,
+    resources: Mapping[str, Sequence[Any]],
+    gaps: Mapping[str, str],
+    kb: KnowledgeBase,
+    today: date,
+    *,
+    strict: bool = False,
+    max_resources: int = 5000,
+) -> ClinicalContext:
+    """The clinical context of one call: the record, the orders, and what could not be seen."""
+    patient, skipped = _patient(resources.get("patient", ()), session.patient_id)
+    gaps = dict(gaps)
+    raws: list[Any] = []
+    for key, found in resources.items():
+        if key == "patient":
+            continue
+        room = max_resources - len(raws)
+        if len(found) > room:
+            gaps[key] = f"more than {max_resources} resources in one call; only the first were read"
+        raws.extend(found[: max(room, 0)])
+    deviations = list(focus.deviations)
+    built = _Record(skipped=skipped)
+    invalid = validation_failures(raws) if strict else {}
+    medications = {
+        f"Medication/{raw.get('id')}": raw
+        for raw in raws
+        if isinstance(raw, dict) and raw.get("resourceType") == "Medication"
+    }
+    for raw in raws:
+        if not isinstance(raw, dict) or not isinstance(raw.get("resourceType"), str):
+            built.skipped.append(
+                Skipped("(not a resource)", "not a JSON object with a resourceType")
+            )
+            continue
+        reference = reference_of(raw)
+        if reference in invalid:
+            built.skipped.append(Skipped(reference, invalid[reference]))
+            continue
+        found_deviations: list[Deviation] = []
+        r = Reader(reference, found_deviations)
+        try:
+            built.add(raw, r, kb, medications)
+        except Malformed as exc:
+            built.skipped.append(Skipped(reference, f"{exc.path} is not valid FHIR R4 ({exc.why})"))
+            continue
+        deviations += found_deviations
+    observations, unusable = _latest(built, kb)
+    if strict:
+        for order in focus.ig_orders:
+            reason = validation_failures([dict(order.order.raw)]).get(order.reference)
+            if reason:
+                built.skipped.append(Skipped(order.reference, f"{reason} (checked leniently)"))
+    return ClinicalContext(
+        hook=session.hook,
+        today=today,
+        patient=patient,
+        conditions=tuple(built.conditions),
+        observations=observations,
+        unusable=tuple(unusable),
+        medications=tuple(built.medications),
+        allergies=tuple(built.allergies),
+        procedures=tuple(built.procedures),
+        ig_orders=focus.ig_orders,
+        plasma_exchange_orders=focus.plasma_exchange_orders,
+        session_orders=focus.session_orders,
+        plasma_exchanges_in_session=focus.plasma_exchanges_in_session,
+        ig_history=tuple(built.history),
+        gaps=gaps,
+        skipped=tuple(built.skipped),
+        deviations=tuple(dict.fromkeys(deviations)),
+        membership=kb.membership,
+    )

@@ -1,0 +1,282 @@
+"""The typed clinical context the rules read: built once per call, frozen, nothing else.
+
+Record (contract §2): conditions that count (refuted and entered-in-error never do; *active* is
+active, recurrence or relapse; a condition without a clinical status counts as active, because
+absence of data is not absence of risk); observations that count (final, amended, corrected;
+preliminary only when nothing final exists), latest first per concept, in the concept's unit;
+current medications (MedicationRequest active or on-hold, MedicationStatement active); allergies
+that count (not refuted, entered-in-error, inactive or resolved); procedures not in error or not
+done. Orders: the immune globulin and plasma-exchange orders in focus, every order of the ordering
+session, and the patient's earlier immune globulin. Data the service could not see: gaps per
+prefetch key, skipped resources, unusable values, tolerated deviations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal, Protocol
+
+from hooks.context.read import Concept, Deviation, Quantity, within_days
+from hooks.knowledge_base.schema import Product
+from hooks.terminology import Code, ConceptSet, Match, MembershipIndex
+
+Route = Literal["IV", "SC"]
+
+
+class Coded(Protocol):
+    """A record item with a reference, codes and a label (conditions, medications, allergies)."""
+
+    @property
+    def reference(self) -> str: ...
+    @property
+    def codes(self) -> tuple[Code, ...]: ...
+    @property
+    def label(self) -> str: ...
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A resource the service could not use, and why (never its content: it may be PHI)."""
+
+    reference: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConditionEntry:
+    reference: str
+    codes: tuple[Code, ...]
+    label: str
+    clinical_status: str | None
+    active: bool
+    date: date | None
+
+
+@dataclass(frozen=True)
+class ObservationEntry:
+    reference: str
+    concept: str
+    code: Code | None
+    label: str
+    status: str
+    date: date | None
+    value: float | None  # in the concept's unit
+    unit: str | None
+    original: str  # the value as recorded, e.g. "150 umol/L"
+    value_codes: tuple[Code, ...] = ()
+
+
+@dataclass(frozen=True)
+class UnusableObservation:
+    entry: ObservationEntry
+    reason: str
+
+
+@dataclass(frozen=True)
+class MedicationEntry:
+    """A current medication (contract §2)."""
+
+    reference: str
+    codes: tuple[Code, ...]
+    label: str
+    status: str
+    identified: bool = True  # False: it points to a Medication the request does not hold
+
+
+@dataclass(frozen=True)
+class AllergyEntry:
+    reference: str
+    codes: tuple[Code, ...]
+    label: str
+    criticality: str | None
+    severe_reaction: bool
+    manifestations: tuple[Code, ...]
+    manifestation_labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProcedureEntry:
+    reference: str
+    codes: tuple[Code, ...]
+    label: str
+    status: str
+    date: date | None
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """``Timing.repeat``: what the dose reader needs of it."""
+
+    frequency: float | None
+    period: float | None
+    period_unit: str | None
+    count: int | None
+    bounds: Quantity | None
+
+
+@dataclass(frozen=True)
+class Dosage:
+    """The first ``doseAndRate`` of a dosage instruction, its route and timing."""
+
+    route: Concept | None
+    dose: Quantity | None
+    dose_is_range: bool
+    repeat: Repeat | None
+
+
+@dataclass(frozen=True)
+class MedicationOrder:
+    """A MedicationRequest (or MedicationStatement), read for the checks.
+
+    ``unreadable`` names each element that was malformed and the checks that read it do not run
+    (a malformed dosage disables the dose checks, never the contraindication checks).
+    """
+
+    reference: str
+    resource_type: str
+    status: str | None
+    authored: date | None
+    medication: Concept | None  # medicationCodeableConcept, or the Medication it points to
+    medication_reference: str | None
+    medication_display: str | None
+    dosages: tuple[Dosage, ...]
+    supply_duration: Quantity | None
+    reason_codes: tuple[Concept, ...]
+    reason_references: tuple[str, ...]
+    raw: Mapping[str, Any]  # the resource as the client sent it: the base of a revised order
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def has_reason(self) -> bool:
+        return bool(self.reason_codes or self.reason_references)
+
+
+@dataclass(frozen=True)
+class SessionOrder:
+    """Any order of the ordering session (``draftOrders``), selected or not."""
+
+    reference: str
+    resource_type: str
+    code: Concept | None  # ServiceRequest.code
+
+
+@dataclass(frozen=True)
+class IgOrder:
+    """An immune globulin order: which product (None: generic), how it was recognised, route."""
+
+    order: MedicationOrder
+    product: Product | None
+    label: str
+    matched_by: str
+    route: Route
+    route_basis: str
+
+    @property
+    def reference(self) -> str:
+        return self.order.reference
+
+    @property
+    def product_name(self) -> str:
+        return self.product.brand if self.product else "immune globulin (product not identified)"
+
+
+@dataclass(frozen=True)
+class IgHistory:
+    """An earlier immune globulin order of the patient (not a draft, cancelled or in error)."""
+
+    order: IgOrder
+    status: str
+    authored: date | None
+
+    @property
+    def current(self) -> bool:
+        return self.status in ("active", "on-hold")
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    reference: str
+    birth_date: date | None
+    gender: str | None
+
+
+@dataclass(frozen=True)
+class ClinicalContext:
+    hook: str
+    today: date
+    patient: PatientFacts
+    conditions: tuple[ConditionEntry, ...] = ()
+    # concept -> its latest usable value (older values are not read: no rule reads them)
+    observations: Mapping[str, tuple[ObservationEntry, ...]] = field(default_factory=dict)
+    unusable: tuple[UnusableObservation, ...] = ()
+    medications: tuple[MedicationEntry, ...] = ()
+    allergies: tuple[AllergyEntry, ...] = ()
+    procedures: tuple[ProcedureEntry, ...] = ()
+    ig_orders: tuple[IgOrder, ...] = ()  # in focus
+    plasma_exchange_orders: tuple[SessionOrder, ...] = ()  # in focus
+    session_orders: tuple[SessionOrder, ...] = ()  # every draft order of the call
+    plasma_exchanges_in_session: tuple[SessionOrder, ...] = ()
+    ig_history: tuple[IgHistory, ...] = ()
+    gaps: Mapping[str, str] = field(default_factory=dict)  # prefetch key -> why (and checks)
+    skipped: tuple[Skipped, ...] = ()
+    deviations: tuple[Deviation, ...] = ()
+    # Which value sets each record item belongs to, computed once per item from the knowledge's
+    # index: rules ask about dozens of value sets. A cache, not data: excluded from comparisons.
+    membership: MembershipIndex | None = field(default=None, compare=False, repr=False)
+    _members: dict[int, dict[str, Match]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def age(self) -> int | None:
+        born = self.patient.birth_date
+        return age_on(born, self.today) if born else None
+
+    @property
+    def current_ig(self) -> tuple[IgHistory, ...]:
+        return tuple(h for h in self.ig_history if h.current)
+
+    def latest(self, concept: str) -> ObservationEntry | None:
+        found = self.observations.get(concept, ())
+        return found[0] if found else None
+
+    def latest_within(self, concept: str, days: int) -> ObservationEntry | None:
+        """The latest value dated within ``days`` of today, both ends included."""
+        latest = self.latest(concept)
+        if latest and within_days(self.today, latest.date, days):
+            return latest
+        return None
+
+    def match(self, item: Coded, concept_set: ConceptSet) -> Match | None:
+        """How ``item`` (by its codes, else its label) belongs to ``concept_set``, if it does."""
+        if self.membership is None:
+            return concept_set.match(item.codes, (item.label,))
+        members = self._members.get(id(item))  # by identity: two resources may share an id
+        if members is None:
+            members = self._members[id(item)] = self.membership.coded(item.codes)
+        found = members.get(concept_set.id)
+        if found is None and concept_set.phrases is not None:
+            found = concept_set.match_text(item.codes, (item.label,))
+        return found
+
+    def conditions_in(
+        self, concept_set: ConceptSet, *, active_only: bool
+    ) -> list[tuple[ConditionEntry, Match]]:
+        """Counting conditions that match ``concept_set``; history includes resolved ones."""
+        return [
+            (condition, matched)
+            for condition in self.conditions
+            if (condition.active or not active_only)
+            and (matched := self.match(condition, concept_set))
+        ]
+
+    def medications_in(self, concept_set: ConceptSet) -> list[tuple[MedicationEntry, Match]]:
+        """Current medications that match ``concept_set`` by code or by ingredient name."""
+        return [(m, found) for m in self.medications if (found := self.match(m, concept_set))]
+
+    def allergies_in(self, concept_set: ConceptSet) -> list[tuple[AllergyEntry, Match]]:
+        return [(a, found) for a in self.allergies if (found := self.match(a, concept_set))]

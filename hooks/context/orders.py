@@ -1,0 +1,218 @@
+"""Medication orders read element by element, and which of them are immune globulin (contract §1).
+
+An order's elements are read one group at a time (medication, dosage, dispense, reason): a
+malformed group is named in ``unreadable`` and only the checks that read it are lost, never the
+order's contraindication checks. The route is the ordered one; else the ATC code's; else the
+product's only labelled route; else IV, said so, because the renal boxed warning must not be
+skipped for lack of a route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from hooks.context.model import Dosage, IgOrder, MedicationOrder, Repeat, Route
+from hooks.context.read import Concept, Malformed, Quantity, Reader
+from hooks.knowledge_base import KnowledgeBase
+
+T = TypeVar("T")
+
+
+def _dosage(item: Mapping[str, Any], r: Reader, path: str) -> Dosage:
+    route = r.concept(item.get("route"), f"{path}.route")
+    rates = r.objects(item.get("doseAndRate"), f"{path}.doseAndRate")
+    first = rates[0] if rates else {}
+    dose = r.quantity(first.get("doseQuantity"), f"{path}.doseAndRate.doseQuantity")
+    timing = r.obj(item.get("timing"), f"{path}.timing") or {}
+    repeat_raw = r.obj(timing.get("repeat"), f"{path}.timing.repeat")
+    repeat = None
+    if repeat_raw is not None:
+        where = f"{path}.timing.repeat"
+        repeat = Repeat(
+            frequency=r.number(repeat_raw.get("frequency"), f"{where}.frequency"),
+            period=r.number(repeat_raw.get("period"), f"{where}.period"),
+            period_unit=r.code(repeat_raw.get("periodUnit"), f"{where}.periodUnit"),
+            count=r.integer(repeat_raw.get("count"), f"{where}.count"),
+            bounds=r.quantity(repeat_raw.get("boundsDuration"), f"{where}.boundsDuration"),
+        )
+    return Dosage(route, dose, dose is None and "doseRange" in first, repeat)
+
+
+def read_medication(
+    raw: Mapping[str, Any], r: Reader, medications: Mapping[str, Mapping[str, Any]]
+) -> tuple[Concept | None, str | None, str | None, dict[str, Malformed]]:
+    """(its coded medication, the reference, the reference's display, what was malformed by
+    element: medicationCodeableConcept, medicationReference) of a medication resource. A
+    reference is followed to a contained Medication or one of ``medications``. The two elements
+    are read apart, so a fault in one keeps the other; a malformed coded medication is kept as
+    its texts, for recognising immune globulin by name (an order must not go unchecked for a
+    bad coding)."""
+    problems: dict[str, Malformed] = {}
+    value = raw.get("medicationCodeableConcept")
+    try:
+        concept = r.concept(value, "medicationCodeableConcept")
+    except Malformed as exc:
+        problems["medicationCodeableConcept"] = exc
+        texts = _texts_of(value)
+        concept = Concept((), "; ".join(texts)) if texts else None
+    try:
+        target, display = r.reference_to(raw.get("medicationReference"), "medicationReference")
+        if concept is None and target:
+            concept = _referenced(raw, target, r, medications)
+    except Malformed as exc:  # the reference, or the Medication it points to
+        target, display = None, None
+        problems["medicationReference"] = exc
+    return concept, target, display, problems
+
+
+def _texts_of(value: Any) -> tuple[str, ...]:
+    """The strings a malformed CodeableConcept still holds: itself if a string, its text, and
+    the displays of its codings."""
+    if isinstance(value, str):
+        return (value,) if value.strip() else ()
+    if not isinstance(value, dict):
+        return ()
+    codings = value.get("coding")
+    items = [value.get("text")] + [
+        coding.get("display")
+        for coding in (codings if isinstance(codings, list) else [codings])
+        if isinstance(coding, dict)
+    ]
+    return tuple(item for item in items if isinstance(item, str) and item.strip())
+
+
+def read_medication_order(
+    raw: Mapping[str, Any], r: Reader, medications: Mapping[str, Mapping[str, Any]]
+) -> MedicationOrder:
+    """A MedicationRequest or MedicationStatement; ``medications``: Medication resources by
+    reference (``Medication/id``), besides the order's contained ones."""
+    unreadable: dict[str, str] = {}
+
+    def part(name: str, read: Callable[[], T], default: T) -> T:
+        try:
+            return read()
+        except Malformed as exc:
+            unreadable[name] = f"{exc.path} {exc.why}"
+            return default
+
+    kind = str(raw.get("resourceType"))
+    request = kind == "MedicationRequest"
+    status = part("status", lambda: r.code(raw.get("status"), "status"), None)
+    when = "authoredOn" if request else "effectiveDateTime"
+    authored = part(when, lambda: r.date(raw.get(when), when), None)
+    concept, target, display, problems = read_medication(raw, r, medications)
+    unreadable.update({element: f"{e.path} {e.why}" for element, e in problems.items()})
+    dosage_key = "dosageInstruction" if request else "dosage"
+    no_dosages: tuple[Dosage, ...] = ()
+    dosages = part(
+        dosage_key,
+        lambda: tuple(
+            _dosage(item, r, dosage_key) for item in r.objects(raw.get(dosage_key), dosage_key)
+        ),
+        no_dosages,
+    )
+    supply: Quantity | None = part(
+        "dispenseRequest",
+        lambda: r.quantity(
+            (r.obj(raw.get("dispenseRequest"), "dispenseRequest") or {}).get(
+                "expectedSupplyDuration"
+            ),
+            "dispenseRequest.expectedSupplyDuration",
+        ),
+        None,
+    )
+    no_concepts: tuple[Concept, ...] = ()
+    reasons = part(
+        "reasonCode", lambda: r.concepts(raw.get("reasonCode"), "reasonCode"), no_concepts
+    )
+    no_references: tuple[str, ...] = ()
+    references = part(
+        "reasonReference",
+        lambda: tuple(
+            ref
+            for item in r.objects(raw.get("reasonReference"), "reasonReference")
+            if (ref := r.text(item.get("reference"), "reasonReference.reference"))
+        ),
+        no_references,
+    )
+    return MedicationOrder(
+        reference=r.reference,
+        resource_type=kind,
+        status=status,
+        authored=authored,
+        medication=concept,
+        medication_reference=target,
+        medication_display=display,
+        dosages=dosages,
+        supply_duration=supply,
+        reason_codes=reasons,
+        reason_references=references,
+        raw=raw,
+        unreadable=unreadable,
+    )
+
+
+def _referenced(
+    raw: Mapping[str, Any], target: str, r: Reader, medications: Mapping[str, Mapping[str, Any]]
+) -> Concept | None:
+    """The code of the Medication a reference points to: contained, or among ``medications``."""
+    medication: Mapping[str, Any] | None = None
+    if target.startswith("#"):
+        contained = r.objects(raw.get("contained"), "contained")
+        medication = next((c for c in contained if f"#{c.get('id')}" == target), None)
+    else:
+        medication = medications.get(target)
+    if medication is None:
+        return None
+    return r.concept(medication.get("code"), "medicationReference (the Medication's code)")
+
+
+def medication_concept(concept: Concept | None, display: str | None) -> Concept | None:
+    """What an order names: its coded medication, else the reference's display."""
+    if concept is not None:
+        return concept
+    if display:
+        return Concept((), display)
+    return None
+
+
+def recognise(order: MedicationOrder, kb: KnowledgeBase) -> IgOrder | None:
+    """The order as an immune globulin order, or None when it names no immune globulin."""
+    concept = medication_concept(order.medication, order.medication_display)
+    if concept is None:
+        return None
+    identified = kb.catalogue.identify(concept.codes, concept.texts)
+    if identified is None:
+        return None
+    codes = concept.codes
+    label = concept.label or (codes[0].display or codes[0].label() if codes else "")
+    route, basis = _route(order, identified.product, identified.code_route, kb)
+    return IgOrder(order, identified.product, label, identified.matched_by, route, basis)
+
+
+def _route(
+    order: MedicationOrder, product: Any, code_route: str | None, kb: KnowledgeBase
+) -> tuple[Route, str]:
+    for dosage in order.dosages:
+        if dosage.route is None:
+            continue
+        for code in dosage.route.codes:
+            route = kb.route_codes.get((code.system, code.code))
+            if route:
+                return _as_route(route), f"ordered route ({code.label()})"
+        for name, pattern in kb.route_phrases.items():
+            if any(pattern.search(text) for text in dosage.route.texts):
+                return _as_route(name), f"ordered route ('{dosage.route.texts[0]}')"
+    if code_route:
+        return _as_route(code_route), "route of the ordered ATC class"
+    if product is not None and len(product.routes) == 1:
+        return product.routes[0], f"labelled route of {product.brand}"
+    unread = next((why for key, why in order.unreadable.items() if key.startswith("dosage")), None)
+    given = f"the route could not be read ({unread})" if unread else "no route on the order"
+    labelled = f"{product.brand} is labelled {' and '.join(product.routes)}; " if product else ""
+    return "IV", f"{given} ({labelled}assumed IV so the IV checks run)"
+
+
+def _as_route(value: str) -> Route:
+    return "SC" if value == "SC" else "IV"

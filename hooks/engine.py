@@ -1,0 +1,55 @@
+"""The clinical engine: ``evaluate(context, knowledge, settings) -> findings``. Pure: no I/O, no
+HTTP errors, no clock (the date is the context's). The rule loop lives here and only here.
+
+Order rules run once per immune globulin order in focus, plasma-exchange rules once per
+plasma-exchange order in focus, patient rules once per call; findings come out in that order, and
+within each in the display order of the settings' rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
+
+from hooks.context.model import ClinicalContext
+from hooks.findings import Finding
+from hooks.knowledge_base import KnowledgeBase, Thresholds
+from hooks.registry import Registry
+from hooks.rules.base import OrderInput, PatientInput, PlasmaExchangeInput
+
+Input = TypeVar("Input", contravariant=True)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What is in force at this site: the rules (in display order) and the thresholds."""
+
+    rules: Registry
+    thresholds: Thresholds
+
+
+def evaluate(ctx: ClinicalContext, kb: KnowledgeBase, settings: Settings) -> tuple[Finding, ...]:
+    hook, thresholds, rules = ctx.hook, settings.thresholds, settings.rules
+    findings: list[Finding] = []
+    for order in ctx.ig_orders:
+        order_input = OrderInput(ctx, order, kb, thresholds)
+        findings += (
+            replace(found, order=order.reference)
+            for found in _run(rules.order_rules(hook), order_input)
+        )
+    for plex in ctx.plasma_exchange_orders:
+        findings += _run(
+            rules.plasma_exchange_rules(hook), PlasmaExchangeInput(ctx, plex, kb, thresholds)
+        )
+    findings += _run(rules.patient_rules(hook), PatientInput(ctx, kb, thresholds))
+    return tuple(findings)
+
+
+def _run(rules: Iterable[_Checks[Input]], rule_input: Input) -> Iterator[Finding]:
+    return (found for rule in rules if (found := rule.check(rule_input)) is not None)
+
+
+class _Checks(Protocol[Input]):
+    @property
+    def check(self) -> Callable[[Input], Finding | None]: ...

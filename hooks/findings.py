@@ -1,0 +1,95 @@
+"""What rules return: findings, and the changes they propose, as data (no FHIR is written here).
+
+A rule proposes *changes* to an order (product, dose, rate, an instruction), new companion orders
+(labs, hydration, referrals) or the removal of an order. The card maker turns them into CDS Hooks
+actions with complete FHIR resources; a composer can merge the changes several findings propose
+for one order into one revised order, because each change says only what it changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hooks.knowledge_base.schema import Product
+
+Indicator = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class ProductChange:
+    product: Product
+    why: str
+
+
+@dataclass(frozen=True)
+class DoseChange:
+    """The dose per administration; ``every_weeks`` also sets a weekly-interval regimen (SCIG)."""
+
+    value: float
+    unit: Literal["g", "g/kg"]
+    why: str
+    every_weeks: float | None = None
+
+
+@dataclass(frozen=True)
+class RateCap:
+    """A labelled maximum rate (mg/kg/min); a lower ordered rate is never raised."""
+
+    mg_kg_min: float
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """An administration instruction added to every dosage (and to the order's notes)."""
+
+    text: str
+
+
+OrderChange = ProductChange | DoseChange | RateCap | Instruction
+
+
+@dataclass(frozen=True)
+class ReviseOrder:
+    order: str  # the reference of the order in focus
+    changes: tuple[OrderChange, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class CreateOrder:
+    orderable: str  # a name in knowledge/orderables.json
+    why: str
+    for_order: str | None = None  # the order it accompanies (reasonReference)
+
+
+@dataclass(frozen=True)
+class RemoveOrder:
+    order: str
+    description: str
+
+
+ProposedAction = ReviseOrder | CreateOrder | RemoveOrder
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One suggestion: what the clinician accepts in one click."""
+
+    label: str
+    actions: tuple[ProposedAction, ...]
+    recommended: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    topic: str
+    indicator: Indicator
+    summary: str
+    evidence: tuple[str, ...]
+    recommendation: str
+    order: str | None = None  # the order it is about (None: the patient); set by the engine
+    proposals: tuple[Proposal, ...] = ()
+    selection: Literal["at-most-one", "any"] = "any"
+    notes: tuple[str, ...] = ()
+    source: tuple[str, str] | None = None  # (label, url) when not the topic's own source

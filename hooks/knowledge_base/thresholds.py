@@ -1,0 +1,111 @@
+"""The clinical numbers in force: ``knowledge/thresholds.json``, with the site's overrides.
+
+The values and their sources are data; this class only gives them types, so rules read
+``thresholds.thrombosis_age`` and mypy checks it. A site may override an entry marked ``site`` with
+``IVIG_CDS_<NAME>`` (or the test mapping key ``<NAME>``); an override of a fixed entry is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cds_service.config import ENV_PREFIX, ConfigError
+from cds_service.errors import KnowledgeError
+from hooks.knowledge_base.schema import Threshold
+
+NON_NEGATIVE_SITE = (
+    "window_weight_days",
+    "window_renal_days",
+    "recent_ivig_days",
+    "plex_after_ivig_days",
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    thrombosis_age: int
+    renal_age: int
+    creatinine_mg_dl: float
+    egfr: float
+    triglycerides_mg_dl: float
+    bmi_obese: float
+    window_weight_days: int
+    window_renal_days: int
+    window_igg_days: int
+    window_igg_scig_start_days: int
+    scig_start_days: int
+    igg_low_mg_dl: float
+    replacement_min_infections: int
+    replacement_lookback_days: int
+    recent_ivig_days: int
+    scig_default_interval_weeks: float
+    plex_after_ivig_days: int
+    iga_deficient_below_mg_dl: float
+    iga_min_age_years: int
+    high_dose_g_per_kg: float
+    dose_tolerance: float
+    dose_rounding_g: float
+    dosing_weight_min_height_cm: float
+    adjusted_weight_factor: float
+    ibw_base_male_kg: float
+    ibw_base_female_kg: float
+    ibw_kg_per_inch: float
+
+
+FIELDS = {field.name: field.type for field in dataclasses.fields(Thresholds)}
+
+
+def _typed(name: str, value: Any) -> int | float:
+    kind = FIELDS[name]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected a number, got {value!r}") from None
+    if kind == "int":
+        if number != int(number):
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected a whole number, got {value!r}")
+        return int(number)
+    return number
+
+
+def thresholds_in_force(
+    entries: Mapping[str, Threshold], env: Mapping[str, str], overrides: Mapping[str, Any]
+) -> tuple[Thresholds, dict[str, int | float]]:
+    """The thresholds of the file, with site overrides applied; and the overrides that differ."""
+    missing, unknown = sorted(FIELDS.keys() - entries.keys()), sorted(entries.keys() - FIELDS)
+    if missing or unknown:
+        raise KnowledgeError(
+            f"thresholds.json: thresholds missing {missing}, unknown {unknown} "
+            "(each must match a field of hooks.knowledge_base.thresholds.Thresholds)"
+        )
+    values = {name: _typed(name, entry.value) for name, entry in entries.items()}
+    changed: dict[str, int | float] = {}
+    for name, entry in entries.items():
+        key = name.upper()
+        given = overrides[key] if key in overrides else env.get(ENV_PREFIX + key)
+        if given is None:
+            continue
+        if not entry.site:
+            raise ConfigError(
+                f"{ENV_PREFIX}{key}: {name} is fixed by its source ({entry.source.label}); "
+                "only thresholds marked site in thresholds.json may be overridden"
+            )
+        value = _typed(name, given)
+        if value != values[name]:
+            changed[name] = value
+        values[name] = value
+    for name in NON_NEGATIVE_SITE:
+        if values[name] < 0:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must not be negative")
+    return Thresholds(**values), changed  # type: ignore[arg-type]  # typed field by field above
+
+
+def overrides_digest(changed: Mapping[str, int | float]) -> str:
+    """A short digest of the site overrides, part of the knowledge version."""
+    text = json.dumps(dict(sorted(changed.items())), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
