@@ -66,10 +66,12 @@ def _free_port() -> int:
 def service(loaded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``ivig-cds serve`` (gunicorn, 2 workers) allowed to call the FHIR server."""
     port = _free_port()
+    scratch = tmp_path_factory.mktemp("it")
     env = os.environ | {
         "IVIG_CDS_ALLOWED_FHIR_SERVERS": loaded,
         "IVIG_CDS_EVALUATION_DATE": EVALUATION_DATE,
-        "IVIG_CDS_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('it') / 'it.sqlite3'}",
+        "IVIG_CDS_DATABASE_URL": f"sqlite:///{scratch / 'it.sqlite3'}",
+        "IVIG_CDS_AUDIT_SPOOL_DIR": str(scratch / "audit-spool"),  # not in the working tree
         "IVIG_CDS_REQUEST_BUDGET_S": "20",
         "IVIG_CDS_FHIR_TIMEOUT_S": "15",
         "IVIG_CDS_LOG_LEVEL": "WARNING",
