@@ -39,12 +39,9 @@ class DataSource(Protocol):
         """Resolve every prefetch key: prefetched, fetched from the FHIR server, or a gap."""
         ...
 
-    def read(self, reference: str) -> dict[str, Any] | None:
-        """Read one resource (``Type/id``) from the FHIR server; None when it cannot be had."""
-        ...
-
     def read_many(self, references: list[str]) -> dict[str, dict[str, Any]]:
-        """Read several resources in parallel; those that cannot be had are left out."""
+        """Read resources (``Type/id``) from the FHIR server, in parallel; those that cannot be
+        had are left out."""
         ...
 
 

@@ -47,7 +47,7 @@ class CardMaker:
 
     def cards(self, findings: tuple[Finding, ...]) -> list[Card]:
         made = [self.card(finding) for finding in findings]
-        notes = sorted({d.describe() for d in self.ctx.deviations})
+        notes = self.ctx.deviation_notes
         if made and notes:
             first = made[0]
             line = f"\n\nNote for the EHR team: {'; '.join(notes)}; read as a list of one."

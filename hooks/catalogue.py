@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hooks.knowledge_base.schema import GenericCoding, Product, ProductsFile
 from hooks.terminology import ATC, Code, phrase_pattern
 
 CACHE_SIZE = 8192
-_Concept = tuple[tuple[Code, ...], tuple[str, ...]]  # codes and texts
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,7 @@ class Catalogue:
         self._generic_pattern = phrase_pattern(file.generic.match_words)
         self._exclusion_pattern = phrase_pattern(file.exclusions.match_words)
         # Medication texts repeat across records and calls; recognising one is a pure function.
-        # The value is a 1-tuple: (None,) is "no immune globulin", a missing key "not yet known".
-        self._identified: dict[_Concept, tuple[Identified | None]] = {}
+        self._identified = lru_cache(maxsize=CACHE_SIZE)(self._identify)
 
     def by_id(self, product_id: str) -> Product:
         return self._by_id[product_id]
@@ -71,15 +70,7 @@ class Catalogue:
 
     def identify(self, codes: Sequence[Code], texts: Sequence[str]) -> Identified | None:
         """The immune globulin a medication concept names, or None when it names none."""
-        key = (tuple(codes), tuple(texts))
-        # One lookup, never a second: another request thread may clear the cache in between.
-        cached = self._identified.get(key)
-        if cached is None:
-            cached = (self._identify(key[0], key[1]),)
-            if len(self._identified) >= CACHE_SIZE:  # a pure function: forgetting is safe
-                self._identified.clear()
-            self._identified[key] = cached
-        return cached[0]
+        return self._identified(tuple(codes), tuple(texts))
 
     def _identify(self, codes: Sequence[Code], texts: Sequence[str]) -> Identified | None:
         if self.excluded(codes, texts):

@@ -13,7 +13,7 @@ from typing import Any
 
 from cds_service.service import Answer, HookCall, ServiceDefinition
 from hooks.card_builder import make_cards
-from hooks.context import ClinicalContext, Focus, Session, build_context, focus_of, read_session
+from hooks.context import Focus, Session, build_context, focus_of, read_session
 from hooks.engine import Settings, evaluate
 from hooks.knowledge_base import KnowledgeBase
 
@@ -56,17 +56,13 @@ class Checker:
             max_resources=self.options.max_resources_per_call,
         )
         findings = evaluate(ctx, self.kb, self.settings)
-        return Answer(make_cards(findings, ctx, self.kb, call.new_uuid), _audit_notes(ctx))
+        return Answer(make_cards(findings, ctx, self.kb, call.new_uuid), ctx.deviation_notes)
 
     def _focus(self, session: Session, call: HookCall) -> Focus:
         wanted = session.references_to_read()
         read: dict[str, dict[str, Any]] = call.data.read_many(wanted) if wanted else {}
         medications = {ref: r for ref, r in read.items() if r.get("resourceType") == "Medication"}
         return focus_of(session, medications, self.kb)
-
-
-def _audit_notes(ctx: ClinicalContext) -> tuple[str, ...]:
-    return tuple(sorted({d.describe() for d in ctx.deviations}))
 
 
 def build_services(

@@ -122,7 +122,7 @@ class PrefetchResolver:
         self._raise_if_essential_missing(resources, gaps)
         return ResolvedData(resources=resources, gaps=gaps)
 
-    def read(self, reference: str) -> dict[str, Any] | None:
+    def _read(self, reference: str) -> dict[str, Any] | None:
         if self._client is None:
             return None
         try:
@@ -136,10 +136,10 @@ class PrefetchResolver:
         if self._client is None or not references:
             return {}
         if len(references) == 1:
-            found = self.read(references[0])
+            found = self._read(references[0])
             return {references[0]: found} if isinstance(found, dict) else {}
         jobs = {
-            ref: self._executor.submit(contextvars.copy_context().run, self.read, ref)
+            ref: self._executor.submit(contextvars.copy_context().run, self._read, ref)
             for ref in references
         }
         wait(list(jobs.values()), timeout=self._deadline.remaining())

@@ -265,13 +265,13 @@ class _Record:
 
 def _latest(
     built: _Record, kb: KnowledgeBase
-) -> tuple[dict[str, tuple[ObservationEntry, ...]], list[UnusableObservation]]:
-    latest: dict[str, tuple[ObservationEntry, ...]] = {}
+) -> tuple[dict[str, ObservationEntry], list[UnusableObservation]]:
+    latest: dict[str, ObservationEntry] = {}
     unusable: list[UnusableObservation] = []
     for concept, heads in built.observations.items():
         found, unused, malformed = record.latest_values(heads, kb)
         if found is not None:
-            latest[concept] = (found,)
+            latest[concept] = found
         unusable += unused
         built.skipped += [Skipped(reference, why) for reference, why in malformed]
     return latest, unusable

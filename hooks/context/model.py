@@ -213,7 +213,7 @@ class ClinicalContext:
     patient: PatientFacts
     conditions: tuple[ConditionEntry, ...] = ()
     # concept -> its latest usable value (older values are not read: no rule reads them)
-    observations: Mapping[str, tuple[ObservationEntry, ...]] = field(default_factory=dict)
+    observations: Mapping[str, ObservationEntry] = field(default_factory=dict)
     unusable: tuple[UnusableObservation, ...] = ()
     medications: tuple[MedicationEntry, ...] = ()
     allergies: tuple[AllergyEntry, ...] = ()
@@ -237,12 +237,16 @@ class ClinicalContext:
         return age_on(born, self.today) if born else None
 
     @property
+    def deviation_notes(self) -> tuple[str, ...]:
+        """The tolerated deviations, each said once: for the cards' detail and the audit."""
+        return tuple(sorted({d.describe() for d in self.deviations}))
+
+    @property
     def current_ig(self) -> tuple[IgHistory, ...]:
         return tuple(h for h in self.ig_history if h.current)
 
     def latest(self, concept: str) -> ObservationEntry | None:
-        found = self.observations.get(concept, ())
-        return found[0] if found else None
+        return self.observations.get(concept)
 
     def latest_within(self, concept: str, days: int) -> ObservationEntry | None:
         """The latest value dated within ``days`` of today, both ends included."""
