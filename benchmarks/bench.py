@@ -325,6 +325,7 @@ def in_process(args: argparse.Namespace, tmp: str, service: dict[str, Any]) -> N
         f"{'met' if worst <= GOALS['in_process_ms'] else 'NOT met'} (worst {worst:.2f} ms)"
     )
     fhir_fetch(app, fhir_base, args)
+    app.extensions["ivig_cds"].audit.close()  # its spool is in ``tmp``, removed next
 
 
 # --- no prefetch: a slow local FHIR server ---

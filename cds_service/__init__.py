@@ -26,6 +26,7 @@ from cds_service.audit import AuditWriter
 from cds_service.config import ENV_PREFIX, ConfigError, Settings, load_settings
 from cds_service.feedback import FeedbackStore, make_engine
 from cds_service.logs import request_id
+from cds_service.repeats import RepeatMemory
 from cds_service.runtime import Runtime, make_session, new_uuid, utc_now
 
 __all__ = ["create_app"]
@@ -49,6 +50,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.json = OrjsonProvider(app)  # keeps the CDS Hooks field order (no sorting)
     store = FeedbackStore(make_engine(settings.database_url))
     store.create_schema()
+    repeats = RepeatMemory(store.engine, settings.repeat_window_s)  # same database: shared
+    repeats.create_schema()
     app.extensions["ivig_cds"] = Runtime(
         settings=settings,
         registry=build_registry(env, overrides),
@@ -57,6 +60,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         session=overrides.get("FHIR_SESSION") or make_session(settings.fhir_max_workers),
         clock=overrides.get("CLOCK") or _clock(settings.evaluation_date),
         uuid_factory=overrides.get("UUID_FACTORY", new_uuid),
+        repeats=repeats,
     )
     _add_request_id(app)  # first, so every later hook and every log line carries it
     if settings.auth == "jwt":  # CDS Hooks "Trusting CDS Clients": a signed JWT on every route

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,8 @@ class ShownCard:
     topic: str | None
     indicator: str
     suggestions: tuple[str, ...]
+    # Left out of an order-sign answer: order-select showed it already (contract §7.6).
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class AuditRecord:
                     "topic": c.topic,
                     "indicator": c.indicator,
                     "suggestions": c.suggestions,
+                    "suppressed": c.suppressed,
                 }
                 for c in self.cards
             ],
@@ -89,7 +92,13 @@ class AuditRecord:
     def from_json(cls, line: str) -> AuditRecord:
         data = json.loads(line)
         data["cards"] = tuple(
-            ShownCard(c["uuid"], c["topic"], c["indicator"], tuple(c["suggestions"]))
+            ShownCard(
+                c["uuid"],
+                c["topic"],
+                c["indicator"],
+                tuple(c["suggestions"]),
+                bool(c.get("suppressed", False)),  # spooled before the flag existed: shown
+            )
             for c in data["cards"]
         )
         data["notes"] = tuple(data.get("notes") or ())
@@ -417,14 +426,23 @@ def record_of(
     request_id: str | None,
     client: str | None,
     notes: tuple[str, ...],
+    suppressed: Collection[str] = frozenset(),
 ) -> AuditRecord:
+    """``cards``: every card the service made; ``suppressed``: the uuids of those left out of
+    the answer (order-select showed them already)."""
     return AuditRecord(
         service_id=service_id,
         hook_instance=hook_instance,
         called_at=called_at.astimezone(UTC).isoformat(),
         knowledge_version=knowledge_version,
         cards=tuple(
-            ShownCard(c.uuid, c.topic, c.indicator, tuple(s.uuid for s in c.suggestions))
+            ShownCard(
+                c.uuid,
+                c.topic,
+                c.indicator,
+                tuple(s.uuid for s in c.suggestions),
+                c.uuid in suppressed,
+            )
             for c in cards
         ),
         request_id=request_id,

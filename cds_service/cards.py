@@ -108,6 +108,12 @@ class Card:
     selection_behavior: Literal["at-most-one", "any"] | None = None
     override_reasons: tuple[Coding, ...] = ()
     links: tuple[Link, ...] = field(default=())
+    extension: dict[str, Any] | None = None
+    # Not sent: what the order-select -> order-sign memory compares (contract §7.6). ``digest``
+    # hashes the card's findings and their evidence; ``orders`` are the fingerprints of the
+    # orders it is about (as ordered, and as its revised order would make them).
+    digest: str | None = field(default=None, compare=False)
+    orders: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if len(self.summary) > SUMMARY_MAX:
@@ -133,5 +139,6 @@ class Card:
                 "selectionBehavior": self.selection_behavior,
                 "overrideReasons": [reason.to_json() for reason in self.override_reasons],
                 "links": [link.to_json() for link in self.links],
+                "extension": self.extension,
             }
         )

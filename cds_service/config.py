@@ -98,6 +98,9 @@ class Settings:
     # Tests and demos only: evaluate every call as of noon UTC on this date (YYYY-MM-DD), so fixture
     # patients keep their "recent" data. Never set in production.
     evaluation_date: str = ""
+    # Card contract §7.6: an order-sign card that order-select showed within this many seconds is
+    # not shown again (cds_service/repeats.py); 0 turns the memory off.
+    repeat_window_s: int = 3600
 
     def validate(self) -> None:
         if self.auth not in ("off", "jwt"):
@@ -135,6 +138,8 @@ class Settings:
                 )
         if self.fhir_timeout_s <= 0 or self.request_budget_s <= 0:
             raise ConfigError(f"{ENV_PREFIX}FHIR_TIMEOUT_S and REQUEST_BUDGET_S must be positive")
+        if self.repeat_window_s < 0:
+            raise ConfigError(f"{ENV_PREFIX}REPEAT_WINDOW_S must be >= 0 (0 turns it off)")
         if self.fhir_max_pages < 1 or self.fhir_max_workers < 1 or self.max_request_bytes < 1:
             raise ConfigError(
                 f"{ENV_PREFIX}FHIR_MAX_PAGES, FHIR_MAX_WORKERS and MAX_REQUEST_BYTES must be >= 1"

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -53,6 +54,8 @@ issued_cards = Table(
     Column("indicator", String(20), nullable=False),
     Column("suggestion_uuids", Text, nullable=False),
     Column("issued_at", DateTime(timezone=True), nullable=False),
+    # Made but left out of an order-sign answer: order-select showed it (contract §7.6).
+    Column("suppressed", Boolean),
 )
 
 hook_calls = Table(
@@ -64,7 +67,8 @@ hook_calls = Table(
     Column("request_id", String(100)),
     Column("client", String(300)),  # the authenticated issuer, when auth is on
     Column("knowledge_version", String(100), nullable=False),
-    Column("cards", Text, nullable=False),  # JSON: [{"uuid", "topic", "indicator"}]
+    # JSON: [{"uuid", "topic", "indicator"}], and "suppressed": true on a card left out
+    Column("cards", Text, nullable=False),
     Column("called_at", DateTime(timezone=True), nullable=False),
     Column("notes", Text),  # JSON list: client deviations the service tolerated
     # The audit writer's id of the record: a replayed spool never stores one twice.
@@ -121,19 +125,20 @@ class FeedbackStore:
 
     def _add_missing_columns(self) -> None:
         """Columns added since a table was created (nullable, so old rows stay valid)."""
-        existing = {column["name"] for column in inspect(self.engine).get_columns("hook_call")}
-        for column in hook_calls.columns:
-            if column.name in existing or not column.nullable:
-                continue
-            kind = column.type.compile(dialect=self.engine.dialect)
-            try:
-                with self.engine.begin() as connection:
-                    connection.execute(
-                        text(f"ALTER TABLE hook_call ADD COLUMN {column.name} {kind}")
-                    )
-            except SQLAlchemyError:
-                # Another worker added it first; the column is there either way.
-                log.info("column hook_call.%s was added by another worker", column.name)
+        for table in (hook_calls, issued_cards):
+            existing = {column["name"] for column in inspect(self.engine).get_columns(table.name)}
+            for column in table.columns:
+                if column.name in existing or not column.nullable:
+                    continue
+                kind = column.type.compile(dialect=self.engine.dialect)
+                try:
+                    with self.engine.begin() as connection:
+                        connection.execute(
+                            text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+                        )
+                except SQLAlchemyError:
+                    # Another worker added it first; the column is there either way.
+                    log.info("column %s.%s was added by another worker", table.name, column.name)
         with self.engine.begin() as connection:
             connection.execute(
                 text(
@@ -192,7 +197,12 @@ class FeedbackStore:
 
 
 def _call_row(record: AuditRecord) -> dict[str, Any]:
-    shown = [{"uuid": c.uuid, "topic": c.topic, "indicator": c.indicator} for c in record.cards]
+    shown: list[dict[str, Any]] = [
+        {"uuid": c.uuid, "topic": c.topic, "indicator": c.indicator} for c in record.cards
+    ]
+    for entry, card in zip(shown, record.cards, strict=True):
+        if card.suppressed:  # only then, so the shape of every other record stays as it was
+            entry["suppressed"] = True
     return {
         "record_id": record.record_id,
         "service_id": record.service_id,
@@ -216,6 +226,7 @@ def _card_rows(record: AuditRecord) -> list[dict[str, Any]]:
             "indicator": card.indicator,
             "suggestion_uuids": json.dumps(list(card.suggestions)),
             "issued_at": record.when,
+            "suppressed": card.suppressed,
         }
         for card in record.cards
     ]

@@ -19,14 +19,17 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from cds_service.audit import AuditWriter, record_of
+from cds_service.cards import Card
 from cds_service.config import Settings
 from cds_service.errors import UnknownCard, UnknownService
 from cds_service.feedback import FeedbackStore
 from cds_service.fhir.client import Deadline, FhirClient, is_allowed_server
 from cds_service.fhir.prefetch import PrefetchResolver
+from cds_service.repeats import RepeatMemory, scope_of
 from cds_service.service import HookCall, ServiceDefinition, ServiceRegistry
 
 log = logging.getLogger(__name__)
+DEVIATIONS_EXTENSION = "org.ivig-cds.tolerated-deviations"
 
 
 class Caller(Protocol):
@@ -67,6 +70,7 @@ class Runtime:
     session: requests.Session
     clock: Callable[[], datetime] = utc_now
     uuid_factory: Callable[[], str] = new_uuid
+    repeats: RepeatMemory | None = None  # order-select -> order-sign memory (contract §7.6)
     executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,8 +99,9 @@ class Runtime:
         request: dict[str, Any],
         caller: Caller | None = None,
         request_id: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Run the service; ``caller`` is the authenticated client (its FHIR servers only)."""
+    ) -> dict[str, Any]:
+        """Run the service and answer the response body; ``caller`` is the authenticated client
+        (its FHIR servers only)."""
         allowed_servers = caller.fhir_servers if caller is not None else None
         client, no_client_reason = self._client_for(request, allowed_servers)
         data = PrefetchResolver(
@@ -116,29 +121,56 @@ class Runtime:
             now=now,
             data=data,
             new_uuid=self.uuid_factory,
+            extension=request.get("extension") or {},
         )
         answer = service.handler(call)
-        cards = answer.cards
+        suppressed = self._repeated(service.hook, request, caller, answer.cards)
+        cards = [card for card in answer.cards if card.uuid not in suppressed]
         self.audit.submit(
             record_of(
                 service.id,
                 call.hook_instance,
-                cards,
+                answer.cards,
                 now,
                 self.registry.knowledge_version,
                 request_id,
                 caller.iss if caller is not None else None,
                 answer.audit_notes,
+                suppressed,
             )
         )
         log.info(
-            "hook %s instance=%s cards=%s",
+            "hook %s instance=%s cards=%s suppressed=%d",
             service.id,
             call.hook_instance,
             ",".join(f"{card.topic}:{card.indicator}" for card in cards) or "none",
+            len(suppressed),
             extra={"service": service.id, "topics": [card.topic for card in cards]},
         )
-        return [card.to_json() for card in cards]
+        response: dict[str, Any] = {"cards": [card.to_json() for card in cards]}
+        if answer.audit_notes:  # tolerated client deviations, for the EHR team (contract §9)
+            response["extension"] = {DEVIATIONS_EXTENSION: list(answer.audit_notes)}
+        return response
+
+    def _repeated(
+        self, hook: str, request: dict[str, Any], caller: Caller | None, cards: list[Card]
+    ) -> frozenset[str]:
+        """Contract §7.6: order-select's cards are remembered; of order-sign's, the uuids of
+        those order-select showed already (left out of the answer, audited as suppressed)."""
+        if self.repeats is None or hook not in ("order-select", "order-sign"):
+            return frozenset()
+        scope = scope_of(
+            request["context"],
+            request.get("fhirServer"),
+            caller.iss if caller is not None else None,
+            # The JWT ``tenant`` claim, once the authenticated caller carries it; until then
+            # the FHIR server (which the issuer is pinned to) tells tenants apart.
+            getattr(caller, "tenant", None),
+        )
+        if hook == "order-select":
+            self.repeats.remember(scope, cards)
+            return frozenset()
+        return self.repeats.repeats(scope, cards)
 
     def _client_for(
         self, request: dict[str, Any], allowed_servers: tuple[str, ...] | None = None

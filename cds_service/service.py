@@ -9,7 +9,7 @@ server.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -53,6 +53,7 @@ class HookCall:
     now: datetime
     data: DataSource
     new_uuid: Callable[[], str]
+    extension: Mapping[str, Any] = field(default_factory=dict)  # the request's own extensions
 
 
 @dataclass(frozen=True)

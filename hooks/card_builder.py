@@ -1,31 +1,51 @@
-"""Turn findings into CDS Hooks cards (contract §5): evidence, source, suggestions with complete
-FHIR resources, each validated with the R4B models before it is offered.
+"""Turn the composer's card plans into CDS Hooks cards (contract §5, §7): evidence, sources,
+suggestions with complete FHIR resources (each validated with the R4B models before it is
+offered), in the EHR profile in force.
 
-A suggestion whose resource would not be valid FHIR R4 (a client order malformed in an element the
-service echoes back) is not offered, and the card says why. Tolerated client deviations are said
-once, as the last line of the first card's detail, for the EHR team.
+Profiles (contract §7.8): ``standard`` uses create, update and delete as CDS Hooks 2.0 allows.
+``epic`` follows Epic's published limits: create and delete only, one action per suggestion,
+``selectionBehavior`` ``any``; a revision that keeps the product is text (every value written
+out), a product switch is "Remove <product>" plus "Order <product>" (coded by a verified RxNorm
+code, else not offered), and where the standard profile offers alternatives only the recommended
+one is offered.
+
+Text from the record is escaped here (``hooks.text``): Markdown and HTML in ``detail``, plain
+text in the summary, labels and descriptions. A tolerated client deviation is said once, as the
+last line of the first card's detail, for the EHR team.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from cds_service.cards import SUMMARY_MAX, Action, Card, Coding, Source, Suggestion
+from hooks.composer import CardPlan, Revision, describe
 from hooks.context.model import ClinicalContext, IgOrder
 from hooks.fhir_models import validation_error
 from hooks.findings import (
     CreateOrder,
     Finding,
     OrderChange,
+    ProductChange,
     Proposal,
     ProposedAction,
     RemoveOrder,
     ReviseOrder,
 )
 from hooks.knowledge_base import KnowledgeBase
+from hooks.knowledge_base.schema import Product
+from hooks.order_values import entry_values
 from hooks.resources import Unrevisable, created, revised
+from hooks.text import markdown, plain, record
+
+Profile = Literal["standard", "epic"]
+PROFILES: tuple[Profile, ...] = ("standard", "epic")
+FINDINGS_EXTENSION = "org.ivig-cds.findings"  # the finding codes a card holds (contract §7.2)
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 
 class NotOffered(ValueError):
@@ -37,16 +57,19 @@ class CardMaker:
     ctx: ClinicalContext
     kb: KnowledgeBase
     new_uuid: Callable[[], str]
+    profile: Profile = "standard"
     _orders: dict[str, IgOrder] = field(init=False)
+    _drafts: set[str] = field(init=False)
     _revised: dict[tuple[str, tuple[OrderChange, ...]], tuple[dict[str, Any], str | None]] = field(
         init=False, default_factory=dict
     )
 
     def __post_init__(self) -> None:
         self._orders = {order.reference: order for order in self.ctx.ig_orders}
+        self._drafts = {order.reference for order in self.ctx.session_orders}
 
-    def cards(self, findings: tuple[Finding, ...]) -> list[Card]:
-        made = [self.card(finding) for finding in findings]
+    def cards(self, plans: tuple[CardPlan, ...]) -> list[Card]:
+        made = [self.card(plan) for plan in plans]
         notes = self.ctx.deviation_notes
         if made and notes:
             first = made[0]
@@ -54,52 +77,135 @@ class CardMaker:
             made[0] = replace(first, detail=(first.detail or "") + line)
         return made
 
-    def card(self, finding: Finding) -> Card:
-        order = self._orders.get(finding.order) if finding.order else None
-        source = self._source(finding, order)
-        suggestions, not_offered = [], []
-        for proposal in finding.proposals:
-            try:
-                actions = tuple(self._action(action) for action in proposal.actions)
-            except NotOffered as exc:
-                not_offered.append(f"Not offered: {proposal.label} ({exc})")
-                continue
-            suggestions.append(self._suggestion(proposal, actions))
-        summary = finding.summary
-        if len(summary) > SUMMARY_MAX:
-            summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
-        indicator = finding.indicator
+    def card(self, plan: CardPlan) -> Card:
+        lead = plan.findings[0]
+        order = self._orders.get(lead.order) if lead.order else None
+        source = self._source(plan, order)
+        suggestions, not_offered, text_only = self._suggestions(plan)
+        indicator = plan.indicator
+        resources = [self._revised_resource(r) for r in plan.course_revisions]
         return Card(
             uuid=self.new_uuid(),
-            summary=summary,
+            summary=plain(lead.summary, SUMMARY_MAX),
             indicator=indicator,
             source=source,
-            detail=_detail(finding, order, source, not_offered),
+            detail=self._detail(plan, source, [*text_only, *not_offered]),
             suggestions=tuple(suggestions),
-            selection_behavior=finding.selection if suggestions else None,
-            override_reasons=self._override_reasons(finding) if indicator != "info" else (),
+            selection_behavior=self._selection(plan) if suggestions else None,
+            override_reasons=self._override_reasons(plan) if indicator != "info" else (),
+            extension={
+                FINDINGS_EXTENSION: [
+                    {"code": f.topic, "indicator": f.indicator} for f in plan.findings
+                ]
+            },
+            digest=_digest(plan),
+            orders=tuple(
+                dict.fromkeys(
+                    [
+                        *self._about(plan),
+                        *(fingerprint(resource) for resource in resources if resource),
+                    ]
+                )
+            ),
         )
 
-    def _source(self, finding: Finding, order: IgOrder | None) -> Source:
-        topic = self.kb.topics[finding.topic]
+    def _about(self, plan: CardPlan) -> list[str]:
+        """The fingerprints of the orders a card is about: its course's, else (a card about the
+        patient or a plasma exchange) every order in focus."""
+        if plan.course:
+            return [fingerprint(self._orders[r].order.raw) for r in plan.course]
+        about = [fingerprint(order.order.raw) for order in self.ctx.ig_orders]
+        exchanges = sorted(o.code.label for o in self.ctx.plasma_exchange_orders if o.code)
+        if exchanges:
+            about.append(_hash({"plasmaExchange": exchanges}))  # by what they order
+        return about
+
+    def _selection(self, plan: CardPlan) -> Literal["at-most-one", "any"]:
+        return "any" if self.profile == "epic" else plan.selection
+
+    def _source(self, plan: CardPlan, order: IgOrder | None) -> Source:
+        lead = plan.findings[0]
+        topic = self.kb.topics[lead.topic]
         label, url = topic.source.label, topic.source.url
         if topic.productLabel and order is not None and order.product is not None:
             label, url = f"{label}; {order.product.source.label}", order.product.source.url
-        if finding.source is not None:
-            label, url = finding.source
-        coding = Coding(self.kb.topic_system, finding.topic, topic.display)
-        return Source(label=label, url=url, topic=coding)
+        if lead.source is not None:
+            label, url = lead.source
+        display = f"{plan.group.display} ({plan.indicator})"
+        coding = Coding(self.kb.topic_system, plan.topic_code, display)
+        return Source(label=label, url=url or None, topic=coding)
 
-    def _override_reasons(self, finding: Finding) -> tuple[Coding, ...]:
+    def _override_reasons(self, plan: CardPlan) -> tuple[Coding, ...]:
         system, reasons = self.kb.override_reason_system, self.kb.override_reasons
-        return tuple(
-            Coding(system, code, reasons[code])
-            for code in self.kb.topics[finding.topic].overrideReasons
+        codes = dict.fromkeys(
+            code for f in plan.findings for code in self.kb.topics[f.topic].overrideReasons
         )
+        return tuple(Coding(system, code, reasons[code]) for code in codes)
+
+    # -- suggestions ----------------------------------------------------------------------
+
+    def _suggestions(self, plan: CardPlan) -> tuple[list[Suggestion], list[str], list[str]]:
+        """The card's suggestions, what could not be offered, and (Epic) what is text only."""
+        suggestions: list[Suggestion] = []
+        not_offered: list[str] = []
+        text_only: list[str] = []
+        proposals = plan.proposals
+        if self.profile == "epic" and plan.selection == "at-most-one":
+            proposals = tuple(p for p in proposals if p.recommended) or proposals[:1]
+        for proposal in proposals:
+            if self.profile == "epic":
+                epic, texts = self._epic(proposal)
+                text_only += texts
+            else:
+                epic = [proposal]
+            for one in epic:
+                try:
+                    actions = tuple(self._action(action) for action in one.actions)
+                except NotOffered as exc:
+                    not_offered.append(f"Not offered: {plain(one.label)} ({exc})")
+                    continue
+                suggestions.append(self._suggestion(one, actions))
+        return suggestions, not_offered, text_only
+
+    def _epic(self, proposal: Proposal) -> tuple[list[Proposal], list[str]]:
+        """Epic: create and delete only, one action each; other changes become text."""
+        offered: list[Proposal] = []
+        texts: list[str] = []
+        for action in proposal.actions:
+            if isinstance(action, CreateOrder):
+                offered.append(Proposal(proposal.label, (action,), proposal.recommended))
+            elif isinstance(action, RemoveOrder):
+                if action.order in self._drafts or action.order in self._orders:
+                    offered.append(Proposal(proposal.label, (action,), proposal.recommended))
+                else:  # an order on record: Epic removes drafts of this session only
+                    texts.append(f"{action.description} ({record(action.order)}).")
+            else:
+                offered_switch, text = self._epic_revision(action, proposal.recommended)
+                offered += offered_switch
+                texts.append(text)
+        return offered, texts
+
+    def _epic_revision(self, action: ReviseOrder, recommended: bool) -> tuple[list[Proposal], str]:
+        order = self._orders[action.order]
+        values = entry_values(order, action.changes)
+        product = next((c.product for c in action.changes if isinstance(c, ProductChange)), None)
+        if product is None:
+            changes = "; ".join(describe(c) for c in action.changes)
+            return (
+                [],
+                f"Change the {order.product_name} order ({record(order.reference)}): "
+                f"{changes}. Enter: {values}.",
+            )
+        remove = RemoveOrder(order.reference, f"Remove the {order.product_name} order")
+        create = CreateOrder("", f"replaces {order.product_name}; enter: {values}", product=product)
+        return [
+            Proposal(f"Remove {order.product_name}", (remove,), recommended),
+            Proposal(f"Order {product.brand}", (create,), recommended),
+        ], f"Switch {order.product_name} to {product.brand} (remove, then order); enter: {values}."
 
     def _suggestion(self, proposal: Proposal, actions: tuple[Action, ...]) -> Suggestion:
         return Suggestion(
-            label=proposal.label,
+            label=plain(proposal.label, 200),
             uuid=self.new_uuid(),
             actions=actions,
             is_recommended=True if proposal.recommended else None,
@@ -107,19 +213,49 @@ class CardMaker:
 
     def _action(self, action: ProposedAction) -> Action:
         if isinstance(action, RemoveOrder):
-            return Action("delete", action.description, resource_id=action.order)
+            return Action("delete", plain(action.description), resource_id=action.order)
         if isinstance(action, CreateOrder):
+            if action.product is not None:
+                return self._create_product(action, action.product)
             orderable = self.kb.orderables[action.orderable]
             resource = created(
                 orderable, self.ctx.patient.reference, self.ctx.today, action.for_order, action.why
             )
             self._check_created(action, resource)
             return Action("create", f"Order {orderable.code.text}", resource=resource)
-        assert isinstance(action, ReviseOrder)
-        key = (action.order, action.changes)  # the same revision on two cards: built once
+        resource = self._revise(action.order, action.changes)
+        return Action("update", plain(action.description), resource=resource)
+
+    def _create_product(self, action: CreateOrder, product: Product) -> Action:
+        """Epic: a new order of the product, coded by a verified RxNorm code; its dose details
+        come from Epic's own defaults, so the description says which values to enter."""
+        codings = [c for c in product.codings if c.system == RXNORM and not c.unverified]
+        if not codings:
+            raise NotOffered(f"no verified RxNorm code for {product.brand}")
+        resource = {
+            "resourceType": "MedicationRequest",
+            "status": "draft",
+            "intent": "order",
+            "subject": {"reference": self.ctx.patient.reference},
+            "authoredOn": self.ctx.today.isoformat(),
+            "medicationCodeableConcept": {
+                "coding": [{"system": c.system, "code": c.code} for c in codings],
+                "text": product.brand,
+            },
+            "note": [{"text": plain(action.why)}],
+        }
+        why = validation_error(resource)
+        if why is not None:
+            raise NotOffered(f"the resource would not be valid FHIR R4: {why}")
+        return Action(
+            "create", plain(f"Order {product.brand}; {action.why}", 400), resource=resource
+        )
+
+    def _revise(self, reference: str, changes: tuple[OrderChange, ...]) -> dict[str, Any]:
+        key = (reference, changes)  # built once per call
         if key not in self._revised:
             try:
-                resource = revised(self._orders[action.order], action.changes)
+                resource = revised(self._orders[reference], changes)
             except Unrevisable as exc:
                 raise NotOffered(
                     f"the order's {exc} is not in its FHIR R4 form, so it cannot be revised"
@@ -128,7 +264,13 @@ class CardMaker:
         resource, why = self._revised[key]
         if why is not None:
             raise NotOffered(f"the resource would not be valid FHIR R4: {why}")
-        return Action("update", action.description, resource=resource)
+        return resource
+
+    def _revised_resource(self, revision: Revision) -> dict[str, Any] | None:
+        try:
+            return self._revise(revision.order.reference, revision.changes)
+        except NotOffered:
+            return None
 
     def _check_created(self, action: CreateOrder, resource: dict[str, object]) -> None:
         """A created resource is the orderable's template with the patient, the date and the
@@ -145,30 +287,108 @@ class CardMaker:
         if why is not None:
             raise NotOffered(f"the resource would not be valid FHIR R4: {why}")
 
+    # -- detail ---------------------------------------------------------------------------
 
-def _detail(finding: Finding, order: IgOrder | None, source: Source, not_offered: list[str]) -> str:
-    lines = []
-    if order is not None:
-        lines.append(
-            f"**Order:** {order.product_name} ({order.reference}), "
-            f"{order.route}: {order.route_basis}; recognised by {order.matched_by}."
+    def _detail(self, plan: CardPlan, source: Source, extra: list[str]) -> str:
+        lines: list[str] = []
+        orders = [self._orders[reference] for reference in plan.course]
+        if len(orders) == 1:
+            [order] = orders
+            lines.append(
+                f"**Order:** {order.product_name} ({record(order.reference)}), "
+                f"{order.route}: {order.route_basis}; recognised by {order.matched_by}."
+            )
+        elif orders:  # a course: one line, not one per day
+            products = ", ".join(dict.fromkeys(o.product_name for o in orders))
+            references = ", ".join(record(o.reference) for o in orders)
+            lines.append(
+                f"**Course:** {len(orders)} orders of {products}, {orders[0].route} "
+                f"({references}); checked as one course."
+            )
+        if orders:
+            lines.append("")
+        several = len(plan.findings) > 1
+        for found in plan.findings:
+            lines += self._finding_lines(found, several)
+        revision_lines = list(_revision_lines(plan))
+        notes = [*plan.notes, *extra]
+        if revision_lines or notes:
+            lines += ["**The order**"]
+            lines += [f"- {line}" for line in [*revision_lines, *notes]]
+            lines.append("")
+        sources = dict.fromkeys([_linked(source.label, source.url), *self._other_sources(plan)])
+        lines += [f"**Source:** {'; '.join(sources)}"]
+        return markdown("\n".join(lines))
+
+    def _finding_lines(self, found: Finding, several: bool) -> list[str]:
+        """One finding's part of the detail; blank lines keep Markdown lists apart."""
+        lines = []
+        if several:
+            lines += [f"**{self.kb.topics[found.topic].display}:** {found.summary}", ""]
+        lines += ["**Evidence**"]
+        lines += [f"- {item}" for item in found.evidence]
+        lines += ["", f"**Recommendation:** {found.recommendation}", ""]
+        if found.notes:
+            lines += [f"- Note: {note}" for note in found.notes]
+            lines.append("")
+        return lines
+
+    def _other_sources(self, plan: CardPlan) -> Iterator[str]:
+        for found in plan.findings[1:]:
+            if found.source is not None:
+                yield _linked(*found.source)
+            else:
+                topic = self.kb.topics[found.topic].source
+                yield _linked(topic.label, topic.url)
+
+
+def _linked(label: str, url: str | None) -> str:
+    return f"[{label}]({url})" if url else label
+
+
+def _revision_lines(plan: CardPlan) -> Iterator[str]:
+    for revision in plan.revisions:
+        changes = "; ".join(describe(c) for c in revision.changes)
+        yield (
+            f"Revised order for {revision.order.product_name} "
+            f"({record(revision.order.reference)}): {changes}."
         )
-        lines.append("")
-    lines.append("**Evidence**")
-    lines.extend(f"- {item}" for item in finding.evidence)
-    lines += ["", f"**Recommendation:** {finding.recommendation}"]
-    notes = (*finding.notes, *not_offered)
-    if notes:
-        lines += ["", "**Notes**"]
-        lines.extend(f"- {note}" for note in notes)
-    lines += ["", f"**Source:** [{source.label}]({source.url})"]
-    return "\n".join(lines)
+
+
+def fingerprint(resource: Any) -> str:
+    """What makes two orders the same order for the repeat memory (contract §7.6): medication,
+    dose, route, timing, rate and reason; not its id or status."""
+    if not isinstance(resource, dict):
+        return ""
+    kept = {
+        key: resource.get(key)
+        for key in (
+            "medicationCodeableConcept",
+            "medicationReference",
+            "dosageInstruction",
+            "reasonCode",
+            "reasonReference",
+        )
+    }
+    return _hash(kept)
+
+
+def _digest(plan: CardPlan) -> str:
+    """The card's content for the repeat memory: its findings with their evidence. The revised
+    order it proposed is matched through ``Card.orders`` instead, so a card seen at order-select
+    is not shown again at order-sign once its revised order was accepted (contract §7.6)."""
+    return _hash([(f.topic, f.indicator, f.summary, f.evidence) for f in plan.findings])
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def make_cards(
-    findings: tuple[Finding, ...],
+    plans: tuple[CardPlan, ...],
     ctx: ClinicalContext,
     kb: KnowledgeBase,
     new_uuid: Callable[[], str],
+    profile: Profile = "standard",
 ) -> list[Card]:
-    return CardMaker(ctx, kb, new_uuid).cards(findings)
+    return CardMaker(ctx, kb, new_uuid, profile).cards(plans)

@@ -84,9 +84,8 @@ class Catalogue:
             return named
         for code in codes:
             generic = self._generic.get((code.system, code.code))
-            if generic is not None:
-                note = " (code marked unverified)" if generic.unverified else ""
-                return Identified(None, code.label() + note, generic.route)
+            if generic is not None:  # its verification status is not for the card (§9)
+                return Identified(None, code.label(), generic.route)
         if self._generic_pattern is not None:
             for text in texts:
                 found = self._generic_pattern.search(text)

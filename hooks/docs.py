@@ -48,9 +48,10 @@ def _table(rules: list[Rule], kb: KnowledgeBase) -> list[str]:
     for topic, same in by_topic.items():
         first = same[0]
         source = kb.topics[topic].source
+        cited = f"[{_cell(source.label)}]({source.url})" if source.url else _cell(source.label)
         lines.append(
             f"| `{topic}` | {_cell(first.fires_when)} | {_cell(first.indicator)} | "
-            f"{_cell(first.suggests)} | [{_cell(source.label)}]({source.url}) | "
+            f"{_cell(first.suggests)} | {cited} | "
             f"{_cell('; '.join(dict.fromkeys(_reads(r) for r in same)))} |"
         )
     return lines

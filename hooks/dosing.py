@@ -17,6 +17,7 @@ from typing import Literal
 from hooks.context.model import MedicationOrder, ObservationEntry, Repeat
 from hooks.context.read import Quantity
 from hooks.evidence import plain_number
+from hooks.text import record
 
 DAYS_PER_UNIT = {"h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0}
 DURATION_WORDS = {"day": "d", "days": "d", "week": "wk", "weeks": "wk", "hours": "h"}
@@ -87,14 +88,14 @@ def _per_administration(
     unit = (quantity.code or quantity.unit or "").replace(" ", "").lower()
     if unit not in DOSE_UNITS:
         return UnreadableDose(
-            f"the dose cannot be read: unit {quantity.unit or quantity.code!r} is "
+            f"the dose cannot be read: unit '{record(quantity.unit or quantity.code or '')}' is "
             f"not g, mg, g/kg or mg/kg"
         )
     grams, per_kg = DOSE_UNITS[unit]
     value = quantity.value * grams
     kg = weight.value if weight is not None else None
-    shown = f"{plain_number(quantity.value)} {quantity.unit or unit}"
-    source = f"({weight.reference}, {weight.date})" if weight is not None else ""
+    shown = f"{plain_number(quantity.value)} {record(quantity.unit) if quantity.unit else unit}"
+    source = f"({record(weight.reference)}, {weight.date})" if weight is not None else ""
     if per_kg:
         admin_g = value * kg if kg else None
         step = (

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
-from hooks.context.model import ClinicalContext
+from hooks.context.model import ClinicalContext, IgOrder
 from hooks.findings import Finding
 from hooks.knowledge_base import KnowledgeBase, Thresholds
 from hooks.registry import Registry
@@ -33,17 +33,25 @@ def evaluate(ctx: ClinicalContext, kb: KnowledgeBase, settings: Settings) -> tup
     hook, thresholds, rules = ctx.hook, settings.thresholds, settings.rules
     findings: list[Finding] = []
     for order in ctx.ig_orders:
-        order_input = OrderInput(ctx, order, kb, thresholds)
-        findings += (
-            replace(found, order=order.reference)
-            for found in _run(rules.order_rules(hook), order_input)
-        )
+        findings += evaluate_order(ctx, order, kb, settings)
     for plex in ctx.plasma_exchange_orders:
         findings += _run(
             rules.plasma_exchange_rules(hook), PlasmaExchangeInput(ctx, plex, kb, thresholds)
         )
     findings += _run(rules.patient_rules(hook), PatientInput(ctx, kb, thresholds))
     return tuple(findings)
+
+
+def evaluate_order(
+    ctx: ClinicalContext, order: IgOrder, kb: KnowledgeBase, settings: Settings
+) -> tuple[Finding, ...]:
+    """The order rules' findings for one immune globulin order (the composer re-checks revised
+    orders with it)."""
+    order_input = OrderInput(ctx, order, kb, settings.thresholds)
+    return tuple(
+        replace(found, order=order.reference)
+        for found in _run(settings.rules.order_rules(ctx.hook), order_input)
+    )
 
 
 def _run(rules: Iterable[_Checks[Input]], rule_input: Input) -> Iterator[Finding]:

@@ -58,9 +58,10 @@ class ReviseOrder:
 
 @dataclass(frozen=True)
 class CreateOrder:
-    orderable: str  # a name in knowledge/orderables.json
+    orderable: str  # a name in knowledge/orderables.json ("" for a product order)
     why: str
     for_order: str | None = None  # the order it accompanies (reasonReference)
+    product: Product | None = None  # an immune globulin product (the Epic profile's switch)
 
 
 @dataclass(frozen=True)
@@ -92,4 +93,6 @@ class Finding:
     proposals: tuple[Proposal, ...] = ()
     selection: Literal["at-most-one", "any"] = "any"
     notes: tuple[str, ...] = ()
-    source: tuple[str, str] | None = None  # (label, url) when not the topic's own source
+    # (label, url) when not the topic's own source; url None: the document is named, not linked
+    source: tuple[str, str | None] | None = None
+    new_factor: bool = False  # the tier was raised by a risk factor newer than the last IG order

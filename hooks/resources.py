@@ -91,24 +91,35 @@ def _note(resource: dict[str, Any], text: str) -> None:
 
 
 def _cap_rate(dose_and_rate: dict[str, Any], cap: float) -> None:
-    """Set the rate to ``cap`` mg/kg/min unless the order already has a rate at or below it.
+    """Hold the rate to ``cap`` mg/kg/min: an ordered rate (or range top) above it is lowered to
+    it, a lower one is never raised, and an order without a rate gets the range "up to the cap".
 
-    A rate in other units (mL/h, a range, a ratio) is left as the prescriber wrote it: it cannot
-    be compared without the patient's weight and the product's concentration.
+    A rate in other units (mL/h, a ratio) is left as the prescriber wrote it: it cannot be
+    compared without the patient's weight and the product's concentration.
     """
-    if "rateRange" in dose_and_rate or "rateRatio" in dose_and_rate:
+    limit = {"value": cap, "unit": "mg/kg/min", "system": UCUM, "code": "mg/kg/min"}
+    if "rateRatio" in dose_and_rate:
+        return
+    if "rateRange" in dose_and_rate:
+        high = (
+            dose_and_rate["rateRange"].get("high")
+            if isinstance(dose_and_rate["rateRange"], dict)
+            else None
+        )
+        if isinstance(high, dict) and high.get("code") == "mg/kg/min":
+            value = high.get("value")
+            if isinstance(value, int | float) and value > cap:
+                dose_and_rate["rateRange"]["high"] = limit
         return
     current = dose_and_rate.get("rateQuantity")
     if isinstance(current, dict):
         value = current.get("value", cap)
         if current.get("code") != "mg/kg/min" or not isinstance(value, int | float) or value <= cap:
             return
-    dose_and_rate["rateQuantity"] = {
-        "value": cap,
-        "unit": "mg/kg/min",
-        "system": UCUM,
-        "code": "mg/kg/min",
-    }
+        dose_and_rate["rateQuantity"] = limit  # above the cap: revised to the cap
+        return
+    # No rate ordered: the cap is a maximum, not the rate to give (titrate up to it).
+    dose_and_rate["rateRange"] = {"high": limit}
 
 
 def _apply(resource: dict[str, Any], change: OrderChange) -> None:

@@ -8,14 +8,19 @@ exchange is ordered.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cds_service.config import ConfigError
 from cds_service.service import Answer, HookCall, ServiceDefinition
-from hooks.card_builder import make_cards
+from hooks.card_builder import PROFILES, Profile, make_cards
+from hooks.composer import compose
 from hooks.context import Focus, Session, build_context, focus_of, read_session
 from hooks.engine import Settings, evaluate
 from hooks.knowledge_base import KnowledgeBase
+
+EPIC_EXTENSION = "com.epic.cdshooks.request."
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,21 @@ class ServiceOptions:
 
     strict_fhir: bool = False  # validate every input resource with the R4B models and report
     max_resources_per_call: int = 5000
+    # ``IVIG_CDS_EHR_PROFILE``: what suggestions the EHR can take (contract §7.8); a request that
+    # carries Epic's own ``com.epic.cdshooks.request.*`` extensions is answered as ``epic``.
+    ehr_profile: str = "standard"
+
+    def validate(self) -> None:
+        if self.ehr_profile not in PROFILES:
+            raise ConfigError(
+                f"IVIG_CDS_EHR_PROFILE: expected one of {', '.join(PROFILES)}, "
+                f"got {self.ehr_profile!r}"
+            )
+
+    def profile_for(self, extension: Mapping[str, Any]) -> Profile:
+        if any(key.startswith(EPIC_EXTENSION) for key in extension):
+            return "epic"
+        return "epic" if self.ehr_profile == "epic" else "standard"
 
 
 @dataclass(frozen=True)
@@ -56,7 +76,10 @@ class Checker:
             max_resources=self.options.max_resources_per_call,
         )
         findings = evaluate(ctx, self.kb, self.settings)
-        return Answer(make_cards(findings, ctx, self.kb, call.new_uuid), ctx.deviation_notes)
+        plans = compose(findings, ctx, self.kb, self.settings)
+        profile = self.options.profile_for(call.extension)
+        cards = make_cards(plans, ctx, self.kb, call.new_uuid, profile)
+        return Answer(cards, ctx.deviation_notes)
 
     def _focus(self, session: Session, call: HookCall) -> Focus:
         wanted = session.references_to_read()

@@ -54,8 +54,11 @@ class Match:
     unverified: bool
 
     def describe(self) -> str:
+        """How it matched, for a card: the code, or the phrase. A code's verification status is
+        the knowledge document's business and never shown (contract §9); ``unverified`` stays
+        for the audit and the docs."""
         if self.code is not None:
-            return self.code.label() + (" (code marked unverified)" if self.unverified else "")
+            return self.code.label()
         return f"text '{self.phrase}'"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
 import os
 import re
@@ -191,13 +192,43 @@ def fhir_mock() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
+FINDINGS_EXTENSION = "org.ivig-cds.findings"
+
+
+def findings_of(card: dict[str, Any]) -> dict[str, str]:
+    """The finding codes a card holds (its extension), with each finding's own indicator."""
+    return {
+        f["code"]: f["indicator"] for f in card.get("extension", {}).get(FINDINGS_EXTENSION, [])
+    }
+
+
+def rendered(markdown: str) -> str:
+    """Markdown as a clinician reads it: backslash escapes and HTML entities resolved."""
+    text = re.sub(r"\\([\\`*_{}\[\]()#+\-.!|~:])", r"\1", markdown)
+    return html.unescape(text)
+
+
 def cards_by_topic(cards: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each finding code -> the card that holds it (one card per decision group holds several),
+    its detail as rendered (the escaping of record text is test_card_text's subject).
+    A finding code on two cards is allowed only for different orders or courses."""
     found: dict[str, dict[str, Any]] = {}
     for card in cards:
-        topic = card["source"]["topic"]["code"]
-        assert topic not in found, f"two {topic} cards for one order"
-        found[topic] = card
+        readable = {**card, "detail": rendered(card.get("detail", ""))}
+        for topic in findings_of(card):
+            assert topic not in found, f"two {topic} cards for one order"
+            found[topic] = readable
     return found
+
+
+def topics_of(cards: list[dict[str, Any]]) -> list[str]:
+    """The finding codes of the cards, in card order."""
+    return [code for card in cards for code in findings_of(card)]
+
+
+def fired(cards: list[dict[str, Any]]) -> dict[str, str]:
+    """Finding code -> the finding's indicator, over every card."""
+    return {code: indicator for card in cards for code, indicator in findings_of(card).items()}
 
 
 def _no_empty_values(value: Any, path: str) -> None:
@@ -221,9 +252,13 @@ def assert_card_shape(card: dict[str, Any], patient_reference: str | None = None
     assert card["indicator"] in ("info", "warning", "critical")
     assert "**Evidence**" in card["detail"], "the detail lists the evidence"
     source = card["source"]
-    assert source["label"] and source["url"].startswith("https://")
+    assert source["label"]
+    assert "url" not in source or source["url"].startswith("https://")  # no link: named only
     assert source["topic"]["system"] == "https://ivig-cds.org/fhir/CodeSystem/card-topic"
-    assert source["topic"]["code"]
+    # One card per decision group and tier (contract §7.2): letters and digits only, the tier in it.
+    assert re.fullmatch(r"IVIG[A-Z0-9]+", source["topic"]["code"]), source["topic"]["code"]
+    assert card["indicator"].upper() in source["topic"]["code"]
+    assert findings_of(card), "the findings a card holds are in its extension"
     if card["indicator"] in ("warning", "critical"):
         assert card["overrideReasons"], "warning and critical cards carry override reasons"
     for reason in card.get("overrideReasons", []):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_app
+from conftest import make_app, topics_of
 
 from cds_service.config import ConfigError, Settings, load_settings
 from hooks.knowledge_base import load_knowledge, thresholds_for_site
@@ -90,11 +90,8 @@ def test_thresholds_reach_the_rules(tmp_path: Path) -> None:
         .test_client()
         .post("/cds-services/ivig-order-select", json=body)
     )
-    topics = [c["source"]["topic"]["code"] for c in default.get_json()["cards"]]
-    assert "thrombosis-risk" in topics
-    assert "thrombosis-risk" not in [
-        c["source"]["topic"]["code"] for c in raised.get_json()["cards"]
-    ]
+    assert "thrombosis-risk" in topics_of(default.get_json()["cards"])
+    assert "thrombosis-risk" not in topics_of(raised.get_json()["cards"])
 
 
 def test_evaluation_date_fixes_the_clock_for_demos(tmp_path: Path) -> None:

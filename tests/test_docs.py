@@ -87,14 +87,15 @@ def walkthrough_files() -> dict[str, str]:
     return {name: code for name, code in blocks}
 
 
-def test_the_walkthrough_adds_a_rule_in_four_files() -> None:
+def test_the_walkthrough_adds_a_rule_in_five_files() -> None:
     files = walkthrough_files()
     assert sorted(files) == [
+        "hooks/knowledge/card-groups.json",
         "hooks/knowledge/topics.json",
         "hooks/rules/trough_before_maintenance.py",
         "tests/test_trough_before_maintenance.py",
     ]
-    assert "`make docs` regenerates `docs/topics.md`" in WALKTHROUGH  # the fourth file
+    assert "`make docs` regenerates `docs/topics.md`" in WALKTHROUGH  # the fifth file
 
 
 def test_the_walkthrough_rule_works_as_the_page_says(tmp_path: Path) -> None:
@@ -119,6 +120,11 @@ def test_the_walkthrough_rule_works_as_the_page_says(tmp_path: Path) -> None:
         topics = json.loads((knowledge / "topics.json").read_text())
         topics["topics"].update(json.loads("{" + files["hooks/knowledge/topics.json"] + "}"))
         (knowledge / "topics.json").write_text(json.dumps(topics))
+        with pytest.raises(KnowledgeError, match=r"card-groups\.json lacks topics"):
+            load_knowledge(knowledge, registry.valuesets(), registry.topics())
+        groups = json.loads((knowledge / "card-groups.json").read_text())
+        groups["topics"].update(json.loads("{" + files["hooks/knowledge/card-groups.json"] + "}"))
+        (knowledge / "card-groups.json").write_text(json.dumps(groups))
         load_knowledge(knowledge, registry.valuesets(), registry.topics())
 
         namespace: dict[str, Any] = {}

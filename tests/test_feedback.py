@@ -472,7 +472,7 @@ def test_a_suggestion_of_another_card_cannot_be_accepted(
     database: Database, tmp_path: Path
 ) -> None:
     app = new_app(database, tmp_path)
-    cards = issue_cards(app, scenario="ivig-in-diabetes")
+    cards = issue_cards(app, scenario="ivig-in-obesity-bmi")  # boxed-warning and dose cards
     with_suggestions = [c for c in cards if c.get("suggestions")]
     assert len(cards) >= 2, cards
     assert with_suggestions, cards

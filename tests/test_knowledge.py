@@ -23,6 +23,7 @@ from hooks.context.orders import read_medication_order
 from hooks.context.orders import recognise as recognise_order
 from hooks.context.read import Reader
 from hooks.knowledge_base import KNOWLEDGE_DIR, KnowledgeBase, load_knowledge
+from hooks.knowledge_base.schema import DOCUMENT_URL
 from hooks.knowledge_base.valuesets import EXT_SOURCE, EXT_UNVERIFIED
 from hooks.registry import REGISTRY
 from hooks.terminology import ICD10CM, RXNORM, SNOMED, normalise_code
@@ -101,11 +102,12 @@ def test_every_valueset_include_names_its_source(path: Path) -> None:
 
 
 @pytest.mark.parametrize("topic", ORDER_TOPICS)
-def test_every_topic_the_rules_emit_has_an_https_source(kb: KnowledgeBase, topic: str) -> None:
+def test_every_topic_the_rules_emit_names_its_source(kb: KnowledgeBase, topic: str) -> None:
+    """A named document, and a link only where one to the document itself is confirmed."""
     found = kb.topics[topic]
     assert found.source.label.strip()
-    assert found.source.url.startswith("https://"), found.source.url
-    assert re.match(r"^https://[^/\s]+\.[^/\s]+", found.source.url), found.source.url
+    url = found.source.url
+    assert url is None or re.fullmatch(DOCUMENT_URL, url), url
     assert found.display.strip()
 
 
@@ -325,8 +327,11 @@ def _topics(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
     edit_json(root / "topics.json", change)
 
 
-def topic_without_source_url(root: Path) -> None:
-    _topics(root, lambda t: t["topics"]["renal-risk"]["source"].pop("url"))
+def topic_with_home_page_url(root: Path) -> None:
+    _topics(
+        root,
+        lambda t: t["topics"]["renal-risk"]["source"].update(url="https://www.drugs.com/"),
+    )
 
 
 def topic_with_http_source(root: Path) -> None:
@@ -367,8 +372,9 @@ def product_unknown_unverified_excipient(root: Path) -> None:
     _product(root, "privigen", lambda p: p.update(excipients_unverified=["mannitol"]))
 
 
-def product_without_source_url(root: Path) -> None:
-    _product(root, "privigen", lambda p: p["source"].pop("url"))
+def product_with_search_page_url(root: Path) -> None:
+    search = "https://dailymed.nlm.nih.gov/dailymed/search.cfm?query=1809671&searchdb=rxcui"
+    _product(root, "privigen", lambda p: p["source"].update(url=search))
 
 
 def product_duplicate_match_name(root: Path) -> None:
@@ -426,7 +432,7 @@ BROKEN: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "filter-on-snomed": (filter_on_snomed, ("hypertension.json", "filter")),
     "valueset-without-code-filter-or-text": (valueset_empty, ("hypertension.json", "no code")),
     "rule-reads-missing-valueset": (rule_valueset_missing, ("value sets", "hypertension")),
-    "topic-without-source-url": (topic_without_source_url, ("topics.json", "renal-risk", "URL")),
+    "topic-with-home-page-url": (topic_with_home_page_url, ("topics.json", "renal-risk", "url")),
     "topic-with-http-source": (topic_with_http_source, ("topics.json", "renal-risk", "https")),
     "topic-unknown-override-reason": (
         topic_unknown_override_reason,
@@ -443,7 +449,10 @@ BROKEN: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
         product_unknown_unverified_excipient,
         ("products.json", "privigen", "mannitol"),
     ),
-    "product-without-source-url": (product_without_source_url, ("products.json", "privigen")),
+    "product-with-search-page-url": (
+        product_with_search_page_url,
+        ("products.json", "privigen", "url"),
+    ),
     "product-duplicate-match-name": (
         product_duplicate_match_name,
         ("products.json", "match_names", "privigen"),
@@ -515,3 +524,111 @@ def test_create_app_starts_on_an_unchanged_copy(tmp_path: Path) -> None:
     app = make_app(tmp_path, KNOWLEDGE_DIR=str(root))
     services = app.test_client().get("/cds-services").get_json()["services"]
     assert {s["id"] for s in services} >= {"ivig-order-select", "ivig-order-sign"}
+
+
+# --- what a card quotes from the knowledge (contract §7.7, §9) ----------------------------------
+
+# Names of internal documents, section signs and the word "unverified": never on a card.
+INTERNAL = re.compile(
+    r"clinical-reference|card-contract|\.md\b|seed material|\bthe seed\b|§|un-?verified",
+    re.IGNORECASE,
+)
+KNOWLEDGE_FILES = sorted(KNOWLEDGE_DIR.glob("*.json"))
+
+
+def _sources(value: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """(path, source object) for every ``source`` object in a knowledge file."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "source" and isinstance(item, dict):
+                found.append((f"{path}.{key}", item))
+            found += _sources(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _sources(item, f"{path}[{index}]")
+    return found
+
+
+@pytest.mark.parametrize(
+    # thresholds.json: its sources document the numbers for the docs; no card quotes them.
+    "path",
+    [p for p in KNOWLEDGE_FILES if p.name != "thresholds.json"],
+    ids=lambda p: p.name,
+)
+def test_every_source_url_is_a_document_link(path: Path) -> None:
+    """A DOI, a DailyMed setid page, an FDA label PDF or a PubMed/PMC record; otherwise no url
+    and the label names the document (contract §9 "Source links")."""
+    for where, source in _sources(read_json(path)):
+        assert str(source.get("label", "")).strip(), f"{path.name}{where}: no label"
+        url = source.get("url")
+        assert url is None or re.fullmatch(DOCUMENT_URL, url), f"{path.name}{where}: {url}"
+
+
+def test_the_document_link_pattern_refuses_home_pages_and_searches() -> None:
+    linked = [
+        "https://doi.org/10.1111/ene.16073",
+        "https://dailymed.nlm.nih.gov/dailymed/drugInfo.cfm?setid=7e5649da-75be-4a42-8eeb-4aeba562c401",
+        "https://www.fda.gov/media/83205/download",
+        "https://pubmed.ncbi.nlm.nih.gov/28356445/",
+        "https://pmc.ncbi.nlm.nih.gov/articles/PMC4977114/",
+    ]
+    refused = [
+        "https://pathway.md",
+        "https://www.drugs.com/ppa/immune-globulin.html",
+        "https://dailymed.nlm.nih.gov/dailymed/search.cfm?query=1809671&searchdb=rxcui",
+        "https://ivig.transfusionontario.org/",
+        "http://doi.org/10.1111/ene.16073",
+        "https://doi.org/10.1111/ene.16073 trailing",
+    ]
+    assert all(re.fullmatch(DOCUMENT_URL, url) for url in linked)
+    assert not any(re.fullmatch(DOCUMENT_URL, url) for url in refused)
+
+
+def _quoted_texts(kb: KnowledgeBase) -> list[tuple[str, str]]:
+    """(where, text) for every knowledge text a card can quote."""
+    texts: list[tuple[str, str]] = []
+    for name, topic in kb.topics.items():
+        texts += [(f"topic {name}", topic.display), (f"topic {name} source", topic.source.label)]
+    for product in kb.catalogue.products:
+        where = f"product {product.id}"
+        texts += [(where, product.brand), (f"{where} source", product.source.label)]
+        texts.append((f"{where} IgA", product.iga.shown))
+        if product.scig is not None:
+            texts.append((f"{where} scig source", product.scig.source.label))
+            for limit in product.scig.site_limits:
+                texts += [(f"{where} site limit", limit.group), (f"{where} site limit", limit.note)]
+    for rule in kb.excipient_rules:
+        where = f"excipient rule {rule.excipient}/{rule.valueset}"
+        texts += [(where, rule.basis), (f"{where} source", rule.source.label)]
+    for indication in kb.dose_ranges:
+        where = f"dose range {indication.id}"
+        texts += [(where, indication.display), (f"{where} source", indication.source.label)]
+        texts += [(where, regimen.description) for regimen in indication.regimens]
+    for guidance in kb.guidance:
+        texts.append((f"guidance {guidance.id}", guidance.display))
+        for statement in guidance.statements:
+            where = f"guidance {statement.id}"
+            texts += [(where, statement.text), (f"{where} source", statement.source.label)]
+    for name, orderable in kb.orderables.items():
+        texts.append((f"orderable {name}", orderable.code.text or ""))
+    return texts
+
+
+def test_no_text_a_card_quotes_names_an_internal_document_or_says_unverified(
+    kb: KnowledgeBase,
+) -> None:
+    """Unverified items stay marked in the knowledge (a field); a card shows only the plain
+    phrase, which the rules and ``Iga.shown`` add from that field."""
+    quoted = _quoted_texts(kb)
+    assert len(quoted) > 200  # every file's texts were read
+    offending = [(where, text) for where, text in quoted if INTERNAL.search(text)]
+    assert offending == []
+
+
+def test_an_unverified_iga_figure_carries_the_plain_phrase(kb: KnowledgeBase) -> None:
+    cuvitru = kb.catalogue.by_id("cuvitru")
+    assert cuvitru.iga.unverified
+    assert cuvitru.iga.shown.endswith("(wording not yet checked against the source)")
+    asceniv = kb.catalogue.by_id("asceniv")  # no figure stated: nothing to qualify
+    assert asceniv.iga.unverified and asceniv.iga.shown == asceniv.iga.text

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from cds_service.errors import InvalidHookRequest, PrefetchUnavailable
 from hooks.card_builder import make_cards
+from hooks.composer import compose
 from hooks.context import ObservationEntry
 from hooks.dosing import UnreadableDose, read_dose
 from hooks.engine import evaluate
@@ -484,7 +485,8 @@ def new_uuid_factory() -> Callable[[], str]:
 
 
 def check_cards(findings: tuple[Any, ...], ctx: Any, new_uuid: Callable[[], str]) -> None:
-    for card in make_cards(findings, ctx, KB, new_uuid):
+    plans = compose(findings, ctx, KB, ENGINE_SETTINGS)
+    for card in make_cards(plans, ctx, KB, new_uuid):
         shaped = card.to_json()
         assert_card_shape(shaped, PATIENT_REF)
         json.dumps(shaped, allow_nan=False)  # no NaN or infinity reaches a card

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from contexts import TODAY, context_of
 
+from hooks import text
 from hooks.context import ClinicalContext
 from hooks.context.model import age_on
 from hooks.context.read import days_since, parse_date, within_days
@@ -183,7 +184,7 @@ def test_partial_dates_and_age() -> None:
 
 
 def test_times_with_an_offset_are_dated_on_the_utc_calendar_of_today() -> None:
-    """"Today" is the UTC date of the call: 07:30 on the 16th in Sydney is the 15th in UTC."""
+    """ "Today" is the UTC date of the call: 07:30 on the 16th in Sydney is the 15th in UTC."""
     assert parse_date("2026-06-16T07:30:00+10:00") == date(2026, 6, 15)
     assert parse_date("2026-06-15T23:00:00-05:00") == date(2026, 6, 16)
     assert parse_date("2026-06-15T10:00:00Z") == date(2026, 6, 15)
@@ -293,7 +294,9 @@ def test_values_are_shown_as_plain_numbers_for_checking() -> None:
     record = record_of(observation("tg", "2571-8", 12, "mmol/L"))
     latest = record.latest("triglycerides")
     assert latest is not None
-    assert shown(latest) == "1062.84 mg/dL (recorded 12 mmol/L)"
+    # The value as recorded is the record's text, marked for escaping (hooks/text.py).
+    assert shown(latest) == f"1062.84 mg/dL (recorded {text.record('12 mmol/L')})"
+    assert text.plain(shown(latest)) == "1062.84 mg/dL (recorded 12 mmol/L)"
 
 
 def test_medication_reference_outside_the_request_is_flagged_unidentified() -> None:

@@ -87,8 +87,8 @@ def test_discovery_prefetch_and_descriptions_are_derived(client: FlaskClient) ->
     listed = set(observations.partition("&code=")[2].split(","))
     wanted = {f"{s}|{c}" for s, c in KB.observation_codes(REGISTRY.observations("order-select"))}
     assert listed == wanted and listed, "the Observation query names exactly the codes read"
-    assert "2465-3" not in observations, "IgG is read by patient-view only"
-    assert "2465-3" in services["patient-view"]["prefetch"]["observations"]
+    assert "5195-3" not in observations, "HBsAg is read by patient-view only"
+    assert "5195-3" in services["patient-view"]["prefetch"]["observations"]
 
 
 def test_a_new_rule_is_one_module_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -52,9 +52,9 @@ def call_service(service_id: str) -> ResponseReturnValue:
         raise InvalidHookRequest(message, [Issue(message, "hook")])
     hook_request["context"] = load(CONTEXTS[service.hook], hook_request["context"], "context")
     caller = g.get("cds_client")  # set by the JWT hook when AUTH=jwt
-    cards = runtime().call(service, hook_request, caller, g.get("request_id"))
-    g.cds_cards = cards  # counted by cds_service.api.metrics
-    return jsonify({"cards": cards})
+    response = runtime().call(service, hook_request, caller, g.get("request_id"))
+    g.cds_cards = response["cards"]  # counted by cds_service.api.metrics
+    return jsonify(response)
 
 
 @bp.post("/cds-services/<service_id>/feedback")

@@ -44,6 +44,12 @@ MAX_DRAFT_ORDERS = 200
 MAX_ORDER_DEPTH = 32
 NOT_HISTORY = ("entered-in-error", "cancelled", "draft")
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
+# Concepts whose every value is kept (ClinicalContext.history), not only the latest: the
+# boxed-warning tier reads a creatinine rise and whether a lab factor is newer than the last
+# immune globulin order.
+TREND_CONCEPTS = frozenset(
+    {"serum-creatinine", "egfr", "bmi", "body-weight", "triglycerides", "smoking-status"}
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class Focus:
     session_orders: tuple[SessionOrder, ...]
     plasma_exchanges_in_session: tuple[SessionOrder, ...]
     deviations: tuple[Deviation, ...] = ()
+    ig_drafts: tuple[IgOrder, ...] = ()  # every immune globulin draft, in focus or not
 
     @property
     def empty(self) -> bool:
@@ -134,8 +141,11 @@ def read_session(hook: str, context: Mapping[str, Any]) -> Session:
 
 
 def _session_order(raw: Mapping[str, Any], r: Reader) -> SessionOrder:
+    # What is ordered: a ServiceRequest's code, a MedicationRequest's medication concept (so a
+    # suggested companion already among the drafts is not suggested again).
+    key = "code" if "code" in raw else "medicationCodeableConcept"
     try:
-        code = r.concept(raw.get("code"), "code")
+        code = r.concept(raw.get(key), key)
     except Malformed:
         code = None
     return SessionOrder(r.reference, str(raw.get("resourceType")), code)
@@ -149,6 +159,7 @@ def focus_of(
     deviations: list[Deviation] = []
     medications = {**session.medications, **fetched}
     ig_orders, plex_focus, session_orders, plex_session = [], [], [], []
+    ig_drafts: list[IgOrder] = []
     plasma_exchange = kb.valueset("plasma-exchange")
     for raw in session.entries:
         reference = reference_of(raw)
@@ -158,7 +169,14 @@ def focus_of(
             found = recognise(read_medication_order(raw, r, medications), kb)
             if found is not None:
                 ig_orders.append(found)
+                ig_drafts.append(found)
             continue
+        if raw.get("resourceType") == "MedicationRequest":
+            # An unselected draft is part of a course, or a duplicate (contract §7.4-5); its
+            # deviations are not the data card's business: it is not being checked.
+            other = recognise(read_medication_order(raw, Reader(reference, []), medications), kb)
+            if other is not None:
+                ig_drafts.append(other)
         order = _session_order(raw, r)
         session_orders.append(order)
         is_plex = (
@@ -176,6 +194,7 @@ def focus_of(
         tuple(session_orders),
         tuple(plex_session),
         tuple(deviations),
+        tuple(ig_drafts),
     )
 
 
@@ -210,6 +229,7 @@ class _Record:
     conditions: list[ConditionEntry] = field(default_factory=list)
     observations: dict[str, list[record.ObservationHead]] = field(default_factory=dict)
     medications: list[MedicationEntry] = field(default_factory=list)
+    past_medications: list[MedicationEntry] = field(default_factory=list)
     allergies: list[AllergyEntry] = field(default_factory=list)
     procedures: list[ProcedureEntry] = field(default_factory=list)
     history: list[IgHistory] = field(default_factory=list)
@@ -246,11 +266,16 @@ class _Record:
         concept, _, display, problems = read_medication(raw, r, meds)
         for problem in problems.values():
             raise problem  # the resource is skipped, and named
+        authored = record.medication_date(raw, r)
         current = record.current_medication(
-            r.reference, str(raw.get("resourceType")), status, concept, display
+            r.reference, str(raw.get("resourceType")), status, concept, display, authored
         )
         if current:
             self.medications.append(current)
+        elif status not in NOT_HISTORY:
+            self.past_medications.append(
+                record.medication_entry(r.reference, status, concept, display, authored)
+            )
         if status in NOT_HISTORY or medication_concept(concept, display) is None:
             return
         named = medication_concept(concept, display)
@@ -265,16 +290,23 @@ class _Record:
 
 def _latest(
     built: _Record, kb: KnowledgeBase
-) -> tuple[dict[str, ObservationEntry], list[UnusableObservation]]:
+) -> tuple[
+    dict[str, ObservationEntry],
+    dict[str, tuple[ObservationEntry, ...]],
+    list[UnusableObservation],
+]:
     latest: dict[str, ObservationEntry] = {}
+    history: dict[str, tuple[ObservationEntry, ...]] = {}
     unusable: list[UnusableObservation] = []
     for concept, heads in built.observations.items():
         found, unused, malformed = record.latest_values(heads, kb)
         if found is not None:
             latest[concept] = found
+        if concept in TREND_CONCEPTS:
+            history[concept] = record.usable_values(heads, kb)
         unusable += unused
         built.skipped += [Skipped(reference, why) for reference, why in malformed]
-    return latest, unusable
+    return latest, history, unusable
 
 
 def build_context(
@@ -325,7 +357,7 @@ def build_context(
             built.skipped.append(Skipped(reference, f"{exc.path} is not valid FHIR R4 ({exc.why})"))
             continue
         deviations += found_deviations
-    observations, unusable = _latest(built, kb)
+    observations, history, unusable = _latest(built, kb)
     if strict:
         for order in focus.ig_orders:
             reason = validation_failures([dict(order.order.raw)]).get(order.reference)
@@ -337,11 +369,14 @@ def build_context(
         patient=patient,
         conditions=tuple(built.conditions),
         observations=observations,
+        history=history,
         unusable=tuple(unusable),
         medications=tuple(built.medications),
+        past_medications=tuple(built.past_medications),
         allergies=tuple(built.allergies),
         procedures=tuple(built.procedures),
         ig_orders=focus.ig_orders,
+        ig_drafts=focus.ig_drafts,
         plasma_exchange_orders=focus.plasma_exchange_orders,
         session_orders=focus.session_orders,
         plasma_exchanges_in_session=focus.plasma_exchanges_in_session,

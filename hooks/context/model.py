@@ -13,16 +13,17 @@ prefetch key, skipped resources, unusable values, tolerated deviations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from hooks.context.read import Concept, Deviation, Quantity, within_days
 from hooks.knowledge_base.schema import Product
 from hooks.terminology import Code, ConceptSet, Match, MembershipIndex
 
 Route = Literal["IV", "SC"]
+T = TypeVar("T")
 
 
 class Coded(Protocol):
@@ -80,13 +81,15 @@ class UnusableObservation:
 
 @dataclass(frozen=True)
 class MedicationEntry:
-    """A current medication (contract §2)."""
+    """A medication record: current (contract §2), or past (``past_medications``)."""
 
     reference: str
     codes: tuple[Code, ...]
     label: str
     status: str
     identified: bool = True  # False: it points to a Medication the request does not hold
+    # MedicationRequest.authoredOn; MedicationStatement effectiveDateTime, else dateAsserted
+    authored: date | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,17 @@ class Dosage:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """When an order's administrations are (contract §7.4): what courses and duplicates read.
+    Read apart from the dosage, so a malformed date never disables the dose checks."""
+
+    events: tuple[date, ...] = ()  # timing.event of every dosage instruction
+    bounds_start: date | None = None  # timing.repeat.boundsPeriod of the first instruction
+    bounds_end: date | None = None
+    validity_start: date | None = None  # dispenseRequest.validityPeriod.start
+
+
+@dataclass(frozen=True)
 class MedicationOrder:
     """A MedicationRequest (or MedicationStatement), read for the checks.
 
@@ -151,6 +165,7 @@ class MedicationOrder:
     reason_references: tuple[str, ...]
     raw: Mapping[str, Any]  # the resource as the client sent it: the base of a revised order
     unreadable: Mapping[str, str] = field(default_factory=dict)
+    schedule: Schedule = field(default_factory=Schedule)
 
     @property
     def has_reason(self) -> bool:
@@ -163,7 +178,7 @@ class SessionOrder:
 
     reference: str
     resource_type: str
-    code: Concept | None  # ServiceRequest.code
+    code: Concept | None  # ServiceRequest.code, MedicationRequest.medicationCodeableConcept
 
 
 @dataclass(frozen=True)
@@ -214,11 +229,19 @@ class ClinicalContext:
     conditions: tuple[ConditionEntry, ...] = ()
     # concept -> its latest usable value (older values are not read: no rule reads them)
     observations: Mapping[str, ObservationEntry] = field(default_factory=dict)
+    # concept -> every usable value, latest first, for the concepts whose course a rule reads
+    # (a creatinine rise; an eGFR that fell below 60 since the last immune globulin order)
+    history: Mapping[str, tuple[ObservationEntry, ...]] = field(default_factory=dict)
     unusable: tuple[UnusableObservation, ...] = ()
     medications: tuple[MedicationEntry, ...] = ()
+    # stopped, completed (and other not current) medication records: when a drug was started
+    past_medications: tuple[MedicationEntry, ...] = ()
     allergies: tuple[AllergyEntry, ...] = ()
     procedures: tuple[ProcedureEntry, ...] = ()
     ig_orders: tuple[IgOrder, ...] = ()  # in focus
+    # every immune globulin draft of the call, in focus or not, in draftOrders order (the orders
+    # in focus are the same objects as in ig_orders): courses and duplicates read them
+    ig_drafts: tuple[IgOrder, ...] = ()
     plasma_exchange_orders: tuple[SessionOrder, ...] = ()  # in focus
     session_orders: tuple[SessionOrder, ...] = ()  # every draft order of the call
     plasma_exchanges_in_session: tuple[SessionOrder, ...] = ()
@@ -230,6 +253,11 @@ class ClinicalContext:
     # index: rules ask about dozens of value sets. A cache, not data: excluded from comparisons.
     membership: MembershipIndex | None = field(default=None, compare=False, repr=False)
     _members: dict[int, dict[str, Match]] = field(default_factory=dict, compare=False, repr=False)
+    # Values derived from the whole context once per call (the courses): a cache, not data;
+    # not an init field, so a context made with dataclasses.replace starts with an empty one.
+    _derived: dict[Hashable, Any] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def age(self) -> int | None:
@@ -245,6 +273,13 @@ class ClinicalContext:
     def current_ig(self) -> tuple[IgHistory, ...]:
         return tuple(h for h in self.ig_history if h.current)
 
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A value computed from the whole context, once per call (e.g. its courses)."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        found: T = self._derived[key]
+        return found
+
     def latest(self, concept: str) -> ObservationEntry | None:
         return self.observations.get(concept)
 
@@ -254,6 +289,24 @@ class ClinicalContext:
         if latest and within_days(self.today, latest.date, days):
             return latest
         return None
+
+    def values(self, concept: str) -> tuple[ObservationEntry, ...]:
+        """Every usable value of ``concept``, latest first, where the context keeps its history;
+        else the latest alone."""
+        kept = self.history.get(concept)
+        if kept is not None:
+            return kept
+        latest = self.latest(concept)
+        return (latest,) if latest else ()
+
+    def first_prescribed(self, concept_set: ConceptSet) -> date | None:
+        """The earliest date of a medication record, current or past, in ``concept_set``."""
+        dates = [
+            m.authored
+            for m in (*self.medications, *self.past_medications)
+            if m.authored and self.match(m, concept_set)
+        ]
+        return min(dates, default=None)
 
     def match(self, item: Coded, concept_set: ConceptSet) -> Match | None:
         """How ``item`` (by its codes, else its label) belongs to ``concept_set``, if it does."""

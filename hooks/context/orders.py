@@ -10,11 +10,13 @@ skipped for lack of a route.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any, TypeVar
 
-from hooks.context.model import Dosage, IgOrder, MedicationOrder, Repeat, Route
+from hooks.context.model import Dosage, IgOrder, MedicationOrder, Repeat, Route, Schedule
 from hooks.context.read import Concept, Malformed, Quantity, Reader
 from hooks.knowledge_base import KnowledgeBase
+from hooks.text import record
 
 T = TypeVar("T")
 
@@ -122,6 +124,9 @@ def read_medication_order(
         ),
         None,
     )
+    schedule = Schedule()
+    if dosage_key not in unreadable:  # a malformed dosage is named once, under its own key
+        schedule = part("timing", lambda: _schedule(raw, r, dosage_key), schedule)
     no_concepts: tuple[Concept, ...] = ()
     reasons = part(
         "reasonCode", lambda: r.concepts(raw.get("reasonCode"), "reasonCode"), no_concepts
@@ -150,6 +155,36 @@ def read_medication_order(
         reason_references=references,
         raw=raw,
         unreadable=unreadable,
+        schedule=schedule,
+    )
+
+
+def _schedule(raw: Mapping[str, Any], r: Reader, dosage_key: str) -> Schedule:
+    """The dates of an order's administrations: every ``timing.event``, the first instruction's
+    ``timing.repeat.boundsPeriod``, and ``dispenseRequest.validityPeriod.start``."""
+    events: list[date] = []
+    bounds_start = bounds_end = None
+    for index, item in enumerate(r.objects(raw.get(dosage_key), dosage_key)):
+        timing = r.obj(item.get("timing"), f"{dosage_key}.timing") or {}
+        event = timing.get("event")
+        values = event if isinstance(event, list) else [] if event is None else [event]
+        events += [day for value in values if (day := r.date(value, f"{dosage_key}.timing.event"))]
+        if index == 0:
+            repeat = r.obj(timing.get("repeat"), f"{dosage_key}.timing.repeat") or {}
+            where = f"{dosage_key}.timing.repeat.boundsPeriod"
+            period = r.obj(repeat.get("boundsPeriod"), where) or {}
+            bounds_start = r.date(period.get("start"), f"{where}.start")
+            bounds_end = r.date(period.get("end"), f"{where}.end")
+    # A malformed dispenseRequest is already named under its own key.
+    found = raw.get("dispenseRequest")
+    dispense: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    where = "dispenseRequest.validityPeriod"
+    validity = r.obj(dispense.get("validityPeriod"), where) or {}
+    return Schedule(
+        tuple(sorted(set(events))),
+        bounds_start,
+        bounds_end,
+        r.date(validity.get("start"), f"{where}.start"),
     )
 
 
@@ -203,13 +238,13 @@ def _route(
                 return _as_route(route), f"ordered route ({code.label()})"
         for name, pattern in kb.route_phrases.items():
             if any(pattern.search(text) for text in dosage.route.texts):
-                return _as_route(name), f"ordered route ('{dosage.route.texts[0]}')"
+                return _as_route(name), f"ordered route ('{record(dosage.route.texts[0])}')"
     if code_route:
         return _as_route(code_route), "route of the ordered ATC class"
     if product is not None and len(product.routes) == 1:
         return product.routes[0], f"labelled route of {product.brand}"
     unread = next((why for key, why in order.unreadable.items() if key.startswith("dosage")), None)
-    given = f"the route could not be read ({unread})" if unread else "no route on the order"
+    given = f"the route could not be read ({record(unread)})" if unread else "no route on the order"
     labelled = f"{product.brand} is labelled {' and '.join(product.routes)}; " if product else ""
     return "IV", f"{given} ({labelled}assumed IV so the IV checks run)"
 

@@ -174,17 +174,48 @@ def latest_values(
     return None, unusable, malformed
 
 
+def usable_values(heads: list[ObservationHead], kb: KnowledgeBase) -> tuple[ObservationEntry, ...]:
+    """Every usable value of one concept, latest first: the final ones (preliminary only when
+    no final one is usable, as for the latest). Malformed and unusable values are left out;
+    ``latest_values`` reports those newer than the latest."""
+    final = [h for h in heads if h.status in FINAL_OBSERVATION]
+    preliminary = [h for h in heads if h.status not in FINAL_OBSERVATION]
+    for group in (final, preliminary):
+        found: list[ObservationEntry] = []
+        for head in sorted(group, key=lambda h: h.date or date.min, reverse=True):
+            try:
+                value = observation_value(head, kb)
+            except Malformed:
+                continue
+            if isinstance(value, ObservationEntry):
+                found.append(value)
+        if found:
+            return tuple(found)
+    return ()
+
+
 def current_medication(
     reference: str,
     kind: str,
     status: str | None,
     medication: Concept | None,
     display: str | None,
+    authored: date | None = None,
 ) -> MedicationEntry | None:
     """A MedicationRequest active or on-hold, a MedicationStatement active: current."""
     current = CURRENT_REQUEST if kind == "MedicationRequest" else {"active"}
     if status not in current:
         return None
+    return medication_entry(reference, status, medication, display, authored)
+
+
+def medication_entry(
+    reference: str,
+    status: str | None,
+    medication: Concept | None,
+    display: str | None,
+    authored: date | None,
+) -> MedicationEntry:
     label = (medication.label if medication else "") or display or ""
     codes = medication.codes if medication else ()
     return MedicationEntry(
@@ -193,7 +224,26 @@ def current_medication(
         label or "(medication not identified)",
         status or "",
         identified=bool(codes or label),
+        authored=authored,
     )
+
+
+def medication_date(raw: Mapping[str, Any], r: Reader) -> date | None:
+    """When a medication was ordered (authoredOn) or stated (effectiveDateTime, else
+    dateAsserted). A malformed date makes it undated, not unread: the drug still counts."""
+    names = (
+        ("authoredOn",)
+        if raw.get("resourceType") == "MedicationRequest"
+        else ("effectiveDateTime", "dateAsserted")
+    )
+    for name in names:
+        try:
+            found = r.date(raw.get(name), name)
+        except Malformed:
+            continue
+        if found:
+            return found
+    return None
 
 
 def allergy(raw: Mapping[str, Any], r: Reader) -> AllergyEntry | None:

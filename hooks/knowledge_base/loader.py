@@ -13,6 +13,7 @@ from cds_service.errors import KnowledgeError
 from hooks.catalogue import Catalogue
 from hooks.knowledge_base.files import read_model
 from hooks.knowledge_base.schema import (
+    CardGroupsFile,
     DoseRange,
     DoseRangesFile,
     ExcipientRule,
@@ -55,6 +56,7 @@ class KnowledgeBase:
     override_reason_system: str
     override_reasons: Mapping[str, str]
     topics: Mapping[str, Topic]
+    card_groups: CardGroupsFile
     route_codes: Mapping[tuple[str, str], str]  # (system, code) -> IV | SC
     route_phrases: Mapping[str, re.Pattern[str]]  # IV | SC -> pattern
     orderables: Mapping[str, Orderable]
@@ -125,6 +127,19 @@ def _check_products(products: ProductsFile) -> None:
         _require(product.members, dict.fromkeys(ids), f"products.json {product.id}: members")
 
 
+def _check_card_groups(groups: CardGroupsFile, topics: TopicsFile) -> None:
+    codes = {group.code for group in groups.groups}
+    for topic, by_indicator in groups.topics.items():
+        unknown = sorted(set(by_indicator.values()) - codes)
+        if unknown or "default" not in by_indicator:
+            raise KnowledgeError(
+                f"card-groups.json topics.{topic}: needs a 'default' and known groups ({unknown})"
+            )
+    missing = sorted(topics.topics.keys() - groups.topics.keys())
+    if missing:
+        raise KnowledgeError(f"card-groups.json lacks topics: {missing}")
+
+
 def _check_topics(topics: TopicsFile, required: Iterable[str]) -> None:
     for code, topic in topics.topics.items():
         unknown = [r for r in topic.overrideReasons if r not in topics.overrideReasons]
@@ -163,6 +178,8 @@ def load_knowledge(
     _require(required_valuesets, valuesets, "rules read value sets")
     topics = read_model(directory / "topics.json", TopicsFile)
     _check_topics(topics, required_topics)
+    card_groups = read_model(directory / "card-groups.json", CardGroupsFile)
+    _check_card_groups(card_groups, topics)
     products = read_model(directory / "products.json", ProductsFile)
     _check_products(products)
     observations = read_model(directory / "observations.json", ObservationsFile)
@@ -184,10 +201,21 @@ def load_knowledge(
     named += [r.valueset for r in dose_ranges.indications]
     named += [g.valueset for g in guidance.indications]
     _require(named, valuesets, "knowledge files name value sets")
+    labelled = {rate.indication for product in products.products for rate in product.rates}
     for item in dose_ranges.indications:
+        unknown = sorted(set(item.labelled_as) - labelled)
+        if unknown:
+            raise KnowledgeError(
+                f"dose-ranges.json {item.id}: labelled_as names no product label indication "
+                f"{unknown} (products.json rates)"
+            )
         for regimen in item.regimens:
             if regimen.low_g_per_kg > regimen.high_g_per_kg:
                 raise KnowledgeError(f"dose-ranges.json {item.id}: a regimen needs low <= high")
+            if any(daily > regimen.high_g_per_kg for daily in regimen.daily_g_per_kg):
+                raise KnowledgeError(
+                    f"dose-ranges.json {item.id}: a daily dose above the regimen's high"
+                )
     threshold_file = read_model(directory / "thresholds.json", ThresholdsFile)
     thresholds_in_force(threshold_file.thresholds, {}, {})  # every field typed and present
     return KnowledgeBase(
@@ -201,6 +229,7 @@ def load_knowledge(
         override_reason_system=topics.overrideReasonSystem,
         override_reasons=topics.overrideReasons,
         topics=topics.topics,
+        card_groups=card_groups,
         route_codes={
             (code.system, code.code): route
             for route, spec in routes.routes.items()

@@ -13,9 +13,24 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from hooks.terminology import Code
+from hooks.text import NOT_CHECKED
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[^/\s]+")]
+# What a card's source may link to (contract §9 "Source links"): the document itself, as a DOI, a
+# DailyMed setid page, an FDA label PDF, or a PubMed / PMC record. Never a site's home page.
+DOCUMENT_URL = (
+    r"^https://(?:"
+    r"doi\.org/10\.\d{4,9}/\S+"
+    r"|dailymed\.nlm\.nih\.gov/dailymed/(?:drugInfo|lookup)\.cfm\?setid="
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|www\.fda\.gov/media/\d+/download(?:\?attachment)?"
+    r"|www\.accessdata\.fda\.gov/drugsatfda_docs/label/\d{4}/[\w.-]+\.pdf"
+    r"|pubmed\.ncbi\.nlm\.nih\.gov/\d+/?"
+    r"|(?:pmc\.ncbi\.nlm\.nih\.gov|www\.ncbi\.nlm\.nih\.gov/pmc)/articles/PMC\d+/?"
+    r")$"
+)
+DocumentUrl = Annotated[str, StringConstraints(pattern=DOCUMENT_URL)]
 Route = Literal["IV", "SC"]
 Indicator = Literal["warning", "critical"]
 
@@ -25,11 +40,13 @@ class Model(BaseModel):
 
 
 class Source(Model):
-    """A citation a clinician can open: the document's label and an https URL."""
+    """A citation: the document's name (``label``, shown on the card) and, where one is
+    confirmed, a link to the document itself (``url``, see ``DOCUMENT_URL``). Without a url the
+    card names the document and links nothing."""
 
     label: NonEmpty
-    url: HttpsUrl
-    url_note: str | None = None  # documentation: why this URL stands for the document
+    url: DocumentUrl | None = None
+    url_note: str | None = None  # documentation: where the url (or the citation) was confirmed
 
 
 class Coding(Model):
@@ -51,7 +68,10 @@ class Iga(Model):
 
     @property
     def shown(self) -> str:
-        return self.text + (" (UNVERIFIED)" if self.unverified else "")
+        """For a card: an unverified figure carries the plain phrase, never "unverified"
+        (contract §7.7); a text that states no figure ("not given") has nothing to qualify."""
+        states_figure = any(char.isdigit() for char in self.text)
+        return self.text + (f" ({NOT_CHECKED})" if self.unverified and states_figure else "")
 
 
 class Rate(Model):
@@ -224,6 +244,28 @@ class TopicsFile(Model):
     topics: dict[str, Topic]
 
 
+class CardGroup(Model):
+    code: str = Field(pattern=r"^[A-Z]+$")  # letters only: it is part of a card's topic code
+    display: NonEmpty
+
+
+class CardGroupsFile(Model):
+    """How findings become cards: one card per group for each order or course (contract §7.2)."""
+
+    version: NonEmpty
+    note: str  # documentation
+    groups: tuple[CardGroup, ...] = Field(min_length=1)
+    # topic -> indicator ("critical" | "warning" | "info" | "default") -> group code
+    topics: dict[str, dict[Literal["critical", "warning", "info", "default"], str]]
+
+    def group_of(self, topic: str, indicator: str) -> str:
+        by_indicator = self.topics[topic]
+        for key, group in by_indicator.items():
+            if key == indicator:
+                return group
+        return by_indicator["default"]
+
+
 class OrderableCode(Model):
     coding: tuple[Coding, ...] = ()
     text: NonEmpty | None = None
@@ -286,6 +328,10 @@ class Regimen(Model):
     low_g_per_kg: float = Field(ge=0)
     high_g_per_kg: float = Field(ge=0)
     description: NonEmpty
+    # The daily doses (g/kg per day) of the regimens the description lists: a dose within the
+    # tolerance of one is one day of a course (never "low" at order-select), and a revised dose
+    # never exceeds the indication's highest. Empty: the source lists none.
+    daily_g_per_kg: tuple[Annotated[float, Field(gt=0)], ...] = ()
     days: str | None = None  # documentation
     interval_weeks: float | str | None = None  # documentation: 4, or a span such as "3-4"
     unverified: bool = False  # documentation
@@ -306,6 +352,9 @@ class DoseRange(Model):
     source: Source
     unverified: bool = False  # documentation
     note: str = ""  # documentation
+    # The indication as product labels name it (products.json rates): a product switch prefers
+    # a product labelled for the order's indication (card contract §9, product substitution).
+    labelled_as: tuple[NonEmpty, ...] = ()
 
     def fits_age(self, age: int | None) -> bool:
         band = self.age or AgeBand()
@@ -336,11 +385,21 @@ class Statement(Model):
     unverified_note: str | None = None  # documentation
 
 
+class Inappropriate(Model):
+    """Immune globulin is not a guideline therapy for the indication: an appropriateness warning
+    (contract §7.3). ``summary`` is the card's summary line."""
+
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=139)]
+    # no warning when hypogammaglobulinemia is coded or the IgG is below igg_low_mg_dl
+    unless_hypogammaglobulinemia: bool = False
+
+
 class Guidance(Model):
     id: NonEmpty
     display: NonEmpty
     valueset: NonEmpty
     statements: tuple[Statement, ...] = Field(min_length=1)
+    warning: Inappropriate | None = None
 
 
 class GuidanceFile(Model):

@@ -23,6 +23,9 @@ NON_NEGATIVE_SITE = (
     "window_renal_days",
     "recent_ivig_days",
     "plex_after_ivig_days",
+    "thrombosis_lookback_days",
+    "window_renal_acute_days",
+    "window_hemoglobin_days",
 )
 
 
@@ -48,6 +51,17 @@ class Thresholds:
     iga_deficient_below_mg_dl: float
     iga_min_age_years: int
     high_dose_g_per_kg: float
+    high_daily_dose_g_per_kg: float
+    thrombosis_lookback_days: int
+    first_infusion_days: int
+    pregnancy_days: int
+    egfr_severe: float
+    creatinine_rise_mg_dl: float
+    creatinine_rise_days: int
+    creatinine_rise_ratio: float
+    creatinine_baseline_days: int
+    window_renal_acute_days: int
+    window_hemoglobin_days: int
     dose_tolerance: float
     dose_rounding_g: float
     dosing_weight_min_height_cm: float

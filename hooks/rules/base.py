@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from hooks.context.model import ClinicalContext, IgOrder, ObservationEntry, SessionOrder
+from hooks.courses import Course, course_of
 from hooks.dosing import Dose, UnreadableDose, read_dose
 from hooks.findings import Finding
 from hooks.knowledge_base import KnowledgeBase, Thresholds
@@ -38,6 +39,11 @@ class OrderInput:
     @cached_property
     def dose(self) -> Dose | UnreadableDose:
         return read_dose(self.order.order, self.weight)
+
+    @cached_property
+    def course(self) -> Course:
+        """The order's course (contract §7.4): computed once per call, from the context."""
+        return course_of(self.ctx, self.order, self.kb, self.thresholds)
 
 
 @dataclass(frozen=True)

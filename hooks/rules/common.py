@@ -3,29 +3,58 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from datetime import date
 
 from hooks import evidence
-from hooks.context.model import ObservationEntry
+from hooks.context.model import ClinicalContext, ObservationEntry
 from hooks.findings import CreateOrder, Instruction, OrderChange, Proposal, RateCap, ReviseOrder
+from hooks.knowledge_base import KnowledgeBase, Thresholds
 from hooks.rules.base import OrderInput
 
 OBESITY_READS = ("bmi", "body-weight", "body-height")
 
 
-def obesity(inp: OrderInput) -> list[str]:
-    """BMI >= threshold: latest recent BMI, else computed from recent weight and latest height."""
+def obesity(inp: OrderInput) -> list[tuple[str, date | None]]:
+    """BMI >= threshold: latest recent BMI, else computed from recent weight and latest height.
+    Each with the date the BMI first reached the threshold in its latest run of values."""
     ctx, limit = inp.ctx, inp.thresholds.bmi_obese
     bmi = ctx.latest_within("bmi", inp.thresholds.window_weight_days)
     if bmi is not None and bmi.value is not None:
-        return [f"{evidence.observation(bmi)} (BMI ≥ {limit:g})"] if bmi.value >= limit else []
+        if bmi.value < limit:
+            return []
+        since = run_start(ctx.values("bmi"), lambda v: v.value is not None and v.value >= limit)
+        return [(f"{evidence.observation(bmi)} (BMI ≥ {limit:g})", since)]
     weight, height = inp.weight, ctx.latest("body-height")
     computed = computed_bmi(weight, height)
     if computed is not None and weight and height and computed >= limit:
+
+        def obese(value: ObservationEntry) -> bool:
+            found = computed_bmi(value, height)
+            return found is not None and found >= limit
+
         return [
-            f"BMI {computed:.1f} computed from {evidence.observation(weight)} and "
-            f"{evidence.observation(height)} (BMI ≥ {limit:g})"
+            (
+                f"BMI {computed:.1f} computed from {evidence.observation(weight)} and "
+                f"{evidence.observation(height)} (BMI ≥ {limit:g})",
+                run_start(ctx.values("body-weight"), obese),
+            )
         ]
     return []
+
+
+def run_start(
+    values: Sequence[ObservationEntry], meets: Callable[[ObservationEntry], bool]
+) -> date | None:
+    """The date of the earliest value of the latest unbroken run of values that meet a
+    criterion (values latest first): when an abnormal result began. None when the latest value
+    does not meet it, or the run's first value is undated."""
+    start: date | None = None
+    for value in values:
+        if not meets(value):
+            break
+        start = value.date
+    return start
 
 
 def computed_bmi(weight: ObservationEntry | None, height: ObservationEntry | None) -> float | None:
@@ -40,16 +69,21 @@ def computed_bmi(weight: ObservationEntry | None, height: ObservationEntry | Non
     return value if math.isfinite(value) else None
 
 
-def current_smoking(inp: OrderInput) -> list[str]:
-    """Current smoker: the latest smoking-status answer, or an active tobacco-use condition."""
-    found = []
+def current_smoking(inp: OrderInput) -> list[tuple[str, date | None]]:
+    """Current smoker: the latest smoking-status answer, or an active tobacco-use condition;
+    each with the date it was first recorded (latest run of current-smoker answers; onset)."""
+    found: list[tuple[str, date | None]] = []
+    answers = inp.kb.valueset("current-smoker-answers")
     status = inp.ctx.latest("smoking-status")
     if status is not None:
-        matched = inp.kb.valueset("current-smoker-answers").match(status.value_codes)
+        matched = answers.match(status.value_codes)
         if matched:
-            found.append(f"{evidence.observation(status)} ({matched.describe()})")
+            since = run_start(
+                inp.ctx.values("smoking-status"), lambda v: answers.match(v.value_codes) is not None
+            )
+            found.append((f"{evidence.observation(status)} ({matched.describe()})", since))
     found += [
-        evidence.condition(c, m)
+        (evidence.condition(c, m), c.date)
         for c, m in inp.ctx.conditions_in(inp.kb.valueset("tobacco-use"), active_only=True)
     ]
     return found
@@ -90,3 +124,24 @@ def minimum_rate(inp: OrderInput) -> Proposal:
 
 def instruction(inp: OrderInput, label: str, text: str) -> Proposal:
     return Proposal(label, (ReviseOrder(inp.order.reference, (Instruction(text),), text),))
+
+
+def low_igg(
+    ctx: ClinicalContext,
+    kb: KnowledgeBase,
+    thresholds: Thresholds,
+    valuesets: Sequence[str],
+    *,
+    active_only: bool,
+) -> list[str]:
+    """Hypogammaglobulinemia: a condition of ``valuesets``, or the latest IgG below
+    ``igg_low_mg_dl`` (the evidence lines)."""
+    found = [
+        evidence.condition(c, m)
+        for name in valuesets
+        for c, m in ctx.conditions_in(kb.valueset(name), active_only=active_only)
+    ]
+    igg, low = ctx.latest("serum-igg"), thresholds.igg_low_mg_dl
+    if igg is not None and igg.value is not None and igg.value < low:
+        found.append(f"{evidence.observation(igg)} (below {low:g} mg/dL)")
+    return found

@@ -13,6 +13,7 @@ from hooks import evidence
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.missing_data import RENAL_CONCEPTS, renal_labs_missing, weight_missing
+from hooks.text import record
 
 TOPIC = "data-incomplete"
 # Which checks an unreadable element of the order disables.
@@ -21,6 +22,7 @@ ORDER_ELEMENTS = {
     "medicationReference": "the referenced Medication (the product was recognised without it)",
     "dosageInstruction": "the route, dose, dosing-weight, hemolysis and meningitis checks",
     "dispenseRequest": "the course length of the dose check",
+    "timing": "the administration days (course and duplicate-therapy checks)",
     "reasonCode": "the indication of the dose and guidance checks",
     "reasonReference": "the indication of the dose and guidance checks",
 }
@@ -28,10 +30,14 @@ ORDER_ELEMENTS = {
 
 def problems(inp: OrderInput) -> list[str]:
     ctx = inp.ctx
-    found = [f"Prefetch '{key}': {why}" for key, why in sorted(ctx.gaps.items())]
-    found += [f"{item.reference} was skipped: {item.reason}" for item in ctx.skipped]
+    # Why a fetch failed or a resource was skipped may quote the server or the resource
+    # (a validation message holds the offending value): marked as the record's text.
+    found = [f"Prefetch '{key}': {record(why)}" for key, why in sorted(ctx.gaps.items())]
     found += [
-        f"{inp.order.reference}: {why}; not checked: {ORDER_ELEMENTS[element]}"
+        f"{record(item.reference)} was skipped: {record(item.reason)}" for item in ctx.skipped
+    ]
+    found += [
+        f"{record(inp.order.reference)}: {record(why)}; not checked: {ORDER_ELEMENTS[element]}"
         for element, why in sorted(inp.order.order.unreadable.items())
         if element in ORDER_ELEMENTS  # other elements of a draft order are read by no check
     ]
@@ -46,14 +52,14 @@ def problems(inp: OrderInput) -> list[str]:
         if item.entry.concept not in reported_by_missing_data
     ]
     found += [
-        f"{m.reference}: the medication could not be identified "
+        f"{record(m.reference)}: the medication could not be identified "
         "(estrogen and nephrotoxic-drug checks may miss it)"
         for m in ctx.medications
         if not m.identified
     ]
     if ctx.patient.birth_date is None:
         found.append(
-            f"{ctx.patient.reference} has no birth date: age-based risk factors "
+            f"{record(ctx.patient.reference)} has no birth date: age-based risk factors "
             "(thrombosis, renal, IgA) could not be checked"
         )
     return found

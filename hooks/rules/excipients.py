@@ -13,6 +13,8 @@ from hooks import evidence
 from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
 from hooks.knowledge_base.schema import Product
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.indications import indications_of
+from hooks.text import NOT_CHECKED
 
 TOPIC = "excipient-contraindication"
 
@@ -28,18 +30,29 @@ def _matches(inp: OrderInput, valueset: str, kind: str) -> list[str]:
 
 
 def alternative(inp: OrderInput, avoid: set[str]) -> Product | None:
-    """The first catalogue product for the ordered route that surely holds none of ``avoid``."""
+    """The first catalogue product for the ordered route that surely holds none of ``avoid``,
+    labelled for the order's indication when one is (card contract §9)."""
     current = inp.order.product
-    for product in inp.kb.catalogue.products:
-        if (
-            not product.family
-            and not product.discontinued
-            and inp.order.route in product.routes
-            and (current is None or product.id != current.id)
-            and not product.possible_excipients & avoid
-        ):
-            return product
-    return None
+    candidates = [
+        product
+        for product in inp.kb.catalogue.products
+        if not product.family
+        and not product.discontinued
+        and inp.order.route in product.routes
+        and (current is None or product.id != current.id)
+        and not product.possible_excipients & avoid
+    ]
+    labels = _labelled_as(inp)
+    labelled = [p for p in candidates if labels & {rate.indication for rate in p.rates}]
+    chosen = labelled or candidates
+    return chosen[0] if chosen else None
+
+
+def _labelled_as(inp: OrderInput) -> set[str]:
+    """The order's indications as product labels name them (ITP, CIDP, PI ...)."""
+    by_valueset = {r.valueset: r for r in inp.kb.dose_ranges}
+    found = indications_of(inp.order.order, inp.ctx, inp.kb.valuesets, by_valueset)
+    return {label for f in found for label in by_valueset[f.valueset].labelled_as}
 
 
 def check(inp: OrderInput) -> Finding | None:
@@ -59,7 +72,9 @@ def check(inp: OrderInput) -> Finding | None:
         how = (
             "contains"
             if certain
-            else "may contain (unverified, or not every product of the family)"
+            else "may contain (not every product of the family)"
+            if product.family
+            else f"may contain ({NOT_CHECKED})"
         )
         lines.append(f"{product.brand} {how} {rule.excipient}: {rule.basis}")
         lines += found
@@ -115,7 +130,9 @@ RULE = OrderRule(
     ),
     suggests="switch to a catalogue product without it, same route (the whole order updated)",
     reads=Reads(
-        prefetch=frozenset({"conditions", "allergies"}), knowledge=("excipient-rules.json",)
+        prefetch=frozenset({"conditions", "allergies"}),
+        # dose-ranges.json: the order's indication, for a switch to a product labelled for it
+        knowledge=("excipient-rules.json", "dose-ranges.json"),
     ),
     check=check,
 )

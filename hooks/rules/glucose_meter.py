@@ -1,12 +1,14 @@
 """glucose-meter-interference: maltose products (Octagam, Cutaquig) falsely raise glucose
-readings on GDH-PQQ / glucose-dye-oxidoreductase meters (FDA MedSun 2008). Warning with diabetes,
-else info."""
+readings on GDH-PQQ / glucose-dye-oxidoreductase meters (FDA MedSun 2008). Warning with diabetes
+(a switch to a maltose-free product is recommended: a falsely high reading treated with insulin
+can cause fatal hypoglycaemia), else info."""
 
 from __future__ import annotations
 
 from hooks import evidence
-from hooks.findings import Finding
+from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.excipients import alternative
 
 TOPIC = "glucose-meter-interference"
 
@@ -19,9 +21,16 @@ def check(inp: OrderInput) -> Finding | None:
         evidence.condition(c, m)
         for c, m in inp.ctx.conditions_in(inp.kb.valueset("diabetes"), active_only=True)
     ]
+    proposals: tuple[Proposal, ...] = ()
+    other = alternative(inp, {"maltose"}) if diabetes else None
+    if other is not None:  # a falsely high reading treated with insulin can kill: switch
+        why = f"Maltose-free product ({other.brand}) for a patient with diabetes"
+        change = ReviseOrder(inp.order.reference, (ProductChange(other, why),), why)
+        proposals = (Proposal(f"Switch to {other.brand} (no maltose)", (change,), True),)
     return Finding(
         topic=TOPIC,
         indicator="warning" if diabetes else "info",
+        proposals=proposals,
         summary=f"{product.brand} contains maltose: use glucose-specific tests, not GDH-PQQ meters",
         evidence=(f"{product.brand} contains maltose", *diabetes),
         recommendation=(
@@ -38,7 +47,11 @@ RULE = OrderRule(
     checks="glucose meter interference by maltose products",
     fires_when="a maltose product (Octagam, Cutaquig)",
     indicator="`warning` with active diabetes, else `info`",
-    suggests="none: use glucose-specific testing",
-    reads=Reads(prefetch=frozenset({"conditions"}), valuesets=("diabetes",)),
+    suggests="with diabetes, the order on a maltose-free product; always: glucose-specific testing",
+    reads=Reads(
+        prefetch=frozenset({"conditions"}),
+        valuesets=("diabetes",),
+        knowledge=("dose-ranges.json",),  # the switch prefers a product labelled for the reason
+    ),
     check=check,
 )

@@ -1,6 +1,10 @@
 """hemolysis-risk: non-O blood group and a high-dose course (>= 2 g/kg) (labels' W&P, §3c).
 
 The latest ABO result (883-9, 882-1) is read as text: A, B or AB is non-O. Unknown or O: silent.
+Always `warning`: it fires only for a course >= 2 g/kg with a factor (non-O group), which is a
+high-severity combination in the boxed-warning tier too (contract §7.3). The hemoglobin 36-96 h
+after the course is suggested even with a baseline on file; the baseline only when no hemoglobin
+is within ``window_hemoglobin_days`` (contract §7.2).
 """
 
 from __future__ import annotations
@@ -8,7 +12,6 @@ from __future__ import annotations
 import re
 
 from hooks import evidence
-from hooks.dosing import Dose
 from hooks.findings import CreateOrder, Finding, Proposal
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 
@@ -22,8 +25,10 @@ def blood_group(text: str) -> str | None:
 
 
 def check(inp: OrderInput) -> Finding | None:
-    dose = inp.dose
-    if not isinstance(dose, Dose) or not dose.at_least(inp.thresholds.high_dose_g_per_kg):
+    # The course total, once per course (contract §7.4): five daily orders of 0.4 g/kg are one
+    # 2 g/kg course; the finding is about the course's lead order.
+    course = inp.course
+    if not course.leads(inp.order) or not course.at_least(inp.thresholds.high_dose_g_per_kg):
         return None
     abo = inp.ctx.latest("abo-blood-group")
     texts = [abo.original, *(c.display or c.code for c in abo.value_codes)] if abo else []
@@ -32,26 +37,44 @@ def check(inp: OrderInput) -> Finding | None:
         return None
     why = "Hemolysis risk: non-O blood group and high-dose immune globulin"
     order = inp.order.reference
+    window = inp.thresholds.window_hemoglobin_days
+    baseline = inp.ctx.latest_within("hemoglobin", window)
+    proposals = [
+        Proposal(
+            "Hemoglobin 36-96 h after the last infusion of the course",
+            (
+                CreateOrder(
+                    "hemoglobin",
+                    f"{why}: repeat 36-96 hours after the last infusion of the course",
+                    order,
+                ),
+            ),
+        )
+    ]
+    lines = [f"{evidence.observation(abo)} (group {group}: non-O)", *course.steps]
+    if baseline is None:
+        proposals.insert(
+            0,
+            Proposal(
+                "Baseline hemoglobin before the infusion",
+                (CreateOrder("hemoglobin", f"{why}: baseline before the infusion", order),),
+            ),
+        )
+    else:
+        lines.append(
+            f"Baseline hemoglobin on file within {window} days, so none is suggested: "
+            f"{evidence.observation(baseline)}"
+        )
     return Finding(
         topic=TOPIC,
         indicator="warning",
-        summary=f"Hemolysis risk: blood group {group} and a {dose.course_g_per_kg:g} g/kg course",
-        evidence=(f"{evidence.observation(abo)} (group {group}: non-O)", *dose.steps),
+        summary=f"Hemolysis risk: blood group {group} and a {course.known_g_per_kg:g} g/kg course",
+        evidence=tuple(lines),
         recommendation=(
             "Immune globulin carries anti-A/anti-B antibodies. Measure hemoglobin (and hematocrit) "
             "at baseline and 36-96 hours after the infusion, and watch for signs of hemolysis."
         ),
-        proposals=(
-            Proposal(
-                "Hemoglobin at baseline and 36-96 h after the infusion",
-                (
-                    CreateOrder("hemoglobin", f"{why}: baseline", order),
-                    CreateOrder(
-                        "hemoglobin", f"{why}: repeat 36-96 hours after the infusion", order
-                    ),
-                ),
-            ),
-        ),
+        proposals=tuple(proposals),
     )
 
 
@@ -61,11 +84,16 @@ RULE = OrderRule(
     checks="hemolysis risk (non-O blood group and a high-dose course)",
     fires_when="latest ABO group A, B or AB and a course of ≥ 2 g/kg",
     indicator="`warning`",
-    suggests="hemoglobin (LOINC 718-7) at baseline and 36–96 h after",
+    suggests=(
+        "hemoglobin (LOINC 718-7) 36–96 h after the course; at baseline unless one is on file "
+        "within 7 days"
+    ),
     reads=Reads(
-        prefetch=frozenset({"observations"}),
-        observations=("abo-blood-group", "body-weight"),
-        thresholds=("high_dose_g_per_kg", "window_weight_days"),
+        # the course (contract §7.4): its orders on record, their reasons, the dosing weight
+        prefetch=frozenset({"observations", "medicationRequests", "medicationStatements"}),
+        observations=("abo-blood-group", "body-weight", "hemoglobin"),
+        knowledge=("dose-ranges.json", "indication-guidance.json"),
+        thresholds=("high_dose_g_per_kg", "window_weight_days", "window_hemoglobin_days"),
     ),
     check=check,
 )

@@ -1,9 +1,10 @@
 """iga-deficiency: selective IgA deficiency coded, or latest IgA < 7 mg/dL after age 4 (ESID).
 
-Warning; critical when anti-IgA antibodies are documented or there is any documented reaction to
-immune globulin, IgA or blood products (labels: contraindicated with anti-IgA antibodies and a
-history of hypersensitivity). IgA deficiency has no recency window (contract §6): it does not
-change.
+Critical (do not give) only with documented anti-IgA antibodies *and* a documented reaction to
+immune globulin, IgA or blood products: the labels contraindicate immune globulin for exactly that
+pair. Antibodies or a reaction alone: warning, the lowest-IgA product recommended. IgA deficiency
+alone: warning, the anti-IgA test and the low-IgA product offered. IgA deficiency has no recency
+window (contract §6): it does not change.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def check(inp: OrderInput) -> Finding | None:
         return None
     antibodies = _antibodies(inp)
     reactions = [line for _, line, _ in documented_reactions(inp)]
-    critical = bool(antibodies or reactions)
+    critical = bool(antibodies and reactions)  # the labelled contraindication: do not give
+    prefer_low = bool(antibodies or reactions)
     lines = tuple(coded + ([lab] if lab else []) + antibodies + reactions)
     notes = []
     proposals = []
@@ -93,9 +95,12 @@ def check(inp: OrderInput) -> Finding | None:
         low = lowest_iga_product(inp)
         if low is not None:
             why = f"Low-IgA product chosen for IgA deficiency ({low.iga.shown})"
+            label = f"Switch to {low.brand} (low IgA: {low.iga.shown})"
+            if critical:  # an alternative to not giving it, never the recommendation
+                label += ", only if immune globulin is unavoidable, under specialist supervision"
             proposals.append(
                 Proposal(
-                    f"Switch to {low.brand} (low IgA: {low.iga.shown})",
+                    label,
                     (
                         ReviseOrder(
                             inp.order.reference,
@@ -103,24 +108,36 @@ def check(inp: OrderInput) -> Finding | None:
                             f"Change the product to {low.brand}",
                         ),
                     ),
-                    recommended=critical,
+                    recommended=prefer_low and not critical,
                 )
             )
-    summary = (
-        "IgA deficiency with anti-IgA antibodies or a prior reaction: high anaphylaxis risk"
-        if critical
-        else "IgA deficiency: risk of anaphylaxis with immune globulin"
-    )
+    if critical:
+        summary = "Do not give: IgA deficiency with anti-IgA antibodies and a prior reaction"
+        recommendation = (
+            "Immune globulin is contraindicated in IgA-deficient patients with antibodies "
+            "against IgA and a history of hypersensitivity: remove the order. Only if immune "
+            "globulin is unavoidable, the lowest-IgA product under specialist supervision."
+        )
+    elif prefer_low:
+        what = "anti-IgA antibodies" if antibodies else "a prior reaction"
+        summary = f"IgA deficiency with {what}: use the lowest-IgA product"
+        recommendation = (
+            "Anaphylaxis risk is higher with anti-IgA antibodies or an earlier reaction: use the "
+            "lowest-IgA product, with premedication and a slow rate per protocol."
+        )
+    else:
+        summary = "IgA deficiency: risk of anaphylaxis with immune globulin"
+        recommendation = (
+            "Check anti-IgA antibodies before the infusion; a low-IgA product lowers the risk. "
+            "Immune globulin is contraindicated with anti-IgA antibodies and a history of "
+            "hypersensitivity."
+        )
     return Finding(
         topic=TOPIC,
         indicator="critical" if critical else "warning",
         summary=summary,
         evidence=lines,
-        recommendation=(
-            "Immune globulin is contraindicated in IgA-deficient patients with antibodies "
-            "against IgA and a history of hypersensitivity. Check anti-IgA antibodies; if immune "
-            "globulin is needed, use the lowest-IgA product under specialist supervision."
-        ),
+        recommendation=recommendation,
         proposals=tuple(proposals),
         notes=tuple(notes),
     )
@@ -135,8 +152,8 @@ RULE = OrderRule(
         "in a patient older than 4 at the test"
     ),
     indicator=(
-        "`warning`; `critical` with documented anti-IgA antibodies or any documented reaction "
-        "to immune globulin, IgA or blood products"
+        "`warning`; `critical` (do not give) with documented anti-IgA antibodies and a "
+        "documented reaction to immune globulin, IgA or blood products"
     ),
     suggests=(
         "order anti-IgA antibodies (by text: no verified LOINC); switch to the lowest-IgA "

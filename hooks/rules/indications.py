@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from hooks.context.model import ClinicalContext, MedicationOrder
 from hooks.terminology import ConceptSet
+from hooks.text import record
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ def indications_of(
         for name in names:
             matched = valuesets[name].match(reason.codes, reason.texts)
             if matched:
-                shown = reason.texts[0] if reason.texts else matched.describe()
+                shown = record(reason.texts[0]) if reason.texts else matched.describe()
                 found.append(
                     FoundIndication(name, f"{shown} (reasonCode, {matched.describe()})", True)
                 )
@@ -45,7 +46,8 @@ def indications_of(
                 found.append(
                     FoundIndication(
                         name,
-                        f"{condition.reference}: {condition.label} (reasonReference, "
+                        f"{record(condition.reference)}: {record(condition.label)} "
+                        "(reasonReference, "
                         f"{matched.describe()})",
                         True,
                     )
@@ -61,7 +63,8 @@ def indications_of(
                 found.append(
                     FoundIndication(
                         name,
-                        f"{condition.reference}: {condition.label} (active condition, "
+                        f"{record(condition.reference)}: {record(condition.label)} "
+                        "(active condition, "
                         f"{matched.describe()})",
                         False,
                     )

@@ -4,7 +4,6 @@ note migraine patients may be more susceptible, and the syndrome is more frequen
 from __future__ import annotations
 
 from hooks import evidence
-from hooks.dosing import Dose
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.common import hydration, instruction
@@ -19,16 +18,16 @@ def check(inp: OrderInput) -> Finding | None:
     ]
     if not migraine:
         return None
-    dose = inp.dose
-    if not isinstance(dose, Dose) or not dose.at_least(inp.thresholds.high_dose_g_per_kg):
+    course = inp.course  # the course total, once per course, on its lead (contract §7.4)
+    if not course.leads(inp.order) or not course.at_least(inp.thresholds.high_dose_g_per_kg):
         return None
     return Finding(
         topic=TOPIC,
         indicator="info",
         summary=(
-            f"Migraine history and a {dose.course_g_per_kg:g} g/kg course: aseptic meningitis risk"
+            f"Migraine history and a {course.known_g_per_kg:g} g/kg course: aseptic meningitis risk"
         ),
-        evidence=(*migraine, *dose.steps),
+        evidence=(*migraine, *course.steps),
         recommendation=(
             "Use a slower infusion rate and hydrate; counsel on headache, neck stiffness and fever."
         ),
@@ -52,7 +51,11 @@ RULE = OrderRule(
     indicator="`info`",
     suggests="slower rate (order update); hydration",
     reads=Reads(
-        prefetch=frozenset({"conditions", "observations"}),
+        # the course (contract §7.4): its orders on record, their reasons, the dosing weight
+        prefetch=frozenset(
+            {"conditions", "observations", "medicationRequests", "medicationStatements"}
+        ),
+        knowledge=("dose-ranges.json", "indication-guidance.json"),
         valuesets=("migraine",),
         observations=("body-weight",),
         thresholds=("high_dose_g_per_kg", "window_weight_days"),

@@ -66,9 +66,14 @@ def check(inp: OrderInput) -> Finding | None:
         lines.append(f"No serum creatinine or eGFR within {window} days (IV product)")
         lines += _what_there_is(inp, RENAL_CONCEPTS, window)
         why = "Baseline renal function before IV immune globulin (IGIV labeling)"
-        proposals.append(
-            companion("Order BUN and serum creatinine", inp, why, "bun", "serum-creatinine")
-        )
+        bun = inp.ctx.latest_within("bun", window)
+        if bun is None:
+            proposals.append(
+                companion("Order BUN and serum creatinine", inp, why, "bun", "serum-creatinine")
+            )
+        else:  # a lab on file is not ordered again (contract §7.2)
+            lines.append(f"BUN on file, so none is suggested: {evidence.observation(bun)}")
+            proposals.append(companion("Order serum creatinine", inp, why, "serum-creatinine"))
     return Finding(
         topic=TOPIC,
         indicator="warning" if no_weight else "info",
@@ -93,7 +98,7 @@ RULE = OrderRule(
     suggests="measure weight (LOINC 29463-7); BUN and creatinine",
     reads=Reads(
         prefetch=frozenset({"observations"}),
-        observations=("body-weight", *RENAL_CONCEPTS),
+        observations=("body-weight", *RENAL_CONCEPTS, "bun"),
         thresholds=("window_weight_days", "window_renal_days"),
     ),
     check=check,

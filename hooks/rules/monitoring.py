@@ -14,6 +14,7 @@ from hooks.context.read import within_days
 from hooks.findings import CreateOrder, Finding, Proposal
 from hooks.rules import renal
 from hooks.rules.base import PATIENT_VIEW, PatientInput, PatientRule, Reads
+from hooks.text import record
 
 IGG_TOPIC = "igg-trough-monitoring"
 RENAL_TOPIC = "renal-monitoring"
@@ -22,8 +23,8 @@ HISTORY_KEYS = frozenset({"medicationRequests", "medicationStatements"})
 
 def _therapy_lines(inp: PatientInput, route: str | None = None) -> list[str]:
     return [
-        f"{h.order.reference}: {h.order.product_name} ({h.order.route}), {h.status}"
-        + (f", authored {h.authored}" if h.authored else "")
+        f"{record(h.order.reference)}: {h.order.product_name} ({h.order.route}), "
+        f"{record(h.status)}" + (f", authored {h.authored}" if h.authored else "")
         for h in inp.ctx.current_ig
         if route is None or h.order.route == route
     ]
@@ -89,7 +90,7 @@ def check_renal(inp: PatientInput) -> Finding | None:
         ),
         evidence=(
             *iv,
-            *(line for _, line in factors),
+            *(factor.evidence for factor in factors),
             f"No creatinine or eGFR within {window} days",
         ),
         recommendation="Check BUN and serum creatinine; monitor renal function and urine output.",

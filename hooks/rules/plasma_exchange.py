@@ -22,6 +22,7 @@ from hooks.rules.base import (
     PlasmaExchangeRule,
     Reads,
 )
+from hooks.text import record
 
 TOPIC = "plasma-exchange-sequencing"
 
@@ -30,26 +31,26 @@ def _label(order: SessionOrder) -> str:
     code = order.code
     if code is None:
         return "plasma exchange"
-    return code.texts[0] if code.texts else (code.codes[0].label() if code.codes else "")
+    return record(code.texts[0]) if code.texts else (code.codes[0].label() if code.codes else "")
 
 
 def _delete(order: SessionOrder) -> Proposal:
-    reference = order.reference
+    reference, shown = order.reference, record(order.reference)
     return Proposal(
-        f"Remove the plasma-exchange order ({reference}); reorder it later if still needed",
-        (RemoveOrder(reference, f"Remove {reference}"),),
+        f"Remove the plasma-exchange order ({shown}); reorder it later if still needed",
+        (RemoveOrder(reference, f"Remove {shown}"),),
     )
 
 
 def plasma_exchange_known(ctx: ClinicalContext, kb: KnowledgeBase) -> list[str]:
     """Plasma exchange in this session's orders, or as a procedure in the record."""
     lines = [
-        f"{order.reference}: {_label(order)} (ordered in this session)"
+        f"{record(order.reference)}: {_label(order)} (ordered in this session)"
         for order in ctx.plasma_exchanges_in_session
     ]
     plex = kb.valueset("plasma-exchange")
     lines += [
-        f"{p.reference}: {p.label} ({p.status}, {p.date})"
+        f"{record(p.reference)}: {record(p.label)} ({record(p.status)}, {p.date})"
         for p in ctx.procedures
         if plex.match(p.codes, (p.label,))
     ]
@@ -68,7 +69,9 @@ def check(inp: OrderInput) -> Finding | None:
             f"Plasma exchange ordered with {inp.order.product_name}: the exchange would "
             f"remove the IVIG"
         ),
-        evidence=tuple(f"{o.reference}: {_label(o)} (ordered in this session)" for o in orders),
+        evidence=tuple(
+            f"{record(o.reference)}: {_label(o)} (ordered in this session)" for o in orders
+        ),
         recommendation=(
             "Do not give plasma exchange right after IVIG: the exchange removes the immune "
             "globulin "
@@ -92,10 +95,10 @@ def check_plasma_exchange_order(inp: PlasmaExchangeInput) -> Finding | None:
         indicator="warning",
         summary=f"Immune globulin ordered {days} days ago: plasma exchange now would remove it",
         evidence=(
-            f"{inp.order.reference}: {_label(inp.order)} (ordered now)",
+            f"{record(inp.order.reference)}: {_label(inp.order)} (ordered now)",
             *(
-                f"{h.order.reference}: {h.order.product_name} ({h.order.route}), {h.status}, "
-                f"authored {h.authored}"
+                f"{record(h.order.reference)}: {h.order.product_name} ({h.order.route}), "
+                f"{record(h.status)}, authored {h.authored}"
                 for h in recent
             ),
             f"Window: {window} days",

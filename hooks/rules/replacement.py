@@ -10,21 +10,15 @@ from hooks import evidence
 from hooks.context.read import within_days
 from hooks.findings import CreateOrder, Finding, Proposal
 from hooks.rules.base import PATIENT_VIEW, PatientInput, PatientRule, Reads
+from hooks.rules.common import low_igg
+from hooks.text import NOT_CHECKED
 
 TOPIC = "ig-replacement-candidate"
 LOW_IGG = ("hypogammaglobulinemia", "primary-immunodeficiency")
 
 
 def _hypogammaglobulinemia(inp: PatientInput) -> list[str]:
-    found = [
-        evidence.condition(c, m)
-        for name in LOW_IGG
-        for c, m in inp.ctx.conditions_in(inp.kb.valueset(name), active_only=False)
-    ]
-    igg, low = inp.ctx.latest("serum-igg"), inp.thresholds.igg_low_mg_dl
-    if igg is not None and igg.value is not None and igg.value < low:
-        found.append(f"{evidence.observation(igg)} (below {low:g} mg/dL)")
-    return found
+    return low_igg(inp.ctx, inp.kb, inp.thresholds, LOW_IGG, active_only=False)
 
 
 def check(inp: PatientInput) -> Finding | None:
@@ -63,9 +57,9 @@ def check(inp: PatientInput) -> Finding | None:
             ),
         ),
         notes=(
-            "The threshold of two or more severe infections is UNVERIFIED in the seed reference "
-            "(likely AAAAI 2017, Perez EE et al.); the EU SCIG indication asks for severe or "
-            "recurrent infections and IgG < 4 g/L or proven specific antibody failure.",
+            f"The threshold of two or more severe infections: {NOT_CHECKED} (likely AAAAI "
+            "2017, Perez EE et al.); the EU SCIG indication asks for severe or recurrent "
+            "infections and IgG < 4 g/L or proven specific antibody failure.",
         ),
     )
 

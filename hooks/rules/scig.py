@@ -3,18 +3,26 @@
 
 Weekly g = previous IV dose (g) × factor ÷ weeks between IV doses; HyQvia keeps the IV dose and
 interval. A previous dose that cannot be computed is said so, with why; no dose is guessed.
+
+With a current IV order on record it is the IV → SC switch card (contract §7.5): a warning that
+says to stop the IV order (a suggestion to remove it), when the first SC dose falls (about one
+week after the last IV dose; HyQvia per its label) and the computed SC dose. It is the one product
+card of the switch: duplicate-therapy leaves that pair to it (``switch_from``).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 
 from hooks.context.model import IgHistory
 from hooks.context.read import within_days
+from hooks.courses import record_days
 from hooks.dosing import Dose, read_dose
 from hooks.evidence import plain_number
-from hooks.findings import DoseChange, Finding, Proposal, ReviseOrder
+from hooks.findings import DoseChange, Finding, Proposal, RemoveOrder, ReviseOrder
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.text import NOT_CHECKED, record
 
 TOPIC = "scig-conversion"
 
@@ -27,6 +35,73 @@ def recent_ivig(inp: OrderInput) -> IgHistory | None:
         if h.order.route == "IV" and (h.current or within_days(inp.ctx.today, h.authored, window))
     ]
     return max(recent, key=lambda h: h.authored or date.min) if recent else None
+
+
+def switch_from(inp: OrderInput) -> tuple[IgHistory, ...]:
+    """The current IV orders on record an SC order replaces (an IV → SC switch), latest first."""
+    if inp.order.route != "SC":
+        return ()
+    drafts = {d.reference for d in inp.ctx.ig_drafts} | {o.reference for o in inp.ctx.ig_orders}
+    current = [
+        h for h in inp.ctx.current_ig if h.order.route == "IV" and h.order.reference not in drafts
+    ]
+    return tuple(sorted(current, key=lambda h: h.authored or date.min, reverse=True))
+
+
+def _first_dose(inp: OrderInput, previous: IgHistory) -> str:
+    """When the first SC dose is given after the last IV one (§8c)."""
+    product = inp.order.product
+    name = inp.order.product_name
+    if product is not None and product.scig is not None and product.scig.same_dose_and_interval:
+        # HyQvia's label (hyqviahcp.com dosing): from IGIV, the same dose and frequency after a
+        # ramp-up of 1-, 2- and 3-week intervals.
+        return (
+            f"Start {name} as its label says: from IGIV, the same dose and frequency after a "
+            "ramp-up (1-, 2- and 3-week intervals, then every 3-4 weeks)."
+        )
+    label = (
+        ", as the Hizentra label says" if product is not None and product.id == "hizentra" else ""
+    )
+    days = record_days(previous)
+    if days.open_ended or days.last is None:
+        when = "the IV order has no end date, so count from the last infusion given"
+    elif days.basis == "authoredOn":
+        when = f"the IV order, authored {days.last}, gives no administration dates"
+    else:
+        when = f"on or about {days.last + timedelta(days=7)} (last IV dose {days.last})"
+    return f"Give the first SC dose about one week after the last IV dose{label}: {when}."
+
+
+def _as_switch(found: Finding, inp: OrderInput, stopping: tuple[IgHistory, ...]) -> Finding:
+    """The conversion finding as the IV → SC switch card: stop the current IV orders."""
+    named = "; ".join(
+        f"{record(h.order.reference)} {h.order.product_name} IV, {record(h.status)}"
+        for h in stopping
+    )
+    removals = tuple(
+        Proposal(
+            f"Stop the {h.order.product_name} IV order",
+            (
+                RemoveOrder(
+                    h.order.reference,
+                    f"Stop {h.order.product_name} IV: {inp.order.product_name} SC replaces it",
+                ),
+            ),
+            recommended=True,  # two therapies at once is the hazard the switch card is about
+        )
+        for h in stopping
+    )
+    return replace(
+        found,
+        indicator="warning",
+        summary=f"{found.summary}; stop the current IV order",
+        evidence=(f"Current IV order, still active: {named}", *found.evidence),
+        recommendation=(
+            f"Stop the current IV order when {inp.order.product_name} starts: it replaces the "
+            f"IV therapy. {found.recommendation}"
+        ),
+        proposals=(*removals, *found.proposals),
+    )
 
 
 def _site_lines(inp: OrderInput, weight_kg: float | None) -> list[str]:
@@ -47,8 +122,8 @@ def _site_lines(inp: OrderInput, weight_kg: float | None) -> list[str]:
             else "",
             f"up to {limit.max_sites} sites" if limit.max_sites else "",
         ]
-        text = ", ".join(p for p in parts if p) or "no figures in the reference"
-        flag = " (UNVERIFIED)" if limit.unverified else ""
+        text = ", ".join(p for p in parts if p) or "no per-site figures given"
+        flag = f" ({NOT_CHECKED})" if limit.unverified else ""
         lines.append(
             f"Site limits, {limit.group}: {text}{flag}{'; ' + limit.note if limit.note else ''}"
         )
@@ -60,16 +135,19 @@ def _every(weeks: float) -> str:
 
 
 def check(inp: OrderInput) -> Finding | None:
-    if inp.order.route != "SC":
-        return None
-    previous = recent_ivig(inp)
-    if previous is None:
+    stopping = switch_from(inp)
+    found = _conversion(inp, stopping[0] if stopping else recent_ivig(inp))
+    return _as_switch(found, inp, stopping) if found and stopping else found
+
+
+def _conversion(inp: OrderInput, previous: IgHistory | None) -> Finding | None:
+    if inp.order.route != "SC" or previous is None:
         return None
     weight = inp.weight
     kg = weight.value if weight else None
     lines = [
-        f"Previous IVIG: {previous.order.reference} {previous.order.product_name}, "
-        f"{previous.status}, authored {previous.authored}"
+        f"Previous IVIG: {record(previous.order.reference)} {previous.order.product_name}, "
+        f"{record(previous.status)}, authored {previous.authored}"
     ]
     product = inp.order.product
     scig = product.scig if product else None
@@ -92,7 +170,7 @@ def check(inp: OrderInput) -> Finding | None:
             evidence=(*lines, f"Not computed: {problem}", *_site_lines(inp, kg)),
             recommendation=(
                 "Compute the SCIG dose from the previous IVIG dose, interval and the "
-                "product's conversion factor."
+                f"product's conversion factor. {_first_dose(inp, previous)}"
             ),
         )
     lines += list(dose.steps)
@@ -111,7 +189,7 @@ def check(inp: OrderInput) -> Finding | None:
     else:
         factor = scig.conversion_factor or 1.0
         grams, every = round(dose.admin_g * factor / weeks, 1), 1.0
-        flag = " (UNVERIFIED factor)" if scig.conversion_unverified else ""
+        flag = f" ({NOT_CHECKED})" if scig.conversion_unverified else ""
         lines.append(
             f"Weekly dose = {plain_number(dose.admin_g)} g × {plain_number(factor)}{flag} ÷ "
             f"{plain_number(weeks)} weeks = {plain_number(grams)} g"
@@ -126,10 +204,7 @@ def check(inp: OrderInput) -> Finding | None:
             f"every {_every(every)}"
         ),
         evidence=tuple(lines),
-        recommendation=(
-            "Start the subcutaneous product one week after the last IVIG dose (Hizentra label) and "
-            "check the IgG trough after the switch."
-        ),
+        recommendation=f"{_first_dose(inp, previous)} Check the IgG trough after the switch.",
         proposals=(
             Proposal(
                 f"Set the dose to {plain_number(grams)} g every {_every(every)}",
@@ -154,9 +229,11 @@ RULE = OrderRule(
     indicator=(
         "`info`, with the weekly dose (previous IV dose × factor ÷ weeks between doses; 1.37 "
         "Hizentra, Gamunex-C, Gammagard Liquid; 1.30 Cuvitru, Cutaquig; HyQvia the same dose "
-        "and interval) and the per-site limits for the patient's age and weight"
+        "and interval) and the per-site limits for the patient's age and weight; `warning` (the "
+        "IV → SC switch) when an IV order is current: stop it, first SC dose about one week "
+        "after the last IV dose (HyQvia per its label)"
     ),
-    suggests="the order at the computed dose and interval",
+    suggests="the order at the computed dose and interval; removal of the current IV order",
     reads=Reads(
         prefetch=frozenset(
             {"patient", "observations", "medicationRequests", "medicationStatements"}

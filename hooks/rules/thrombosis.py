@@ -1,21 +1,45 @@
-"""thrombosis-risk: any risk factor of the class boxed warning (reference §3a; contract §3).
+"""thrombosis-risk: any risk factor of the class boxed warning (reference §3a; contract §3, §7.3).
 
 Advanced age; history of venous or arterial thrombosis (any clinical status: a resolved DVT is
 still a history); hypercoagulable conditions (any status: mostly lifelong); active immobilization,
-central venous catheter and hyperviscosity (or triglycerides >= threshold); current estrogens or
-other listed prothrombotic drugs; cardiovascular risk factors. Applies to IV and SC products.
+central venous catheter and hyperviscosity (or triglycerides >= threshold); current estrogens, drugs
+with their own boxed thrombosis warning and other listed prothrombotic drugs; pregnancy (dated
+within 42 weeks, no later not-pregnant record); cardiovascular risk factors. Applies to IV and SC.
+
+The tier (``boxed_tier``): `warning` with a high-severity factor (prior thrombosis within the
+look-back, hypercoagulable condition, hyperviscosity, immobilisation, central line, estrogen or a
+drug with its own boxed thrombosis warning, pregnancy, a high-dose course), on a first infusion, or
+with a new factor; else `info` (a maintenance order with long-standing cardiovascular factors).
 """
 
 from __future__ import annotations
 
 from hooks import evidence
+from hooks.context.model import ConditionEntry
+from hooks.context.read import within_days
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.common import OBESITY_READS, current_smoking, hydration, minimum_rate, obesity
+from hooks.rules.boxed_tier import TIER_THRESHOLDS, Factor, birthday, high_dose, tier
+from hooks.rules.common import (
+    OBESITY_READS,
+    current_smoking,
+    hydration,
+    minimum_rate,
+    obesity,
+    run_start,
+)
+from hooks.rules.ig_therapy import COURSE_KNOWLEDGE, THERAPY_PREFETCH
+from hooks.text import record
 
 TOPIC = "thrombosis-risk"
-HISTORY = ("venous-thromboembolism", "arterial-thrombosis", "hypercoagulable-conditions")
-ACTIVE = ("immobilization", "central-venous-catheter", "hyperviscosity-conditions")
+PRIOR_THROMBOSIS = ("venous-thromboembolism", "arterial-thrombosis")
+HYPERCOAGULABLE = "hypercoagulable-conditions"
+# active conditions, each high-severity, with the reason said on the card
+ACTIVE = {
+    "immobilization": "immobilisation",
+    "central-venous-catheter": "central venous catheter",
+    "hyperviscosity-conditions": "hyperviscosity",
+}
 CARDIOVASCULAR = (
     "hypertension",
     "diabetes",
@@ -24,53 +48,109 @@ CARDIOVASCULAR = (
     "heart-failure",
     "obesity",
 )
-MEDICATIONS = ("estrogen-containing-medications", "prothrombotic-medications")
+# current drugs: value set -> why it is high-severity (None: an ordinary factor)
+MEDICATIONS = {
+    "estrogen-containing-medications": "estrogen",
+    "boxed-thrombosis-medications": "a drug with its own boxed thrombosis warning",
+    "prothrombotic-medications": None,
+}
+PREGNANCY = ("pregnancy", "not-pregnant")
 
 
-def risk_factors(inp: OrderInput) -> list[tuple[str, str]]:
-    """(short name for the summary, evidence line) for every risk factor found."""
+def _prior_thrombosis(inp: OrderInput) -> list[Factor]:
+    """High-severity within the look-back (0: any time; undated: counts), else ordinary."""
+    lookback, today = inp.thresholds.thrombosis_lookback_days, inp.ctx.today
+    found = []
+    for name in PRIOR_THROMBOSIS:
+        for c, m in inp.ctx.conditions_in(inp.kb.valueset(name), active_only=False):
+            recent = lookback == 0 or c.date is None or within_days(today, c.date, lookback)
+            why = "prior thrombosis" + ("" if lookback == 0 else f" within {lookback} days")
+            found.append(
+                Factor(record(c.label), evidence.condition(c, m), why if recent else None, c.date)
+            )
+    return found
+
+
+def _pregnancies(inp: OrderInput) -> list[tuple[ConditionEntry, str]]:
+    """Active pregnancy records dated within pregnancy_days, not followed by a not-pregnant one
+    (an undated record cannot be placed in the 42 weeks, so it does not count)."""
+    ctx, days = inp.ctx, inp.thresholds.pregnancy_days
+    ended = [
+        c.date
+        for c, _ in ctx.conditions_in(inp.kb.valueset("not-pregnant"), active_only=False)
+        if c.date
+    ]
+    return [
+        (c, evidence.condition(c, m))
+        for c, m in ctx.conditions_in(inp.kb.valueset("pregnancy"), active_only=True)
+        if c.date and within_days(ctx.today, c.date, days) and not any(e > c.date for e in ended)
+    ]
+
+
+def risk_factors(inp: OrderInput) -> list[Factor]:
+    """Every risk factor found, with its severity and the date it began."""
     ctx, kb, limits = inp.ctx, inp.kb, inp.thresholds
-    found: list[tuple[str, str]] = []
-    if ctx.age is not None and ctx.age >= limits.thrombosis_age:
-        found.append((f"age {ctx.age}", f"Age ≥ {limits.thrombosis_age}: {evidence.age(ctx)}"))
-    for name in HISTORY:
-        found += [
-            (c.label, evidence.condition(c, m))
-            for c, m in ctx.conditions_in(kb.valueset(name), active_only=False)
-        ]
-    for name in ACTIVE:
-        found += [
-            (c.label, evidence.condition(c, m))
-            for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
-        ]
-    triglycerides = ctx.latest("triglycerides")
-    if (
-        triglycerides
-        and triglycerides.value is not None
-        and triglycerides.value >= limits.triglycerides_mg_dl
-    ):
+    found: list[Factor] = []
+    born = ctx.patient.birth_date
+    if ctx.age is not None and born is not None and ctx.age >= limits.thrombosis_age:
         found.append(
-            (
-                "very high triglycerides",
-                f"Hyperviscosity: {evidence.observation(triglycerides)} "
-                f"(≥ {limits.triglycerides_mg_dl:g} mg/dL)",
+            Factor(
+                f"age {ctx.age}",
+                f"Age ≥ {limits.thrombosis_age}: {evidence.age(ctx)}",
+                since=birthday(born, limits.thrombosis_age),
             )
         )
-    for name in MEDICATIONS:
+    found += _prior_thrombosis(inp)
+    found += [
+        Factor(record(c.label), evidence.condition(c, m), "hypercoagulable condition", c.date)
+        for c, m in ctx.conditions_in(kb.valueset(HYPERCOAGULABLE), active_only=False)
+    ]
+    for name, why in ACTIVE.items():
         found += [
-            (m.label, evidence.medication(m, how))
-            for m, how in ctx.medications_in(kb.valueset(name))
+            Factor(record(c.label), evidence.condition(c, m), why, c.date)
+            for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
         ]
+    triglycerides, limit = ctx.latest("triglycerides"), limits.triglycerides_mg_dl
+    if triglycerides and triglycerides.value is not None and triglycerides.value >= limit:
+        found.append(
+            Factor(
+                "very high triglycerides",
+                f"Hyperviscosity: {evidence.observation(triglycerides)} (≥ {limit:g} mg/dL)",
+                "hyperviscosity",
+                run_start(
+                    ctx.values("triglycerides"), lambda v: v.value is not None and v.value >= limit
+                ),
+            )
+        )
+    for name, medication_why in MEDICATIONS.items():
+        concept_set = kb.valueset(name)
+        since = ctx.first_prescribed(concept_set)
+        found += [
+            Factor(record(m.label), evidence.medication(m, how), medication_why, since)
+            for m, how in ctx.medications_in(concept_set)
+        ]
+    found += [
+        Factor(record(c.label), f"Pregnancy: {line}", "pregnancy", c.date)
+        for c, line in _pregnancies(inp)
+    ]
     for name in CARDIOVASCULAR:
         found += [
-            (c.label, f"Cardiovascular risk factor: {evidence.condition(c, m)}")
+            Factor(
+                record(c.label),
+                f"Cardiovascular risk factor: {evidence.condition(c, m)}",
+                None,
+                c.date,
+            )
             for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
         ]
     found += [
-        ("current smoking", f"Cardiovascular risk factor (current smoking): {line}")
-        for line in current_smoking(inp)
+        Factor("current smoking", f"Cardiovascular risk factor (current smoking): {line}", None, d)
+        for line, d in current_smoking(inp)
     ]
-    found += [("obesity", f"Cardiovascular risk factor (obesity): {line}") for line in obesity(inp)]
+    found += [
+        Factor("obesity", f"Cardiovascular risk factor (obesity): {line}", None, d)
+        for line, d in obesity(inp)
+    ]
     return found
 
 
@@ -78,12 +158,16 @@ def check(inp: OrderInput) -> Finding | None:
     factors = risk_factors(inp)
     if not factors:
         return None
-    names = ", ".join(dict.fromkeys(name for name, _ in factors))
+    dose = high_dose(inp)
+    if dose is not None:
+        factors.append(dose)
+    graded = tier(inp, factors)
+    names = ", ".join(dict.fromkeys(f.name for f in factors))
     return Finding(
         topic=TOPIC,
-        indicator="warning",
+        indicator=graded.indicator,
         summary=f"Thrombosis risk with {inp.order.product_name} (boxed warning): {names}",
-        evidence=tuple(line for _, line in factors),
+        evidence=graded.evidence,
         recommendation=(
             "Give the minimum dose and infusion rate practicable, ensure adequate hydration before "
             "administration, and monitor for signs and symptoms of thrombosis. Assess blood "
@@ -96,6 +180,7 @@ def check(inp: OrderInput) -> Finding | None:
             minimum_rate(inp),
         ),
         notes=("Thrombosis may occur even without known risk factors.",),
+        new_factor=graded.new_factor,
     )
 
 
@@ -107,11 +192,18 @@ RULE = OrderRule(
         "any boxed-warning risk factor: age ≥ 65; history of venous or arterial thrombosis "
         "(any status); hypercoagulable condition; active immobilization, central venous "
         "catheter or hyperviscosity (myeloma, Waldenström, MGUS, cryoglobulinemia; "
-        "triglycerides ≥ 1000 mg/dL); current estrogen or other listed prothrombotic drug; "
+        "triglycerides ≥ 1000 mg/dL); current estrogen, a drug with its own boxed thrombosis "
+        "warning or another listed prothrombotic drug; pregnancy (within 42 weeks); "
         "hypertension, diabetes, hyperlipidemia, coronary disease, heart failure, current "
         "smoking, obesity (BMI ≥ 30 or coded)"
     ),
-    indicator="`warning`",
+    indicator=(
+        "`warning` with a high-severity factor (prior thrombosis, hypercoagulable condition, "
+        "hyperviscosity, immobilisation, central line, estrogen or a drug with its own boxed "
+        "thrombosis warning, pregnancy, a course ≥ 2 g/kg or ≥ 1 g/kg in a day), on a first "
+        "infusion (no immune globulin in 90 days) or with a factor newer than the last immune "
+        "globulin order; else `info`"
+    ),
     suggests=(
         "pre-infusion hydration (MedicationRequest); minimum practicable rate (order update; "
         "rate cap 3.3 mg/kg/min where the label gives one)"
@@ -119,21 +211,28 @@ RULE = OrderRule(
     reads=Reads(
         prefetch=frozenset(
             {"patient", "conditions", "observations", "medicationRequests", "medicationStatements"}
-        ),
+        )
+        | THERAPY_PREFETCH,
         valuesets=(
-            *HISTORY,
+            *PRIOR_THROMBOSIS,
+            HYPERCOAGULABLE,
             *ACTIVE,
             *CARDIOVASCULAR,
             *MEDICATIONS,
+            *PREGNANCY,
             "tobacco-use",
             "current-smoker-answers",
         ),
         observations=("triglycerides", "smoking-status", *OBESITY_READS),
+        knowledge=COURSE_KNOWLEDGE,
         thresholds=(
             "thrombosis_age",
             "triglycerides_mg_dl",
             "bmi_obese",
             "window_weight_days",
+            "thrombosis_lookback_days",
+            "pregnancy_days",
+            *TIER_THRESHOLDS,
         ),
     ),
     check=check,

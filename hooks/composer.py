@@ -1,0 +1,590 @@
+"""One coherent answer per order (contract §7): the findings of a call, grouped into one card per
+decision for each order or course, and one revised order per immune globulin order.
+
+Rules propose *changes* (product, dose, rate cap, instructions); here they are merged field by
+field (product: one that passes every check; dose: on the dosing weight; rate: the lowest cap;
+instructions: the union), and the revised order is re-checked with the same rules until it
+proposes nothing more. Only a fixed point is offered: a revision that is re-checked and still
+asks for a change, keeps a critical finding or raises a finding the order did not have is
+withheld, and the card says so. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from hooks.context.model import ClinicalContext, IgOrder
+from hooks.context.orders import read_medication_order, recognise
+from hooks.context.read import Concept, Reader
+from hooks.courses import course_references
+from hooks.engine import Settings, evaluate_order
+from hooks.findings import (
+    CreateOrder,
+    DoseChange,
+    Finding,
+    Indicator,
+    Instruction,
+    OrderChange,
+    ProductChange,
+    Proposal,
+    RateCap,
+    RemoveOrder,
+    ReviseOrder,
+)
+from hooks.knowledge_base import KnowledgeBase
+from hooks.knowledge_base.schema import CardGroup, Product
+from hooks.resources import Unrevisable, revised
+
+RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
+# Which rule's dose wins when several propose one: the dosing weight is the basis of every dose
+# (contract §7.1), and a converted SC dose is the only dose of an SC order.
+DOSE_PRECEDENCE = ("dosing-weight", "scig-conversion", "dose-check")
+CARRIERS = ("PRODUCT", "DOSE", "BOXEDWARNING")
+DO_NOT_GIVE = "DONOTGIVE"  # the first that contributes carries the revision
+MAX_ROUNDS = 6
+
+
+@dataclass(frozen=True)
+class Revision:
+    """The one revised order of an immune globulin order: its changes and the whole resource,
+    or (``withheld``) why none is offered."""
+
+    order: IgOrder
+    changes: tuple[OrderChange, ...] = ()
+    resource: dict[str, Any] | None = None
+    withheld: str | None = None
+
+    @property
+    def offered(self) -> bool:
+        return self.resource is not None and bool(self.changes)
+
+
+@dataclass(frozen=True)
+class CardPlan:
+    """One card: a decision group for one order or course (or the patient)."""
+
+    group: CardGroup
+    course: tuple[str, ...]  # the references of the course's orders in focus (() : the patient)
+    findings: tuple[Finding, ...]  # the lead finding first
+    proposals: tuple[Proposal, ...]
+    selection: Literal["at-most-one", "any"]
+    notes: tuple[str, ...] = ()
+    revisions: tuple[Revision, ...] = ()  # the revised orders this card carries
+    # The course's revised orders, whichever card carries them: once accepted, they are the
+    # orders every card of the course is about (the order-select -> order-sign memory).
+    course_revisions: tuple[Revision, ...] = ()
+
+    @property
+    def indicator(self) -> Indicator:
+        return max((f.indicator for f in self.findings), key=RANK.__getitem__)
+
+    @property
+    def new_factor(self) -> bool:
+        return self.group.code == "BOXEDWARNING" and any(f.new_factor for f in self.findings)
+
+    @property
+    def topic_code(self) -> str:
+        suffix = "NEWFACTOR" if self.new_factor else ""
+        return f"IVIG{self.group.code}{self.indicator.upper()}{suffix}"
+
+
+def compose(
+    findings: Sequence[Finding],
+    ctx: ClinicalContext,
+    kb: KnowledgeBase,
+    settings: Settings,
+) -> tuple[CardPlan, ...]:
+    """The cards of a call: one per decision group for each course (or the patient)."""
+    groups = kb.card_groups
+    course_of = _course_index(ctx, course_references(ctx, kb, settings.thresholds))
+    position = {group.code: index for index, group in enumerate(groups.groups)}
+    topic_rank = {topic: index for index, topic in enumerate(groups.topics)}
+    buckets: dict[tuple[tuple[str, ...], str], list[Finding]] = {}
+    placed = [(course_of.get(found.order, ()) if found.order else (), found) for found in findings]
+    # The reaction that makes an order do-not-give is evidence on that card, never a card of
+    # its own that says "premedicate" beside "do not give".
+    stopped = {
+        course
+        for course, found in placed
+        if groups.group_of(found.topic, found.indicator) == DO_NOT_GIVE
+    }
+    for course, found in placed:
+        code = groups.group_of(found.topic, found.indicator)
+        if course in stopped and groups.group_of(found.topic, "critical") == DO_NOT_GIVE:
+            code = DO_NOT_GIVE
+        buckets.setdefault((course, code), []).append(found)
+    keys = sorted(buckets, key=lambda k: (_course_rank(k[0], ctx), position[k[1]]))
+    by_code = {group.code: group for group in groups.groups}
+    plans = []
+    for course, code in keys:
+        members = sorted(
+            buckets[(course, code)], key=lambda f: (-RANK[f.indicator], topic_rank[f.topic])
+        )
+        plans.append(_Draft(by_code[code], course, tuple(_one_per_topic(members)), tuple(members)))
+    return tuple(_Composer(ctx, kb, settings, plans).plans())
+
+
+@dataclass(frozen=True)
+class _Draft:
+    group: CardGroup
+    course: tuple[str, ...]
+    findings: tuple[Finding, ...]  # shown: each topic once
+    every: tuple[Finding, ...]  # every order's findings (a course's orders each have theirs)
+
+
+class _Composer:
+    def __init__(
+        self, ctx: ClinicalContext, kb: KnowledgeBase, settings: Settings, drafts: list[_Draft]
+    ) -> None:
+        self.ctx, self.kb, self.settings, self.drafts = ctx, kb, settings, drafts
+        self.orders = {order.reference: order for order in ctx.ig_orders}
+        self.companions_offered: set[str] = set()
+
+    def plans(self) -> Iterator[CardPlan]:
+        carriers = self._carriers()
+        revisions = {
+            course: tuple(self._revision(ref, course) for ref in course) for course in carriers
+        }
+        for draft in self.drafts:
+            yield self._plan(draft, carriers, revisions)
+
+    def _carriers(self) -> dict[tuple[str, ...], str]:
+        """For each course with changes, the group whose card carries the revised orders."""
+        chosen: dict[tuple[str, ...], str] = {}
+        for code in CARRIERS:
+            for draft in self.drafts:
+                if draft.group.code == code and draft.course not in chosen:
+                    if any(_changes_for(f) for f in draft.every):
+                        chosen[draft.course] = code
+        return chosen
+
+    def _plan(
+        self,
+        draft: _Draft,
+        carriers: Mapping[tuple[str, ...], str],
+        revisions: Mapping[tuple[str, ...], tuple[Revision, ...]],
+    ) -> CardPlan:
+        proposals: list[Proposal] = []
+        notes: list[str] = []
+        carried: tuple[Revision, ...] = ()
+        blocked = self._do_not_give(draft.course)
+        carrier = carriers.get(draft.course)
+        course_revisions = revisions.get(draft.course, ())
+        if draft.group.code == DO_NOT_GIVE:
+            return self._do_not_give_plan(draft)
+        if carrier == draft.group.code:
+            offered = tuple(r for r in course_revisions if r.offered)
+            if offered:
+                carried = offered
+                proposals.append(_revision_proposal(offered))
+            notes += [r.withheld for r in course_revisions if r.withheld]
+        elif any(_changes_for(f) for f in draft.every) and carrier is not None:
+            shown = next(g.display for g in self.kb.card_groups.groups if g.code == carrier)
+            if any(r.offered for r in course_revisions):
+                notes.append(
+                    f"The change this card asks for is in the revised order on the “{shown}” card."
+                )
+        if not blocked:
+            proposals += self._companions(draft.findings)
+        proposals += _removals(draft.findings)
+        selection: Literal["at-most-one", "any"] = "any"
+        if _alternatives(proposals):  # remove this order, or revise it: one or the other
+            selection = "at-most-one"
+            proposals = [replace(p, recommended=False) if _revises(p) else p for p in proposals]
+        return CardPlan(
+            group=draft.group,
+            course=draft.course,
+            findings=draft.findings,
+            proposals=tuple(proposals),
+            selection=selection,
+            notes=tuple(notes),
+            revisions=carried,
+            course_revisions=tuple(r for r in course_revisions if r.offered),
+        )
+
+    def _do_not_give_plan(self, draft: _Draft) -> CardPlan:
+        """Removal of each order of the course, recommended; an alternative the rules offer (the
+        IgA case's lowest-IgA product) only as the other choice of ``at-most-one``."""
+        removals = [
+            Proposal(
+                f"Remove the {self.orders[ref].product_name} order",
+                (RemoveOrder(ref, f"Remove the {self.orders[ref].product_name} order"),),
+                recommended=True,
+            )
+            for ref in draft.course
+        ]
+        alternatives = [
+            replace(proposal, recommended=False)
+            for found in draft.findings
+            for proposal in found.proposals
+            if any(isinstance(a, ReviseOrder) for a in proposal.actions)
+        ]
+        if len(removals) != 1:  # a course: remove its orders; alternatives are per order
+            alternatives = []
+        return CardPlan(
+            group=draft.group,
+            course=draft.course,
+            findings=draft.findings,
+            proposals=(*removals, *alternatives[:1]),
+            selection="at-most-one" if alternatives else "any",
+        )
+
+    def _do_not_give(self, course: tuple[str, ...]) -> bool:
+        return any(d.group.code == DO_NOT_GIVE and d.course == course for d in self.drafts)
+
+    def _companions(self, findings: Iterable[Finding]) -> Iterator[Proposal]:
+        """Each companion order once per response, and not when the session already has it."""
+        drafted = {key for order in self.ctx.session_orders for key in _keys(order.code)}
+        for found in findings:
+            for proposal in found.proposals:
+                for action in proposal.actions:
+                    if not isinstance(action, CreateOrder):
+                        continue
+                    orderable = self.kb.orderables[action.orderable]
+                    keys = {(c.system, c.code) for c in orderable.code.coding}
+                    keys.add(("text", (orderable.code.text or "").casefold()))
+                    if action.orderable in self.companions_offered or keys & drafted:
+                        continue
+                    self.companions_offered.add(action.orderable)
+                    yield Proposal(f"Order: {orderable.code.text}", (action,))
+
+    # -- the revised order ------------------------------------------------------------------
+
+    def _revision(self, reference: str, course: tuple[str, ...]) -> Revision:
+        order = self.orders[reference]
+        if self._do_not_give(course):
+            return Revision(order, withheld="No revised order: the order should not be given.")
+        own = [f for f in self._course_findings(course) if f.order == reference]
+        proposed = [(f.topic, change) for f in own for change in _changes_for(f)]
+        if not proposed:
+            return Revision(order)
+        gaps = self._checks_not_run(order)
+        if gaps:
+            return Revision(
+                order, withheld=f"No revised order offered: {gaps} (see the data card)."
+            )
+        return _Reviser(self, order, {f.topic for f in own}).revise(proposed)
+
+    def _course_findings(self, course: tuple[str, ...]) -> Iterator[Finding]:
+        for draft in self.drafts:
+            if draft.course == course:
+                yield from draft.every
+
+    def _checks_not_run(self, order: IgOrder) -> str:
+        """Partial answers (contract §9): a revision depends on every check having run."""
+        parts = []
+        if self.ctx.gaps:
+            parts.append("some of the record could not be read, so not every check ran")
+        if order.order.unreadable:
+            parts.append(
+                f"part of the order could not be read ({', '.join(order.order.unreadable)})"
+            )
+        return "; ".join(parts)
+
+    def reevaluate(self, order: IgOrder) -> tuple[Finding, ...]:
+        """The rules over a revised order in the call's context, where it takes the place of
+        the draft with its reference (its course included: ``hooks.courses.course_of``)."""
+        return evaluate_order(self.ctx, order, self.kb, self.settings)
+
+
+class _Reviser:
+    """The fixed point of one order's proposed changes (contract §7.1).
+
+    A product switch comes first: the changes proposed for the ordered product (a rate cap
+    from its label, its instructions) are not those of another product, so the other changes
+    are those the rules propose for the order on the new product. Then the changes are applied
+    and re-checked until the rules propose nothing more.
+    """
+
+    def __init__(self, composer: _Composer, order: IgOrder, topics: set[str]) -> None:
+        self.composer, self.order, self.topics = composer, order, topics
+        self.kb = composer.kb
+
+    def revise(self, proposed: list[tuple[str, OrderChange]]) -> Revision:
+        changes = _merged(proposed)
+        product = next((c for c in changes if isinstance(c, ProductChange)), None)
+        if product is not None:
+            switched = self._switch(product)
+            if isinstance(switched, Revision):
+                return switched
+            changes = switched
+        return self._settle(changes)
+
+    def _switch(self, first: ProductChange) -> tuple[OrderChange, ...] | Revision:
+        """The changes for the first product that passes every check (the rules' own choice
+        first, then the route's other products), or why there is none."""
+        tried: list[str] = []
+        candidate: ProductChange | None = first
+        while candidate is not None:
+            tried.append(candidate.product.id)
+            outcome = self._check((candidate,))
+            if isinstance(outcome, Revision):
+                return outcome
+            refound, pending = outcome
+            product_problem = any(isinstance(c, ProductChange) for _, c in pending) or any(
+                f.topic not in self.topics or self._about_the_product(f) for f in refound
+            )
+            if not product_problem:
+                return _merged([("", candidate), *pending])
+            following = self._next_product(pending, tried)
+            candidate = ProductChange(following, _SWITCH_WHY) if following else None
+        return self._withheld(
+            "no catalogue product passes every check for this patient; choose one with the "
+            "pharmacist"
+        )
+
+    def _settle(self, changes: tuple[OrderChange, ...]) -> Revision:
+        order = self.order
+        for _ in range(MAX_ROUNDS):
+            changes = tuple(c for c in changes if not satisfied(order, c))
+            if not changes:
+                return Revision(order)
+            if not any(isinstance(c, ProductChange | DoseChange) for c in changes):
+                # Instructions and a rate cap change nothing the rules read (product, dose,
+                # route, the record), so a re-check would find what it found: a fixed point.
+                # tests/test_answer_properties.py re-checks accepted orders to hold this.
+                return self._offer(changes)
+            outcome = self._check(changes)
+            if isinstance(outcome, Revision):
+                return outcome
+            refound, pending = outcome
+            new = {f.topic for f in refound} - self.topics
+            critical = any(f.indicator == "critical" for f in refound)
+            if not pending and not new and not critical:
+                return self._offer(changes)
+            if (
+                new
+                or critical
+                or any(isinstance(c, ProductChange | DoseChange) for _, c in pending)
+            ):
+                return self._withheld(
+                    "the proposed changes do not settle into one order that passes every check"
+                )
+            changes = _merged([*(("", c) for c in changes), *pending])
+        return self._withheld("the proposed changes do not settle into one order")
+
+    def _check(
+        self, changes: tuple[OrderChange, ...]
+    ) -> tuple[tuple[Finding, ...], list[tuple[str, OrderChange]]] | Revision:
+        """The order with ``changes``, what the rules find on it, and what they still ask."""
+        try:
+            resource = revised(self.order, changes)
+        except Unrevisable as exc:
+            return self._withheld(f"the order's {exc} is not in its FHIR R4 form")
+        again = self._reread(resource)
+        if again is None:
+            return self._withheld("it would not be recognised as immune globulin")
+        refound = self.composer.reevaluate(again)
+        pending = [
+            (f.topic, c) for f in refound for c in _changes_for(f) if not satisfied(again, c)
+        ]
+        return refound, pending
+
+    def _about_the_product(self, found: Finding) -> bool:
+        """A critical finding the product causes (a contraindication) rules the product out."""
+        group = self.kb.card_groups.group_of(found.topic, found.indicator)
+        return found.indicator == "critical" and group in (DO_NOT_GIVE, "PRODUCT")
+
+    def _offer(self, changes: tuple[OrderChange, ...]) -> Revision:
+        try:
+            return Revision(self.order, changes, revised(self.order, changes))
+        except Unrevisable as exc:
+            return self._withheld(f"the order's {exc} is not in its FHIR R4 form")
+
+    def _withheld(self, why: str) -> Revision:
+        return Revision(self.order, withheld=f"No revised order offered: {why}.")
+
+    def _reread(self, resource: dict[str, Any]) -> IgOrder | None:
+        before = self.order.order
+        read = read_medication_order(resource, Reader(before.reference, []), {})
+        if "medicationReference" in resource:  # the product is unchanged: keep what it resolved to
+            read = replace(
+                read, medication=before.medication, medication_display=before.medication_display
+            )
+        return recognise(read, self.kb)
+
+    def _next_product(
+        self, pending: list[tuple[str, OrderChange]], tried: list[str]
+    ) -> Product | None:
+        """The rules' own choices first, then every other product of the route, in catalogue
+        order (§9: candidates of the same route, not discontinued)."""
+        proposed = [c.product for _, c in pending if isinstance(c, ProductChange)]
+        route = self.order.route
+        ordered = self.order.product.id if self.order.product else None
+        others = [
+            p
+            for p in self.kb.catalogue.products
+            if route in p.routes and not p.discontinued and not p.family
+        ]
+        for product in [*proposed, *others]:
+            if product.id not in tried and product.id != ordered:
+                return product
+        return None
+
+
+_SWITCH_WHY = "Product chosen to pass every check for this patient"
+
+
+def satisfied(order: IgOrder, change: OrderChange) -> bool:
+    """Whether the order already does what the change asks (so re-checking is a fixed point)."""
+    raw = order.order.raw
+    if isinstance(change, ProductChange):
+        return order.product is not None and order.product.id == change.product.id
+    dosages = [d for d in _as_list(raw.get("dosageInstruction")) if isinstance(d, dict)]
+    if isinstance(change, Instruction):
+        texts = {
+            item.get("text")
+            for d in dosages
+            for item in _as_list(d.get("additionalInstruction"))
+            if isinstance(item, dict)
+        }
+        return bool(dosages) and change.text in texts
+    rates = [r for d in dosages for r in _as_list(d.get("doseAndRate")) if isinstance(r, dict)]
+    if isinstance(change, RateCap):
+        return bool(rates) and all(_rate_within(r, change.mg_kg_min) for r in rates)
+    dose = order.order.dosages[0].dose if order.order.dosages else None
+    return (
+        dose is not None
+        and dose.value == change.value
+        and (dose.code or dose.unit) == change.unit
+        and (change.every_weeks is None or _every_weeks(order) == change.every_weeks)
+    )
+
+
+def _rate_within(dose_and_rate: Mapping[str, Any], cap: float) -> bool:
+    """As ``hooks.resources`` applies a cap: a rate in other units is the prescriber's to keep."""
+    if "rateRatio" in dose_and_rate:
+        return True
+    for key in ("rateQuantity", "rateRange"):
+        value = dose_and_rate.get(key)
+        if isinstance(value, dict):
+            quantity = value.get("high", {}) if key == "rateRange" else value
+            if not isinstance(quantity, dict) or quantity.get("code") != "mg/kg/min":
+                return True
+            number = quantity.get("value")
+            return isinstance(number, int | float) and number <= cap
+    return False
+
+
+def _every_weeks(order: IgOrder) -> float | None:
+    repeat = order.order.dosages[0].repeat if order.order.dosages else None
+    if repeat is None or repeat.period is None:
+        return None
+    unit = repeat.period_unit
+    return repeat.period if unit == "wk" else (repeat.period / 7 if unit == "d" else None)
+
+
+def _merged(proposed: Iterable[tuple[str, OrderChange]]) -> tuple[OrderChange, ...]:
+    """Field by field: the first product; the dose by precedence; the lowest rate cap; every
+    instruction once. In that order, so equal sets of changes give equal orders."""
+    items = list(proposed)
+    product = next((c for _, c in items if isinstance(c, ProductChange)), None)
+    doses = [(t, c) for t, c in items if isinstance(c, DoseChange)]
+    doses.sort(key=lambda tc: DOSE_PRECEDENCE.index(tc[0]) if tc[0] in DOSE_PRECEDENCE else 99)
+    caps = [c for _, c in items if isinstance(c, RateCap)]
+    instructions = dict.fromkeys(c for _, c in items if isinstance(c, Instruction))
+    merged: list[OrderChange] = []
+    if product is not None:
+        merged.append(product)
+    if doses:
+        merged.append(doses[0][1])
+    if caps:
+        merged.append(min(caps, key=lambda c: c.mg_kg_min))
+    merged += instructions
+    return tuple(merged)
+
+
+def _changes_for(found: Finding) -> list[OrderChange]:
+    """The changes a finding proposes to its own order (a do-not-give alternative excluded)."""
+    return [
+        change
+        for proposal in found.proposals
+        for action in proposal.actions
+        if isinstance(action, ReviseOrder) and action.order == found.order
+        for change in action.changes
+    ]
+
+
+def _removals(findings: Iterable[Finding]) -> Iterator[Proposal]:
+    """Removals of other orders (a plasma exchange, a duplicate draft, the IV order an SC order
+    replaces): each its own suggestion."""
+    for found in findings:
+        for proposal in found.proposals:
+            if proposal.actions and all(isinstance(a, RemoveOrder) for a in proposal.actions):
+                yield proposal
+
+
+def _targets(proposal: Proposal) -> list[str]:
+    return [a.order for a in proposal.actions if isinstance(a, ReviseOrder | RemoveOrder)]
+
+
+def _alternatives(proposals: list[Proposal]) -> bool:
+    """Whether two suggestions change one order (a removal and a revision of it)."""
+    targets = [t for p in proposals for t in _targets(p)]
+    return len(targets) != len(set(targets))
+
+
+def _revises(proposal: Proposal) -> bool:
+    return any(isinstance(a, ReviseOrder) for a in proposal.actions)
+
+
+def _revision_proposal(revisions: tuple[Revision, ...]) -> Proposal:
+    label = "; ".join(dict.fromkeys(describe(c) for r in revisions for c in r.changes))
+    actions = tuple(
+        ReviseOrder(r.order.reference, r.changes, f"Revise {r.order.product_name}: {label}")
+        for r in revisions
+    )
+    return Proposal(f"Revise the order: {label}", actions, recommended=True)
+
+
+def describe(change: OrderChange) -> str:
+    if isinstance(change, ProductChange):
+        return f"{change.product.brand} instead"
+    if isinstance(change, DoseChange):
+        every = f" every {change.every_weeks:g} week(s)" if change.every_weeks else ""
+        return f"{change.value:g} {change.unit} per administration{every}"
+    if isinstance(change, RateCap):
+        return f"rate ≤ {change.mg_kg_min:g} mg/kg/min"
+    return change.text
+
+
+def _one_per_topic(findings: list[Finding]) -> Iterator[Finding]:
+    """A course's orders each raise the same patient-level findings; show each topic once."""
+    seen: set[str] = set()
+    for found in findings:
+        if found.topic not in seen:
+            seen.add(found.topic)
+            yield found
+
+
+def _course_index(
+    ctx: ClinicalContext, courses: Sequence[Sequence[str]]
+) -> dict[str, tuple[str, ...]]:
+    index: dict[str, tuple[str, ...]] = {o.reference: (o.reference,) for o in ctx.ig_orders}
+    for course in courses:
+        for reference in course:
+            index[reference] = tuple(course)
+    return index
+
+
+def _course_rank(course: tuple[str, ...], ctx: ClinicalContext) -> int:
+    refs = [order.reference for order in ctx.ig_orders]
+    return refs.index(course[0]) if course and course[0] in refs else len(refs)
+
+
+def _keys(concept: Concept | None) -> set[tuple[str, str]]:
+    """What identifies an ordered thing: its codes, and its text (our companions' drafts come
+    back with the text we gave them, some without a code)."""
+    if concept is None:
+        return set()
+    keys = {(code.system, code.code) for code in concept.codes}
+    keys.update(("text", text.casefold()) for text in concept.texts)
+    return keys
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
