@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from cds_service.cards import SUMMARY_MAX, Action, Card, Coding, Source, Suggestion
-from hooks.composer import CardPlan, Revision, describe
+from hooks.composer import CardPlan, describe
 from hooks.context.model import ClinicalContext, IgOrder
 from hooks.fhir_models import validation_error
 from hooks.findings import (
@@ -83,7 +83,7 @@ class CardMaker:
         source = self._source(plan, order)
         suggestions, not_offered, text_only = self._suggestions(plan)
         indicator = plan.indicator
-        resources = [self._revised_resource(r) for r in plan.course_revisions]
+        resources = [r.resource for r in plan.course_revisions]
         return Card(
             uuid=self.new_uuid(),
             summary=plain(lead.summary, SUMMARY_MAX),
@@ -265,12 +265,6 @@ class CardMaker:
         if why is not None:
             raise NotOffered(f"the resource would not be valid FHIR R4: {why}")
         return resource
-
-    def _revised_resource(self, revision: Revision) -> dict[str, Any] | None:
-        try:
-            return self._revise(revision.order.reference, revision.changes)
-        except NotOffered:
-            return None
 
     def _check_created(self, action: CreateOrder, resource: dict[str, object]) -> None:
         """A created resource is the orderable's template with the patient, the date and the

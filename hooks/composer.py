@@ -41,8 +41,8 @@ RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
 # Which rule's dose wins when several propose one: the dosing weight is the basis of every dose
 # (contract §7.1), and a converted SC dose is the only dose of an SC order.
 DOSE_PRECEDENCE = ("dosing-weight", "scig-conversion", "dose-check")
-CARRIERS = ("PRODUCT", "DOSE", "BOXEDWARNING")
-DO_NOT_GIVE = "DONOTGIVE"  # the first that contributes carries the revision
+CARRIERS = ("PRODUCT", "DOSE", "BOXEDWARNING")  # the first that contributes carries the revision
+DO_NOT_GIVE = "DONOTGIVE"
 MAX_ROUNDS = 6
 
 
