@@ -33,10 +33,16 @@ DEVIATIONS_EXTENSION = "org.ivig-cds.tolerated-deviations"
 
 
 class Caller(Protocol):
-    """The authenticated CDS client (``cds_service.auth.TrustedIssuer``)."""
+    """The authenticated CDS client (``cds_service.auth.verifier.Client``)."""
 
-    iss: str
-    fhir_servers: tuple[str, ...]
+    @property
+    def iss(self) -> str: ...
+    @property
+    def fhir_servers(self) -> tuple[str, ...]: ...
+    @property
+    def ehr_profile(self) -> str | None: ...  # configured for this client (contract §9)
+    @property
+    def tenant(self) -> str | None: ...  # the token's tenant claim
 
 
 def utc_now() -> datetime:
@@ -122,6 +128,7 @@ class Runtime:
             data=data,
             new_uuid=self.uuid_factory,
             extension=request.get("extension") or {},
+            ehr_profile=caller.ehr_profile if caller is not None else None,
         )
         answer = service.handler(call)
         suppressed = self._repeated(service.hook, request, caller, answer.cards)
@@ -163,9 +170,7 @@ class Runtime:
             request["context"],
             request.get("fhirServer"),
             caller.iss if caller is not None else None,
-            # The JWT ``tenant`` claim, once the authenticated caller carries it; until then
-            # the FHIR server (which the issuer is pinned to) tells tenants apart.
-            getattr(caller, "tenant", None),
+            caller.tenant if caller is not None else None,
         )
         if hook == "order-select":
             self.repeats.remember(scope, cards)

@@ -54,6 +54,7 @@ class HookCall:
     data: DataSource
     new_uuid: Callable[[], str]
     extension: Mapping[str, Any] = field(default_factory=dict)  # the request's own extensions
+    ehr_profile: str | None = None  # the authenticated client's configured EHR profile
 
 
 @dataclass(frozen=True)

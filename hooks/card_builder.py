@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from cds_service.cards import SUMMARY_MAX, Action, Card, Coding, Source, Suggestion
-from hooks.composer import CardPlan, describe
+from hooks.composer import DO_NOT_GIVE, CardPlan, describe
 from hooks.context.model import ClinicalContext, IgOrder
 from hooks.fhir_models import validation_error
 from hooks.findings import (
@@ -58,6 +58,7 @@ class CardMaker:
     kb: KnowledgeBase
     new_uuid: Callable[[], str]
     profile: Profile = "standard"
+    product_codes: Mapping[str, Coding] = field(default_factory=dict)  # Epic preference list
     _orders: dict[str, IgOrder] = field(init=False)
     _drafts: set[str] = field(init=False)
     _revised: dict[tuple[str, tuple[OrderChange, ...]], tuple[dict[str, Any], str | None]] = field(
@@ -229,9 +230,21 @@ class CardMaker:
     def _create_product(self, action: CreateOrder, product: Product) -> Action:
         """Epic: a new order of the product, coded by a verified RxNorm code; its dose details
         come from Epic's own defaults, so the description says which values to enter."""
-        codings = [c for c in product.codings if c.system == RXNORM and not c.unverified]
+        preferred = self.product_codes.get(product.id)
+        codings = (
+            [preferred]
+            if preferred is not None
+            else [
+                Coding(c.system, c.code)
+                for c in product.codings
+                if c.system == RXNORM and not c.unverified
+            ]
+        )
         if not codings:
-            raise NotOffered(f"no verified RxNorm code for {product.brand}")
+            raise NotOffered(
+                "no site preference-list code (IVIG_CDS_EPIC_PRODUCT_CODES) and no verified "
+                f"RxNorm code for {product.brand}"
+            )
         resource = {
             "resourceType": "MedicationRequest",
             "status": "draft",
@@ -239,7 +252,7 @@ class CardMaker:
             "subject": {"reference": self.ctx.patient.reference},
             "authoredOn": self.ctx.today.isoformat(),
             "medicationCodeableConcept": {
-                "coding": [{"system": c.system, "code": c.code} for c in codings],
+                "coding": [c.to_json() for c in codings],
                 "text": product.brand,
             },
             "note": [{"text": plain(action.why)}],
@@ -303,8 +316,12 @@ class CardMaker:
             lines.append("")
         several = len(plan.findings) > 1
         for found in plan.findings:
-            lines += self._finding_lines(found, several)
-        revision_lines = list(_revision_lines(plan))
+            if plan.group.code == DO_NOT_GIVE and found.indicator != "critical":
+                lines += self._evidence_only(found)  # its advice is moot: not to be given
+            else:
+                lines += self._finding_lines(found, several)
+        # Epic: the changes are text already (what to change, what to enter)
+        revision_lines = list(_revision_lines(plan)) if self.profile == "standard" else []
         notes = [*plan.notes, *extra]
         if revision_lines or notes:
             lines += ["**The order**"]
@@ -313,6 +330,12 @@ class CardMaker:
         sources = dict.fromkeys([_linked(source.label, source.url), *self._other_sources(plan)])
         lines += [f"**Source:** {'; '.join(sources)}"]
         return markdown("\n".join(lines))
+
+    def _evidence_only(self, found: Finding) -> list[str]:
+        lines = [f"**Also: {self.kb.topics[found.topic].display}**"]
+        lines += [f"- {item}" for item in found.evidence]
+        lines.append("")
+        return lines
 
     def _finding_lines(self, found: Finding, several: bool) -> list[str]:
         """One finding's part of the detail; blank lines keep Markdown lists apart."""
@@ -368,10 +391,13 @@ def fingerprint(resource: Any) -> str:
 
 
 def _digest(plan: CardPlan) -> str:
-    """The card's content for the repeat memory: its findings with their evidence. The revised
-    order it proposed is matched through ``Card.orders`` instead, so a card seen at order-select
-    is not shown again at order-sign once its revised order was accepted (contract §7.6)."""
-    return _hash([(f.topic, f.indicator, f.summary, f.evidence) for f in plan.findings])
+    """The card's content for the repeat memory: its findings with their evidence, and why no
+    revised order could be offered. The revised order it proposed is matched through
+    ``Card.orders`` instead, so a card seen at order-select is not shown again at order-sign once
+    its revised order was accepted (contract §7.6)."""
+    return _hash(
+        [[(f.topic, f.indicator, f.summary, f.evidence) for f in plan.findings], plan.withheld]
+    )
 
 
 def _hash(value: Any) -> str:
@@ -384,5 +410,6 @@ def make_cards(
     kb: KnowledgeBase,
     new_uuid: Callable[[], str],
     profile: Profile = "standard",
+    product_codes: Mapping[str, Coding] | None = None,
 ) -> list[Card]:
-    return CardMaker(ctx, kb, new_uuid, profile).cards(plans)
+    return CardMaker(ctx, kb, new_uuid, profile, product_codes or {}).cards(plans)

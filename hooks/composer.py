@@ -75,6 +75,9 @@ class CardPlan:
     # The course's revised orders, whichever card carries them: once accepted, they are the
     # orders every card of the course is about (the order-select -> order-sign memory).
     course_revisions: tuple[Revision, ...] = ()
+    # Why the course's revised orders are withheld, if they are: part of what a card says, so
+    # a card that could not offer one at order-select is shown again once it can.
+    withheld: tuple[str, ...] = ()
 
     @property
     def indicator(self) -> Indicator:
@@ -141,6 +144,17 @@ class _Composer:
         self.ctx, self.kb, self.settings, self.drafts = ctx, kb, settings, drafts
         self.orders = {order.reference: order for order in ctx.ig_orders}
         self.companions_offered: set[str] = set()
+        # Orders a card recommends removing (a duplicate of a current order): revising them, or
+        # ordering labs for them, on another card would be a second answer for one order.
+        self.removable = {
+            action.order
+            for draft in drafts
+            for found in draft.every
+            for proposal in found.proposals
+            if proposal.recommended
+            for action in proposal.actions
+            if isinstance(action, RemoveOrder)
+        }
 
     def plans(self) -> Iterator[CardPlan]:
         carriers = self._carriers()
@@ -169,7 +183,7 @@ class _Composer:
         proposals: list[Proposal] = []
         notes: list[str] = []
         carried: tuple[Revision, ...] = ()
-        blocked = self._do_not_give(draft.course)
+        blocked = self._do_not_give(draft.course) or bool(self.removable & set(draft.course))
         carrier = carriers.get(draft.course)
         course_revisions = revisions.get(draft.course, ())
         if draft.group.code == DO_NOT_GIVE:
@@ -181,10 +195,15 @@ class _Composer:
                 proposals.append(_revision_proposal(offered))
             notes += [r.withheld for r in course_revisions if r.withheld]
         elif any(_changes_for(f) for f in draft.every) and carrier is not None:
-            shown = next(g.display for g in self.kb.card_groups.groups if g.code == carrier)
+            lead = next(
+                d.findings[0]
+                for d in self.drafts
+                if d.course == draft.course and d.group.code == carrier
+            )
             if any(r.offered for r in course_revisions):
                 notes.append(
-                    f"The change this card asks for is in the revised order on the “{shown}” card."
+                    "The change this card asks for is in the revised order on the card "
+                    f"“{lead.summary}”."
                 )
         if not blocked:
             proposals += self._companions(draft.findings)
@@ -202,6 +221,7 @@ class _Composer:
             notes=tuple(notes),
             revisions=carried,
             course_revisions=tuple(r for r in course_revisions if r.offered),
+            withheld=tuple(r.withheld for r in course_revisions if r.withheld),
         )
 
     def _do_not_give_plan(self, draft: _Draft) -> CardPlan:
@@ -260,6 +280,12 @@ class _Composer:
         proposed = [(f.topic, change) for f in own for change in _changes_for(f)]
         if not proposed:
             return Revision(order)
+        if reference in self.removable:
+            return Revision(
+                order,
+                withheld="No revised order offered: a card recommends removing this order (a "
+                "duplicate); if it is kept, sign it again for its revised order.",
+            )
         gaps = self._checks_not_run(order)
         if gaps:
             return Revision(

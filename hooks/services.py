@@ -8,10 +8,12 @@ exchange is ordered.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cds_service.cards import Coding
 from cds_service.config import ConfigError
 from cds_service.service import Answer, HookCall, ServiceDefinition
 from hooks.card_builder import PROFILES, Profile, make_cards
@@ -32,6 +34,10 @@ class ServiceOptions:
     # ``IVIG_CDS_EHR_PROFILE``: what suggestions the EHR can take (contract §7.8); a request that
     # carries Epic's own ``com.epic.cdshooks.request.*`` extensions is answered as ``epic``.
     ehr_profile: str = "standard"
+    # ``IVIG_CDS_EPIC_PRODUCT_CODES``: the site's preference-list codes of immune globulin
+    # products, JSON ``{"<product id>": {"system": "...", "code": "...", "display": "..."}}``;
+    # an Epic "Order <product>" is coded by it, else by a verified RxNorm code (§7.8).
+    epic_product_codes: str = ""
 
     def validate(self) -> None:
         if self.ehr_profile not in PROFILES:
@@ -39,11 +45,41 @@ class ServiceOptions:
                 f"IVIG_CDS_EHR_PROFILE: expected one of {', '.join(PROFILES)}, "
                 f"got {self.ehr_profile!r}"
             )
+        self.product_codes()  # refuses to start on a malformed value
 
-    def profile_for(self, extension: Mapping[str, Any]) -> Profile:
-        if any(key.startswith(EPIC_EXTENSION) for key in extension):
-            return "epic"
-        return "epic" if self.ehr_profile == "epic" else "standard"
+    def product_codes(self, known: frozenset[str] | None = None) -> dict[str, Coding]:
+        """The preference-list codes by product id; ``known``: the catalogue's product ids."""
+        if not self.epic_product_codes.strip():
+            return {}
+        where = "IVIG_CDS_EPIC_PRODUCT_CODES"
+        try:
+            entries = json.loads(self.epic_product_codes)
+        except ValueError as error:
+            raise ConfigError(f"{where}: not JSON ({error})") from None
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{where}: expected an object of product id -> coding")
+        codes = {}
+        for product_id, coding in entries.items():
+            if known is not None and product_id not in known:
+                raise ConfigError(f"{where}: {product_id!r} is not a catalogue product id")
+            if not (
+                isinstance(coding, dict)
+                and all(isinstance(coding.get(k), str) and coding[k] for k in ("system", "code"))
+            ):
+                raise ConfigError(f"{where}: {product_id}: needs a system and a code")
+            display = coding.get("display")
+            codes[product_id] = Coding(
+                coding["system"], coding["code"], display if isinstance(display, str) else None
+            )
+        return codes
+
+    def profile_for(self, extension: Mapping[str, Any], configured: str | None = None) -> Profile:
+        """The client's configured profile (its trusted-issuer entry), else Epic's own request
+        extensions, else the service's setting (card contract §9, "Profile per client")."""
+        chosen = configured
+        if chosen is None and any(key.startswith(EPIC_EXTENSION) for key in extension):
+            chosen = "epic"
+        return "epic" if (chosen or self.ehr_profile) == "epic" else "standard"
 
 
 @dataclass(frozen=True)
@@ -53,6 +89,7 @@ class Checker:
     kb: KnowledgeBase
     settings: Settings
     options: ServiceOptions
+    product_codes: Mapping[str, Coding]  # the site's Epic preference-list codes
 
     def __call__(self, call: HookCall) -> Answer:
         session = read_session(call.service.hook, call.context)
@@ -77,8 +114,8 @@ class Checker:
         )
         findings = evaluate(ctx, self.kb, self.settings)
         plans = compose(findings, ctx, self.kb, self.settings)
-        profile = self.options.profile_for(call.extension)
-        cards = make_cards(plans, ctx, self.kb, call.new_uuid, profile)
+        profile = self.options.profile_for(call.extension, call.ehr_profile)
+        cards = make_cards(plans, ctx, self.kb, call.new_uuid, profile, self.product_codes)
         return Answer(cards, ctx.deviation_notes)
 
     def _focus(self, session: Session, call: HookCall) -> Focus:
@@ -91,7 +128,8 @@ class Checker:
 def build_services(
     kb: KnowledgeBase, settings: Settings, options: ServiceOptions
 ) -> list[ServiceDefinition]:
-    checker = Checker(kb, settings, options)
+    known = frozenset(p.id for p in kb.catalogue.products)
+    checker = Checker(kb, settings, options, options.product_codes(known))
     titles = {
         "order-select": ("ivig-order-select", "Immune globulin (IVIG/SCIG) order safety check"),
         "order-sign": (

@@ -611,3 +611,35 @@ def test_sandbox_jwks_is_an_es384_jwk_set_and_can_be_trusted_inline(tmp_path: Pa
         jku="https://sandbox.cds-hooks.org/.well-known/jwks.json",
     )
     assert_refused(client.get(DISCOVERY, headers=bearer(token)))
+
+
+def test_a_client_configured_for_epic_gets_epic_suggestions(
+    tmp_path: Path, jwks_server: JwksServer, client: FlaskClient
+) -> None:
+    """Card contract §9: the profile follows the trusted-issuer entry of the calling EHR."""
+    entries = issuers(jwks_server)
+    entries[0]["ehr_profile"] = "epic"
+    (tmp_path / "epic").mkdir()
+    epic = auth_app(tmp_path / "epic", jwks_server, TRUSTED_ISSUERS=json.dumps(entries))
+
+    def actions(app_client: FlaskClient) -> list[list[str]]:
+        response = app_client.post(
+            SELECT, json=select_body(), headers=bearer(token_for(ES, SELECT))
+        )
+        assert response.status_code == 200, response.get_json()
+        return [
+            [action["type"] for action in suggestion["actions"]]
+            for card in response.get_json()["cards"]
+            for suggestion in card.get("suggestions", [])
+        ]
+
+    assert any("update" in types for types in actions(client)), "standard: the revised order"
+    epic_actions = actions(epic.test_client())
+    assert epic_actions and all(types in (["create"], ["delete"]) for types in epic_actions)
+
+
+def test_an_unknown_ehr_profile_is_refused_at_start_up(jwks_server: JwksServer) -> None:
+    entries = issuers(jwks_server)
+    entries[0]["ehr_profile"] = "cerner"
+    with pytest.raises(ConfigError, match="ehr_profile must be one of standard, epic"):
+        load_trusted_issuers(json.dumps(entries))

@@ -35,6 +35,7 @@ from conftest import (
 )
 from flask.testing import FlaskClient
 
+from cds_service.config import ConfigError
 from hooks.knowledge_base import load_knowledge
 
 KB = load_knowledge()
@@ -431,28 +432,8 @@ def test_do_not_give_recommends_removal_and_holds_the_reaction(
     assert not updates([c for c in cards if c is not stop]), "no revised order of it elsewhere"
 
 
-def test_an_accepted_revised_order_is_not_shown_again_at_order_sign(
-    client: FlaskClient,
-) -> None:
-    """Select, accept everything, sign: the signed orders get no card they already answered."""
-    pid = "select-accept-sign"
-    resources = adult(
-        pid,
-        condition(pid, "venous-thromboembolism", "Deep venous thrombosis", 1),
-        condition(pid, "cidp", "Chronic inflammatory demyelinating polyneuropathy", 2),
-    )
-    order = ig_order(
-        pid,
-        "octagam-cidp",
-        "Octagam 10%",
-        dose=0.4,
-        reason="cidp",
-        repeat={"frequency": 1, "period": 1, "periodUnit": "d", "count": 5},
-    )
-    body = hook_request("order-select", pid, [order], prefetch=full_prefetch(resources))
-    selected = client.post(f"/cds-services/{service_id(client, 'order-select')}", json=body)
-    cards = selected.get_json()["cards"]
-    assert updates(cards), "the thrombosis card offers the revised order"
+def accept_all(order: dict[str, Any], cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The drafts after the clinician accepts every suggestion on the screen."""
     drafts = {f"MedicationRequest/{order['id']}": order}
     for card in cards:
         for suggestion in card.get("suggestions", []):
@@ -462,9 +443,94 @@ def test_an_accepted_revised_order_is_not_shown_again_at_order_sign(
                 elif action["type"] == "create":
                     new = {**action["resource"], "id": f"new-{suggestion['uuid']}"}
                     drafts[f"{new['resourceType']}/{new['id']}"] = new
-    body = hook_request("order-sign", pid, list(drafts.values()), prefetch=full_prefetch(resources))
-    signed = client.post(f"/cds-services/{service_id(client, 'order-sign')}", json=body)
-    again = signed.get_json()["cards"]
-    assert not updates(again), "nothing left to revise"
-    assert not [s for c in again for s in c.get("suggestions", [])], "no companion twice"
-    assert not [c for c in again if c["indicator"] != "critical"], [c["summary"] for c in again]
+                else:
+                    drafts.pop(action["resourceId"], None)
+    return list(drafts.values())
+
+
+def cidp_on_octagam(pid: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    resources = adult(
+        pid,
+        condition(pid, "venous-thromboembolism", "Deep venous thrombosis", 1),
+        condition(pid, "cidp", "Chronic inflammatory demyelinating polyneuropathy", 2),
+    )
+    daily = {"frequency": 1, "period": 1, "periodUnit": "d", "count": 5}
+    return resources, ig_order(pid, "o-cidp", "Octagam 10%", dose=0.4, reason="cidp", repeat=daily)
+
+
+def diabetic_on_octagam(pid: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    resources = adult(
+        pid,
+        condition(pid, "diabetes", "Type 1 diabetes mellitus on insulin", 1),
+        condition(pid, "primary-immunodeficiency", "Common variable immunodeficiency", 2),
+        allergy(pid, "Corn", 1),
+    )
+    reason = "primary-immunodeficiency"
+    return resources, ig_order(pid, "o-pid", "Octagam 10%", dose=0.5, repeat=MONTHLY, reason=reason)
+
+
+@pytest.mark.parametrize("case", [cidp_on_octagam, diabetic_on_octagam])
+def test_select_accept_everything_then_sign_asks_for_nothing_more(
+    client: FlaskClient, case: Any
+) -> None:
+    """Select, accept every suggestion, sign: nothing left to revise, no companion order twice
+    (a hydration order accepted at order-select is among the drafts at order-sign)."""
+    pid = f"accept-{case.__name__}".replace("_", "-")  # a FHIR id: no underscores
+    resources, order = case(pid)
+    body = hook_request("order-select", pid, [order], prefetch=full_prefetch(resources))
+    selected = client.post(f"/cds-services/{service_id(client, 'order-select')}", json=body)
+    cards = selected.get_json()["cards"]
+    assert updates(cards), "the select answer offers a revised order"
+    drafts = accept_all(order, cards)
+    body = hook_request("order-sign", pid, drafts, prefetch=full_prefetch(resources))
+    again = client.post(f"/cds-services/{service_id(client, 'order-sign')}", json=body)
+    signed = again.get_json()["cards"]
+    assert not updates(signed), "nothing left to revise"
+    offered = [s["label"] for c in signed for s in c.get("suggestions", [])]
+    assert not offered, f"suggested again: {offered}"
+    assert not [c for c in signed if c["indicator"] == "critical"]
+
+
+SITE_CODE = {"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.698288", "code": "31337"}
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_epic_orders_a_switched_product_by_the_sites_preference_list_code(
+    tmp_path: Path, configured: bool
+) -> None:
+    """Gamunex-C (labelled for ITP) has no verified RxNorm code: Epic gets an "Order" for it
+    only with the site's preference-list code (IVIG_CDS_EPIC_PRODUCT_CODES), else text."""
+    codes = {"EPIC_PRODUCT_CODES": json.dumps({"gamunex-c": SITE_CODE})} if configured else {}
+    client = make_app(tmp_path, EHR_PROFILE="epic", **codes).test_client()
+    pid = "hfi-child-epic"
+    resources = [
+        patient(pid, "2019-02-01"),
+        observation(pid, WEIGHT, 20, "kg", 1),
+        observation(pid, CREATININE, 0.4, "mg/dL", 2),
+        condition(pid, "hereditary-fructose-intolerance", "Hereditary fructose intolerance", 1),
+        condition(pid, "immune-thrombocytopenia", "Immune thrombocytopenia", 2),
+    ]
+    order = ig_order(
+        pid, "flebogamma-epic", "Flebogamma 10% DIF", dose=1, reason="immune-thrombocytopenia"
+    )
+    body = hook_request("order-sign", pid, [order], prefetch=full_prefetch(resources))
+    cards = client.post("/cds-services/ivig-order-sign", json=body).get_json()["cards"]
+    product = card_of(cards, "PRODUCT")
+    creates = [
+        a["resource"]
+        for s in product.get("suggestions", [])
+        for a in s["actions"]
+        if a["type"] == "create"
+    ]
+    if configured:
+        [resource] = creates
+        assert resource["medicationCodeableConcept"]["coding"] == [SITE_CODE]
+        assert resource["medicationCodeableConcept"]["text"] == "Gamunex-C"
+    else:
+        assert not creates
+        assert "no site preference-list code" in product["detail"].replace("\\", "")
+
+
+def test_a_preference_list_code_for_an_unknown_product_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a catalogue product id"):
+        make_app(tmp_path, EPIC_PRODUCT_CODES=json.dumps({"no-such-product": SITE_CODE}))

@@ -6,7 +6,9 @@
      "jwks_url": "https://ehr.example.org/jwks", # or "jwks": {"keys": [...]} (an inline JWK Set)
      "jku_allowlist": ["https://..."],           # ``jku`` header values the service may fetch
      "fhir_servers": ["https://fhir.example.org/r4"],  # the fhirServer values this client may send
-     "tenants": ["org-1"]}                       # optional: allowed ``tenant`` claims
+     "tenants": ["org-1"],                       # optional: allowed ``tenant`` claims
+     "ehr_profile": "epic"}                      # optional: "standard" or "epic" (card contract
+                                                 # §7.8); else IVIG_CDS_EHR_PROFILE
 
 A key source is ``jwks_url``, ``jwks`` or a non-empty ``jku_allowlist``. Key URLs must be https
 (http only for a loopback host, for tests). Anything else is a ``ConfigError`` naming the problem.
@@ -27,7 +29,10 @@ from cds_service.config import ENV_PREFIX, ConfigError
 
 SETTING = f"{ENV_PREFIX}TRUSTED_ISSUERS"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_FIELDS = frozenset({"iss", "jwks_url", "jwks", "jku_allowlist", "fhir_servers", "tenants"})
+_FIELDS = frozenset(
+    {"iss", "jwks_url", "jwks", "jku_allowlist", "fhir_servers", "tenants", "ehr_profile"}
+)
+EHR_PROFILES = ("standard", "epic")  # hooks.card_builder.PROFILES: what suggestions it can take
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class TrustedIssuer:
     jku_allowlist: tuple[str, ...] = ()
     fhir_servers: tuple[str, ...] = ()
     tenants: tuple[str, ...] | None = None  # None: no tenant check
+    ehr_profile: str | None = None  # None: the service's IVIG_CDS_EHR_PROFILE
     key_urls: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -151,6 +157,11 @@ def _issuer(entry: Any, index: int) -> TrustedIssuer:
         not isinstance(tenants, list) or not all(isinstance(t, str) and t for t in tenants)
     ):
         raise ConfigError(f"{SETTING}: {where}: tenants must be a list of strings")
+    profile = entry.get("ehr_profile")
+    if profile is not None and profile not in EHR_PROFILES:
+        raise ConfigError(
+            f"{SETTING}: {where}: ehr_profile must be one of {', '.join(EHR_PROFILES)}"
+        )
     return TrustedIssuer(
         iss=iss,
         jwks_url=jwks_url or None,
@@ -158,6 +169,7 @@ def _issuer(entry: Any, index: int) -> TrustedIssuer:
         jku_allowlist=jku_allowlist,
         fhir_servers=_url_list(entry, "fhir_servers", where, key_url=False),
         tenants=tuple(tenants) if tenants is not None else None,
+        ehr_profile=profile,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +39,27 @@ MAX_TOKEN_CHARS = 16 * 1024
 # longer is refused, which also bounds how long the replay cache keeps a jti.
 MAX_LIFETIME_S = 3600
 _KEY_TYPE_FOR_ALG_PREFIX = {"ES": "EC", "RS": "RSA", "PS": "RSA"}
+
+
+@dataclass(frozen=True)
+class Client:
+    """The authenticated CDS client of one request: its trusted-issuer entry and the token's
+    ``tenant`` claim (what the order-select memory keeps tenants apart by)."""
+
+    issuer: TrustedIssuer
+    tenant: str | None = None
+
+    @property
+    def iss(self) -> str:
+        return self.issuer.iss
+
+    @property
+    def fhir_servers(self) -> tuple[str, ...]:
+        return self.issuer.fhir_servers
+
+    @property
+    def ehr_profile(self) -> str | None:
+        return self.issuer.ehr_profile
 
 
 class AuthenticationFailed(Exception):
@@ -66,15 +88,16 @@ class JwtVerifier:
         self.replay = replay
         self.clock = clock
 
-    def authenticate(self, authorization: str | None, audience: str) -> TrustedIssuer:
-        """The trusted issuer of the valid bearer JWT in ``authorization`` for ``audience``."""
+    def authenticate(self, authorization: str | None, audience: str) -> Client:
+        """The client (trusted issuer, tenant) of the valid bearer JWT in ``authorization`` for
+        ``audience``."""
         token = bearer_token(authorization)
         try:
             return self._verify(token, audience)
         except AuthenticationFailed as failure:
             raise AuthenticationFailed(scrub(str(failure), token)) from None
 
-    def _verify(self, token: str, audience: str) -> TrustedIssuer:
+    def _verify(self, token: str, audience: str) -> Client:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -136,7 +159,8 @@ class JwtVerifier:
             raise AuthenticationUnavailable(f"replay cache unavailable ({error})") from None
         if not first:
             raise AuthenticationFailed(f"jti {jti!r} of {iss} was already used (replay)")
-        return issuer
+        tenant = claims.get("tenant")
+        return Client(issuer, tenant if isinstance(tenant, str) and tenant else None)
 
     def _key(self, issuer: TrustedIssuer, header: dict[str, Any], kid: str) -> SigningKey:
         jku = header.get("jku")

@@ -170,8 +170,9 @@ def focus_of(
             if found is not None:
                 ig_orders.append(found)
                 ig_drafts.append(found)
-            continue
-        if raw.get("resourceType") == "MedicationRequest":
+                continue
+            # another drug in focus (a hydration order accepted from a card) is a session order
+        elif raw.get("resourceType") == "MedicationRequest":
             # An unselected draft is part of a course, or a duplicate (contract §7.4-5); its
             # deviations are not the data card's business: it is not being checked.
             other = recognise(read_medication_order(raw, Reader(reference, []), medications), kb)
