@@ -148,18 +148,23 @@ def test_a_course_written_as_the_course_dose_each_day_is_flagged_once_and_never_
     assert total <= 2 * 1.1, "accepted together, the suggestions never exceed the course"
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_sorbitol_product_with_a_paediatric_dose_error_gets_one_revised_order(
-    client: FlaskClient, fhir_mock: responses.RequestsMock, mode: str
-) -> None:
-    pid = "hfi-child"
-    resources = [
+def hfi_child(pid: str) -> list[dict[str, Any]]:
+    """A 7-year-old (20 kg) with hereditary fructose intolerance and ITP."""
+    return [
         patient(pid, "2019-02-01"),
         observation(pid, WEIGHT, 20, "kg", 1),
         observation(pid, CREATININE, 0.4, "mg/dL", 2),
         condition(pid, "hereditary-fructose-intolerance", "Hereditary fructose intolerance", 1),
         condition(pid, "immune-thrombocytopenia", "Immune thrombocytopenia", 2),
     ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sorbitol_product_with_a_paediatric_dose_error_gets_one_revised_order(
+    client: FlaskClient, fhir_mock: responses.RequestsMock, mode: str
+) -> None:
+    pid = "hfi-child"
+    resources = hfi_child(pid)
     order = ig_order(
         pid,
         "flebogamma-child",
@@ -503,13 +508,7 @@ def test_epic_orders_a_switched_product_by_the_sites_preference_list_code(
     codes = {"EPIC_PRODUCT_CODES": json.dumps({"gamunex-c": SITE_CODE})} if configured else {}
     client = make_app(tmp_path, EHR_PROFILE="epic", **codes).test_client()
     pid = "hfi-child-epic"
-    resources = [
-        patient(pid, "2019-02-01"),
-        observation(pid, WEIGHT, 20, "kg", 1),
-        observation(pid, CREATININE, 0.4, "mg/dL", 2),
-        condition(pid, "hereditary-fructose-intolerance", "Hereditary fructose intolerance", 1),
-        condition(pid, "immune-thrombocytopenia", "Immune thrombocytopenia", 2),
-    ]
+    resources = hfi_child(pid)
     order = ig_order(
         pid, "flebogamma-epic", "Flebogamma 10% DIF", dose=1, reason="immune-thrombocytopenia"
     )
