@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from cds_service.cards import SUMMARY_MAX, Action, Card, Coding, Source, Suggestion
-from hooks.composer import DO_NOT_GIVE, CardPlan, describe
+from hooks.composer import DO_NOT_GIVE, CardPlan
 from hooks.context.model import ClinicalContext, IgOrder
 from hooks.fhir_models import validation_error
 from hooks.findings import (
@@ -40,6 +40,7 @@ from hooks.knowledge_base import KnowledgeBase
 from hooks.knowledge_base.schema import Product
 from hooks.order_values import entry_values
 from hooks.resources import Unrevisable, created, revised
+from hooks.revision import describe
 from hooks.text import markdown, plain, record
 
 Profile = Literal["standard", "epic"]

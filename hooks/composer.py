@@ -1,64 +1,38 @@
 """One coherent answer per order (contract §7): the findings of a call, grouped into one card per
 decision for each order or course, and one revised order per immune globulin order.
 
-Rules propose *changes* (product, dose, rate cap, instructions); here they are merged field by
-field (product: one that passes every check; dose: on the dosing weight; rate: the lowest cap;
-instructions: the union), and the revised order is re-checked with the same rules until it
-proposes nothing more. Only a fixed point is offered: a revision that is re-checked and still
-asks for a change, keeps a critical finding or raises a finding the order did not have is
-withheld, and the card says so. Pure: no I/O, no clock.
+Rules propose *changes* (product, dose, rate cap, instructions); ``hooks.revision`` merges them
+into the order's one revised order, re-checked with the same rules. Here the findings become card
+plans: one per decision group for each course (or the patient), exactly one of which carries the
+course's revised orders; companion orders once per response; do-not-give removes, never revises.
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 from hooks.context.model import ClinicalContext, IgOrder
-from hooks.context.orders import read_medication_order, recognise
-from hooks.context.read import Concept, Reader
+from hooks.context.read import Concept
 from hooks.courses import course_references
 from hooks.engine import Settings, evaluate_order
 from hooks.findings import (
     CreateOrder,
-    DoseChange,
     Finding,
     Indicator,
-    Instruction,
-    OrderChange,
-    ProductChange,
     Proposal,
-    RateCap,
     RemoveOrder,
     ReviseOrder,
 )
 from hooks.knowledge_base import KnowledgeBase
-from hooks.knowledge_base.schema import CardGroup, Product
-from hooks.resources import Unrevisable, revised
+from hooks.knowledge_base.schema import CardGroup
+from hooks.revision import Reviser, Revision, changes_for, describe
 
 RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
-# Which rule's dose wins when several propose one: the dosing weight is the basis of every dose
-# (contract §7.1), and a converted SC dose is the only dose of an SC order.
-DOSE_PRECEDENCE = ("dosing-weight", "scig-conversion", "dose-check")
 CARRIERS = ("PRODUCT", "DOSE", "BOXEDWARNING")  # the first that contributes carries the revision
 DO_NOT_GIVE = "DONOTGIVE"
-MAX_ROUNDS = 6
-
-
-@dataclass(frozen=True)
-class Revision:
-    """The one revised order of an immune globulin order: its changes and the whole resource,
-    or (``withheld``) why none is offered."""
-
-    order: IgOrder
-    changes: tuple[OrderChange, ...] = ()
-    resource: dict[str, Any] | None = None
-    withheld: str | None = None
-
-    @property
-    def offered(self) -> bool:
-        return self.resource is not None and bool(self.changes)
 
 
 @dataclass(frozen=True)
@@ -170,7 +144,7 @@ class _Composer:
         for code in CARRIERS:
             for draft in self.drafts:
                 if draft.group.code == code and draft.course not in chosen:
-                    if any(_changes_for(f) for f in draft.every):
+                    if any(changes_for(f) for f in draft.every):
                         chosen[draft.course] = code
         return chosen
 
@@ -194,7 +168,7 @@ class _Composer:
                 carried = offered
                 proposals.append(_revision_proposal(offered))
             notes += [r.withheld for r in course_revisions if r.withheld]
-        elif any(_changes_for(f) for f in draft.every) and carrier is not None:
+        elif any(changes_for(f) for f in draft.every) and carrier is not None:
             lead = next(
                 d.findings[0]
                 for d in self.drafts
@@ -277,7 +251,7 @@ class _Composer:
         if self._do_not_give(course):
             return Revision(order, withheld="No revised order: the order should not be given.")
         own = [f for f in self._course_findings(course) if f.order == reference]
-        proposed = [(f.topic, change) for f in own for change in _changes_for(f)]
+        proposed = [(f.topic, change) for f in own for change in changes_for(f)]
         if not proposed:
             return Revision(order)
         if reference in self.removable:
@@ -291,7 +265,8 @@ class _Composer:
             return Revision(
                 order, withheld=f"No revised order offered: {gaps} (see the data card)."
             )
-        return _Reviser(self, order, {f.topic for f in own}).revise(proposed)
+        topics = {f.topic for f in own}
+        return Reviser(order, topics, self.kb, self.reevaluate).revise(proposed)
 
     def _course_findings(self, course: tuple[str, ...]) -> Iterator[Finding]:
         for draft in self.drafts:
@@ -313,224 +288,6 @@ class _Composer:
         """The rules over a revised order in the call's context, where it takes the place of
         the draft with its reference (its course included: ``hooks.courses.course_of``)."""
         return evaluate_order(self.ctx, order, self.kb, self.settings)
-
-
-class _Reviser:
-    """The fixed point of one order's proposed changes (contract §7.1).
-
-    A product switch comes first: the changes proposed for the ordered product (a rate cap
-    from its label, its instructions) are not those of another product, so the other changes
-    are those the rules propose for the order on the new product. Then the changes are applied
-    and re-checked until the rules propose nothing more.
-    """
-
-    def __init__(self, composer: _Composer, order: IgOrder, topics: set[str]) -> None:
-        self.composer, self.order, self.topics = composer, order, topics
-        self.kb = composer.kb
-
-    def revise(self, proposed: list[tuple[str, OrderChange]]) -> Revision:
-        changes = _merged(proposed)
-        product = next((c for c in changes if isinstance(c, ProductChange)), None)
-        if product is not None:
-            switched = self._switch(product)
-            if isinstance(switched, Revision):
-                return switched
-            changes = switched
-        return self._settle(changes)
-
-    def _switch(self, first: ProductChange) -> tuple[OrderChange, ...] | Revision:
-        """The changes for the first product that passes every check (the rules' own choice
-        first, then the route's other products), or why there is none."""
-        tried: list[str] = []
-        candidate: ProductChange | None = first
-        while candidate is not None:
-            tried.append(candidate.product.id)
-            outcome = self._check((candidate,))
-            if isinstance(outcome, Revision):
-                return outcome
-            refound, pending = outcome
-            product_problem = any(isinstance(c, ProductChange) for _, c in pending) or any(
-                f.topic not in self.topics or self._about_the_product(f) for f in refound
-            )
-            if not product_problem:
-                return _merged([("", candidate), *pending])
-            following = self._next_product(pending, tried)
-            candidate = ProductChange(following, _SWITCH_WHY) if following else None
-        return self._withheld(
-            "no catalogue product passes every check for this patient; choose one with the "
-            "pharmacist"
-        )
-
-    def _settle(self, changes: tuple[OrderChange, ...]) -> Revision:
-        order = self.order
-        for _ in range(MAX_ROUNDS):
-            changes = tuple(c for c in changes if not satisfied(order, c))
-            if not changes:
-                return Revision(order)
-            if not any(isinstance(c, ProductChange | DoseChange) for c in changes):
-                # Instructions and a rate cap change nothing the rules read (product, dose,
-                # route, the record), so a re-check would find what it found: a fixed point.
-                # tests/test_answer_properties.py re-checks accepted orders to hold this.
-                return self._offer(changes)
-            outcome = self._check(changes)
-            if isinstance(outcome, Revision):
-                return outcome
-            refound, pending = outcome
-            new = {f.topic for f in refound} - self.topics
-            critical = any(f.indicator == "critical" for f in refound)
-            if not pending and not new and not critical:
-                return self._offer(changes)
-            if (
-                new
-                or critical
-                or any(isinstance(c, ProductChange | DoseChange) for _, c in pending)
-            ):
-                return self._withheld(
-                    "the proposed changes do not settle into one order that passes every check"
-                )
-            changes = _merged([*(("", c) for c in changes), *pending])
-        return self._withheld("the proposed changes do not settle into one order")
-
-    def _check(
-        self, changes: tuple[OrderChange, ...]
-    ) -> tuple[tuple[Finding, ...], list[tuple[str, OrderChange]]] | Revision:
-        """The order with ``changes``, what the rules find on it, and what they still ask."""
-        try:
-            resource = revised(self.order, changes)
-        except Unrevisable as exc:
-            return self._withheld(f"the order's {exc} is not in its FHIR R4 form")
-        again = self._reread(resource)
-        if again is None:
-            return self._withheld("it would not be recognised as immune globulin")
-        refound = self.composer.reevaluate(again)
-        pending = [
-            (f.topic, c) for f in refound for c in _changes_for(f) if not satisfied(again, c)
-        ]
-        return refound, pending
-
-    def _about_the_product(self, found: Finding) -> bool:
-        """A critical finding the product causes (a contraindication) rules the product out."""
-        group = self.kb.card_groups.group_of(found.topic, found.indicator)
-        return found.indicator == "critical" and group in (DO_NOT_GIVE, "PRODUCT")
-
-    def _offer(self, changes: tuple[OrderChange, ...]) -> Revision:
-        try:
-            return Revision(self.order, changes, revised(self.order, changes))
-        except Unrevisable as exc:
-            return self._withheld(f"the order's {exc} is not in its FHIR R4 form")
-
-    def _withheld(self, why: str) -> Revision:
-        return Revision(self.order, withheld=f"No revised order offered: {why}.")
-
-    def _reread(self, resource: dict[str, Any]) -> IgOrder | None:
-        before = self.order.order
-        read = read_medication_order(resource, Reader(before.reference, []), {})
-        if "medicationReference" in resource:  # the product is unchanged: keep what it resolved to
-            read = replace(
-                read, medication=before.medication, medication_display=before.medication_display
-            )
-        return recognise(read, self.kb)
-
-    def _next_product(
-        self, pending: list[tuple[str, OrderChange]], tried: list[str]
-    ) -> Product | None:
-        """The rules' own choices first, then every other product of the route, in catalogue
-        order (§9: candidates of the same route, not discontinued)."""
-        proposed = [c.product for _, c in pending if isinstance(c, ProductChange)]
-        route = self.order.route
-        ordered = self.order.product.id if self.order.product else None
-        others = [
-            p
-            for p in self.kb.catalogue.products
-            if route in p.routes and not p.discontinued and not p.family
-        ]
-        for product in [*proposed, *others]:
-            if product.id not in tried and product.id != ordered:
-                return product
-        return None
-
-
-_SWITCH_WHY = "Product chosen to pass every check for this patient"
-
-
-def satisfied(order: IgOrder, change: OrderChange) -> bool:
-    """Whether the order already does what the change asks (so re-checking is a fixed point)."""
-    raw = order.order.raw
-    if isinstance(change, ProductChange):
-        return order.product is not None and order.product.id == change.product.id
-    dosages = [d for d in _as_list(raw.get("dosageInstruction")) if isinstance(d, dict)]
-    if isinstance(change, Instruction):
-        texts = {
-            item.get("text")
-            for d in dosages
-            for item in _as_list(d.get("additionalInstruction"))
-            if isinstance(item, dict)
-        }
-        return bool(dosages) and change.text in texts
-    rates = [r for d in dosages for r in _as_list(d.get("doseAndRate")) if isinstance(r, dict)]
-    if isinstance(change, RateCap):
-        return bool(rates) and all(_rate_within(r, change.mg_kg_min) for r in rates)
-    dose = order.order.dosages[0].dose if order.order.dosages else None
-    return (
-        dose is not None
-        and dose.value == change.value
-        and (dose.code or dose.unit) == change.unit
-        and (change.every_weeks is None or _every_weeks(order) == change.every_weeks)
-    )
-
-
-def _rate_within(dose_and_rate: Mapping[str, Any], cap: float) -> bool:
-    """As ``hooks.resources`` applies a cap: a rate in other units is the prescriber's to keep."""
-    if "rateRatio" in dose_and_rate:
-        return True
-    for key in ("rateQuantity", "rateRange"):
-        value = dose_and_rate.get(key)
-        if isinstance(value, dict):
-            quantity = value.get("high", {}) if key == "rateRange" else value
-            if not isinstance(quantity, dict) or quantity.get("code") != "mg/kg/min":
-                return True
-            number = quantity.get("value")
-            return isinstance(number, int | float) and number <= cap
-    return False
-
-
-def _every_weeks(order: IgOrder) -> float | None:
-    repeat = order.order.dosages[0].repeat if order.order.dosages else None
-    if repeat is None or repeat.period is None:
-        return None
-    unit = repeat.period_unit
-    return repeat.period if unit == "wk" else (repeat.period / 7 if unit == "d" else None)
-
-
-def _merged(proposed: Iterable[tuple[str, OrderChange]]) -> tuple[OrderChange, ...]:
-    """Field by field: the first product; the dose by precedence; the lowest rate cap; every
-    instruction once. In that order, so equal sets of changes give equal orders."""
-    items = list(proposed)
-    product = next((c for _, c in items if isinstance(c, ProductChange)), None)
-    doses = [(t, c) for t, c in items if isinstance(c, DoseChange)]
-    doses.sort(key=lambda tc: DOSE_PRECEDENCE.index(tc[0]) if tc[0] in DOSE_PRECEDENCE else 99)
-    caps = [c for _, c in items if isinstance(c, RateCap)]
-    instructions = dict.fromkeys(c for _, c in items if isinstance(c, Instruction))
-    merged: list[OrderChange] = []
-    if product is not None:
-        merged.append(product)
-    if doses:
-        merged.append(doses[0][1])
-    if caps:
-        merged.append(min(caps, key=lambda c: c.mg_kg_min))
-    merged += instructions
-    return tuple(merged)
-
-
-def _changes_for(found: Finding) -> list[OrderChange]:
-    """The changes a finding proposes to its own order (a do-not-give alternative excluded)."""
-    return [
-        change
-        for proposal in found.proposals
-        for action in proposal.actions
-        if isinstance(action, ReviseOrder) and action.order == found.order
-        for change in action.changes
-    ]
 
 
 def _removals(findings: Iterable[Finding]) -> Iterator[Proposal]:
@@ -565,17 +322,6 @@ def _revision_proposal(revisions: tuple[Revision, ...]) -> Proposal:
     return Proposal(f"Revise the order: {label}", actions, recommended=True)
 
 
-def describe(change: OrderChange) -> str:
-    if isinstance(change, ProductChange):
-        return f"{change.product.brand} instead"
-    if isinstance(change, DoseChange):
-        every = f" every {change.every_weeks:g} week(s)" if change.every_weeks else ""
-        return f"{change.value:g} {change.unit} per administration{every}"
-    if isinstance(change, RateCap):
-        return f"rate ≤ {change.mg_kg_min:g} mg/kg/min"
-    return change.text
-
-
 def _one_per_topic(findings: list[Finding]) -> Iterator[Finding]:
     """A course's orders each raise the same patient-level findings; show each topic once."""
     seen: set[str] = set()
@@ -608,9 +354,3 @@ def _keys(concept: Concept | None) -> set[tuple[str, str]]:
     keys = {(code.system, code.code) for code in concept.codes}
     keys.update(("text", text.casefold()) for text in concept.texts)
     return keys
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
