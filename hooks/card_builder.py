@@ -71,6 +71,11 @@ class CardMaker:
         self._drafts = {order.reference for order in self.ctx.session_orders}
 
     def cards(self, plans: tuple[CardPlan, ...]) -> list[Card]:
+        for plan in plans:  # the composer built the revised orders already: not twice
+            for revision in plan.revisions:
+                if revision.resource is not None:
+                    key = (revision.order.reference, revision.changes)
+                    self._revised[key] = (revision.resource, validation_error(revision.resource))
         made = [self.card(plan) for plan in plans]
         notes = self.ctx.deviation_notes
         if made and notes:
@@ -266,7 +271,7 @@ class CardMaker:
         )
 
     def _revise(self, reference: str, changes: tuple[OrderChange, ...]) -> dict[str, Any]:
-        key = (reference, changes)  # built once per call
+        key = (reference, changes)  # built once per call (the composer's, when it made it)
         if key not in self._revised:
             try:
                 resource = revised(self._orders[reference], changes)

@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from functools import cached_property
 from typing import Literal
 
+from hooks.body_weight import dosing_weight
 from hooks.context.model import (
     ClinicalContext,
     IgHistory,
@@ -370,7 +371,7 @@ def _members(
     thresholds: Thresholds,
     replacing: IgOrder | None,
 ) -> list[tuple[IndicationKey, CourseOrder]]:
-    weight = ctx.latest_within("body-weight", thresholds.window_weight_days)
+    weight = dosing_weight(ctx, thresholds)  # adjusted in obesity, as the dosing-weight rule doses
     drafts = [
         replacing if replacing is not None and d.reference == replacing.reference else d
         for d in ctx.ig_drafts
@@ -414,7 +415,7 @@ def _courses(
     thresholds: Thresholds,
     replacing: IgOrder | None = None,
 ) -> tuple[Course, ...]:
-    weight = ctx.latest_within("body-weight", thresholds.window_weight_days)
+    weight = dosing_weight(ctx, thresholds)  # adjusted in obesity, as the dosing-weight rule doses
     groups: dict[tuple[Route, IndicationKey], list[CourseOrder]] = {}
     for key, member in _members(ctx, focus, kb, thresholds, replacing):
         groups.setdefault((member.order.route, key), []).append(member)

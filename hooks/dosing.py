@@ -99,7 +99,7 @@ def _per_administration(
     if per_kg:
         admin_g = value * kg if kg else None
         step = (
-            f"Per administration: {shown} × {plain_number(kg)} kg actual weight {source} = "
+            f"Per administration: {shown} × {plain_number(kg)} kg {_basis(weight)} {source} = "
             f"{plain_number(admin_g)} g"
             if kg and admin_g is not None
             else f"Per administration: {shown} (no recent weight: grams unknown)"
@@ -108,11 +108,16 @@ def _per_administration(
     per_kg_value = value / kg if kg else None
     step = (
         f"Per administration: {shown} = {plain_number(value)} g ÷ {plain_number(kg)} kg "
-        f"{source} = {plain_number(per_kg_value)} g/kg"
+        f"{_basis(weight)} {source} = {plain_number(per_kg_value)} g/kg"
         if kg and per_kg_value is not None
         else f"Per administration: {shown} (no recent weight: g/kg unknown)"
     )
     return False, value, per_kg_value, step
+
+
+def _basis(weight: ObservationEntry | None) -> str:
+    adjusted = weight is not None and weight.concept == "adjusted-body-weight"
+    return "adjusted body weight" if adjusted else "actual weight"
 
 
 def read_dose(order: MedicationOrder, weight: ObservationEntry | None) -> Dose | UnreadableDose:

@@ -9,6 +9,7 @@ order by ``resourceId``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -120,6 +121,14 @@ def _cap_rate(dose_and_rate: dict[str, Any], cap: float) -> None:
         return
     # No rate ordered: the cap is a maximum, not the rate to give (titrate up to it).
     dose_and_rate["rateRange"] = {"high": limit}
+
+
+def within_cap(dose_and_rate: Mapping[str, Any], cap: float) -> bool:
+    """Whether capping this ``doseAndRate`` at ``cap`` would leave it as it is (the revised
+    order already holds the rate to the cap)."""
+    capped = copy.deepcopy(dict(dose_and_rate))
+    _cap_rate(capped, cap)
+    return capped == dose_and_rate
 
 
 def _apply(resource: dict[str, Any], change: OrderChange) -> None:

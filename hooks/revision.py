@@ -10,7 +10,7 @@ order did not have is withheld, with the reason. Pure: the re-check is the calle
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,7 +28,7 @@ from hooks.findings import (
 )
 from hooks.knowledge_base import KnowledgeBase
 from hooks.knowledge_base.schema import Product
-from hooks.resources import Unrevisable, revised
+from hooks.resources import Unrevisable, revised, within_cap
 
 # Which rule's dose wins when several propose one: the dosing weight is the basis of every dose
 # (contract §7.1), and a converted SC dose is the only dose of an SC order.
@@ -211,7 +211,7 @@ def satisfied(order: IgOrder, change: OrderChange) -> bool:
         return bool(dosages) and change.text in texts
     rates = [r for d in dosages for r in _as_list(d.get("doseAndRate")) if isinstance(r, dict)]
     if isinstance(change, RateCap):
-        return bool(rates) and all(_rate_within(r, change.mg_kg_min) for r in rates)
+        return bool(rates) and all(within_cap(r, change.mg_kg_min) for r in rates)
     dose = order.order.dosages[0].dose if order.order.dosages else None
     return (
         dose is not None
@@ -219,21 +219,6 @@ def satisfied(order: IgOrder, change: OrderChange) -> bool:
         and (dose.code or dose.unit) == change.unit
         and (change.every_weeks is None or _every_weeks(order) == change.every_weeks)
     )
-
-
-def _rate_within(dose_and_rate: Mapping[str, Any], cap: float) -> bool:
-    """As ``hooks.resources`` applies a cap: a rate in other units is the prescriber's to keep."""
-    if "rateRatio" in dose_and_rate:
-        return True
-    for key in ("rateQuantity", "rateRange"):
-        value = dose_and_rate.get(key)
-        if isinstance(value, dict):
-            quantity = value.get("high", {}) if key == "rateRange" else value
-            if not isinstance(quantity, dict) or quantity.get("code") != "mg/kg/min":
-                return True
-            number = quantity.get("value")
-            return isinstance(number, int | float) and number <= cap
-    return False
 
 
 def _every_weeks(order: IgOrder) -> float | None:

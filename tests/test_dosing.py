@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from contexts import THRESHOLDS, medication_order
 
+from hooks.body_weight import computed_bmi, ideal_body_weight
 from hooks.context import ObservationEntry
 from hooks.dosing import Dose, UnreadableDose
 from hooks.dosing import read_dose as read_order_dose
-from hooks.rules.common import computed_bmi
-from hooks.rules.dosing_weight import ideal_body_weight, rounded
+from hooks.rules.dosing_weight import rounded
 from hooks.rules.hemolysis import blood_group
 from hooks.text import plain
 

@@ -57,6 +57,7 @@ PURE = (
     "composer.py",
     "revision.py",
     "order_values.py",
+    "body_weight.py",
     "catalogue.py",
     "terminology.py",
     "fhir_models.py",

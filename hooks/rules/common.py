@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from datetime import date
 
 from hooks import evidence
+from hooks.body_weight import computed_bmi
 from hooks.context.model import ClinicalContext, ObservationEntry
 from hooks.findings import CreateOrder, Instruction, OrderChange, Proposal, RateCap, ReviseOrder
 from hooks.knowledge_base import KnowledgeBase, Thresholds
@@ -55,18 +55,6 @@ def run_start(
             break
         start = value.date
     return start
-
-
-def computed_bmi(weight: ObservationEntry | None, height: ObservationEntry | None) -> float | None:
-    """kg / m², or None without both values, or when they give no finite BMI (a height of
-    1e-170 cm: the arithmetic fails, and a number that is not a BMI is not shown)."""
-    if not (weight and height and weight.value and height.value and height.value > 0):
-        return None
-    try:
-        value = weight.value / (height.value / 100) ** 2
-    except (OverflowError, ZeroDivisionError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def current_smoking(inp: OrderInput) -> list[tuple[str, date | None]]:

@@ -8,21 +8,13 @@ height or sex the adjusted weight cannot be computed, and the card says so.
 from __future__ import annotations
 
 from hooks import evidence
+from hooks.body_weight import CM_PER_INCH, adjusted_weight, computed_bmi
 from hooks.dosing import Dose
 from hooks.evidence import plain_number
 from hooks.findings import DoseChange, Finding, Proposal, ReviseOrder
-from hooks.knowledge_base import Thresholds
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.common import computed_bmi
 
 TOPIC = "dosing-weight"
-CM_PER_INCH = 2.54
-
-
-def ideal_body_weight(height_cm: float, sex: str, t: Thresholds) -> float:
-    """Devine: 50 kg (male) or 45.5 kg (female) + 2.3 kg per inch over 60 inches."""
-    base = t.ibw_base_male_kg if sex == "male" else t.ibw_base_female_kg
-    return base + t.ibw_kg_per_inch * (height_cm / CM_PER_INCH - 60)
 
 
 def _bmi(inp: OrderInput) -> tuple[float, str] | None:
@@ -72,13 +64,10 @@ def check(inp: OrderInput) -> Finding | None:
                 "Record height and sex so the dose can be based on adjusted body weight."
             ),
         )
-    if height.value < t.dosing_weight_min_height_cm:
+    found = adjusted_weight(inp.ctx, t)  # the weight dose-check compares on, too
+    if found is None:  # shorter than 152.4 cm, or not above the ideal weight: actual is right
         return None
-    ibw = ideal_body_weight(height.value, sex, t)
-    actual = weight.value
-    if actual <= ibw:
-        return None
-    adjusted = ibw + t.adjusted_weight_factor * (actual - ibw)
+    ibw, actual, adjusted = found.ibw_kg, weight.value, found.kg
     per_admin = (dose.admin_g_per_kg or 0) * adjusted
     step = t.dose_rounding_g
     grams = rounded(per_admin, step)

@@ -22,6 +22,7 @@ from hooks.dosing import DAYS_PER_UNIT, DURATION_WORDS
 from hooks.findings import Finding, Proposal, RemoveOrder
 from hooks.knowledge_base import KnowledgeBase
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
 from hooks.rules.scig import switch_from
 from hooks.text import record
 
@@ -200,9 +201,9 @@ RULE = OrderRule(
     reads=Reads(
         # the course (contract §7.4): its orders on record, their reasons, the dosing weight
         prefetch=frozenset({"medicationRequests", "medicationStatements", "observations"}),
-        observations=("body-weight",),
+        observations=COURSE_OBSERVATIONS,
         knowledge=("dose-ranges.json", "indication-guidance.json"),
-        thresholds=("window_weight_days",),
+        thresholds=COURSE_THRESHOLDS,
     ),
     check=check,
 )

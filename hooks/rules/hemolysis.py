@@ -14,6 +14,7 @@ import re
 from hooks import evidence
 from hooks.findings import CreateOrder, Finding, Proposal
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
 
 TOPIC = "hemolysis-risk"
 _GROUP = re.compile(r"(?<![A-Za-z])(AB|A|B|O)(?![A-Za-z])")
@@ -91,9 +92,9 @@ RULE = OrderRule(
     reads=Reads(
         # the course (contract §7.4): its orders on record, their reasons, the dosing weight
         prefetch=frozenset({"observations", "medicationRequests", "medicationStatements"}),
-        observations=("abo-blood-group", "body-weight", "hemoglobin"),
+        observations=("abo-blood-group", "hemoglobin", *COURSE_OBSERVATIONS),
         knowledge=("dose-ranges.json", "indication-guidance.json"),
-        thresholds=("high_dose_g_per_kg", "window_weight_days", "window_hemoglobin_days"),
+        thresholds=("high_dose_g_per_kg", "window_hemoglobin_days", *COURSE_THRESHOLDS),
     ),
     check=check,
 )

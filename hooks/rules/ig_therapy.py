@@ -21,10 +21,19 @@ from hooks.text import record
 THERAPY_PREFETCH = frozenset({"medicationRequests", "medicationStatements"})
 THERAPY_THRESHOLDS = ("first_infusion_days",)
 # What ``OrderInput.course`` reads (hooks.courses): the orders' indications (the value sets the
-# knowledge files name) and the dosing weight.
+# knowledge files name) and the dosing weight (hooks.body_weight: adjusted in obesity, from BMI,
+# height and sex).
 COURSE_KNOWLEDGE = ("dose-ranges.json", "indication-guidance.json")
-COURSE_OBSERVATIONS = ("body-weight",)
-COURSE_THRESHOLDS = ("window_weight_days",)
+COURSE_OBSERVATIONS = ("body-weight", "bmi", "body-height")
+COURSE_THRESHOLDS = (
+    "window_weight_days",
+    "bmi_obese",
+    "dosing_weight_min_height_cm",
+    "adjusted_weight_factor",
+    "ibw_base_male_kg",
+    "ibw_base_female_kg",
+    "ibw_kg_per_inch",
+)
 
 
 def previous_orders(ctx: ClinicalContext) -> tuple[IgHistory, ...]:

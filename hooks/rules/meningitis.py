@@ -7,6 +7,7 @@ from hooks import evidence
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.common import hydration, instruction
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
 
 TOPIC = "aseptic-meningitis-risk"
 
@@ -57,8 +58,8 @@ RULE = OrderRule(
         ),
         knowledge=("dose-ranges.json", "indication-guidance.json"),
         valuesets=("migraine",),
-        observations=("body-weight",),
-        thresholds=("high_dose_g_per_kg", "window_weight_days"),
+        observations=COURSE_OBSERVATIONS,
+        thresholds=("high_dose_g_per_kg", *COURSE_THRESHOLDS),
     ),
     check=check,
 )

@@ -1,0 +1,92 @@
+"""The weight an immune globulin dose is computed and checked on (card contract §7.1): the recent
+actual weight, or, for an obese patient, the adjusted body weight (Devine IBW + 0.4 × (actual −
+IBW)). One definition, so that `dosing-weight` (which suggests the adjusted dose) and
+`dose-check` (which compares the course with the indication's range) agree: a dose revised to the
+adjusted weight is in range when re-checked, not "too low" on the actual weight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from hooks.context.model import ClinicalContext, ObservationEntry
+from hooks.knowledge_base import Thresholds
+
+CM_PER_INCH = 2.54
+ADJUSTED = "adjusted-body-weight"  # the concept of an adjusted weight entry
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    """The adjusted body weight and what it was computed from."""
+
+    actual: ObservationEntry
+    height: ObservationEntry
+    sex: str
+    ibw_kg: float
+    kg: float
+
+
+def computed_bmi(weight: ObservationEntry | None, height: ObservationEntry | None) -> float | None:
+    """kg / m², or None without both values, or when they give no finite BMI (a height of
+    1e-170 cm: the arithmetic fails, and a number that is not a BMI is not shown)."""
+    if not (weight and height and weight.value and height.value and height.value > 0):
+        return None
+    try:
+        value = weight.value / (height.value / 100) ** 2
+    except (OverflowError, ZeroDivisionError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def ideal_body_weight(height_cm: float, sex: str, t: Thresholds) -> float:
+    """Devine: 50 kg (male) or 45.5 kg (female) + 2.3 kg per inch over 60 inches."""
+    base = t.ibw_base_male_kg if sex == "male" else t.ibw_base_female_kg
+    return base + t.ibw_kg_per_inch * (height_cm / CM_PER_INCH - 60)
+
+
+def bmi_of(ctx: ClinicalContext, t: Thresholds) -> tuple[float, ObservationEntry | None] | None:
+    """The recent BMI observation, else the BMI of the recent weight and the latest height (and
+    the observed entry, when there is one)."""
+    observed = ctx.latest_within("bmi", t.window_weight_days)
+    if observed is not None and observed.value is not None:
+        return observed.value, observed
+    value = computed_bmi(
+        ctx.latest_within("body-weight", t.window_weight_days), ctx.latest("body-height")
+    )
+    return (value, None) if value is not None else None
+
+
+def adjusted_weight(ctx: ClinicalContext, t: Thresholds) -> Adjusted | None:
+    """The adjusted body weight when it applies: BMI ≥ ``bmi_obese``, a recorded height of at
+    least ``dosing_weight_min_height_cm`` and sex, and an actual weight above the ideal."""
+    bmi = bmi_of(ctx, t)
+    actual = ctx.latest_within("body-weight", t.window_weight_days)
+    height, sex = ctx.latest("body-height"), ctx.patient.gender
+    if bmi is None or bmi[0] < t.bmi_obese or actual is None or actual.value is None:
+        return None
+    if height is None or height.value is None or sex not in ("male", "female"):
+        return None
+    if height.value < t.dosing_weight_min_height_cm:
+        return None
+    ibw = ideal_body_weight(height.value, sex, t)
+    if actual.value <= ibw:
+        return None
+    kg = ibw + t.adjusted_weight_factor * (actual.value - ibw)
+    return Adjusted(actual, height, sex, ibw, kg)
+
+
+def dosing_weight(ctx: ClinicalContext, t: Thresholds) -> ObservationEntry | None:
+    """The weight doses are checked on: the adjusted weight when it applies (an entry of concept
+    ``ADJUSTED`` with the actual weight's reference and date), else the recent actual weight."""
+    adjusted = adjusted_weight(ctx, t)
+    if adjusted is None:
+        return ctx.latest_within("body-weight", t.window_weight_days)
+    return replace(
+        adjusted.actual,
+        concept=ADJUSTED,
+        label="adjusted body weight",
+        value=round(adjusted.kg, 2),
+        original=f"{adjusted.kg:.2f} kg adjusted from {adjusted.actual.original}",
+    )
