@@ -397,13 +397,12 @@ def fingerprint(resource: Any) -> str:
 
 
 def _digest(plan: CardPlan) -> str:
-    """The card's content for the repeat memory: its findings with their evidence, and why no
-    revised order could be offered. The revised order it proposed is matched through
-    ``Card.orders`` instead, so a card seen at order-select is not shown again at order-sign once
-    its revised order was accepted (contract §7.6)."""
-    return _hash(
-        [[(f.topic, f.indicator, f.summary, f.evidence) for f in plan.findings], plan.withheld]
-    )
+    """The card's content for the repeat memory: its findings with their evidence values, and
+    why no revised order could be offered; not the summary, which names the product, so a
+    product switch accepted at order-select does not bring back the same risk factors. The
+    revised order it proposed is matched through ``Card.orders``, so a card seen at order-select
+    is not shown again at order-sign once its revised order was accepted (contract §7.6)."""
+    return _hash([[(f.topic, f.indicator, f.evidence) for f in plan.findings], plan.withheld])
 
 
 def _hash(value: Any) -> str:
