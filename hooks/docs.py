@@ -22,18 +22,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _reads(rule: Rule) -> str:
+def _reads(rules: list[Rule]) -> str:
+    """What the rules of one topic read, together (a topic can have an order rule and a
+    plasma-exchange rule): each kind of knowledge listed once."""
+    kinds = (
+        ("value sets", "valuesets"),
+        ("observations", "observations"),
+        ("thresholds", "thresholds"),
+    )
     parts = []
-    if rule.reads.valuesets:
-        parts.append("value sets " + ", ".join(f"`{v}`" for v in sorted(set(rule.reads.valuesets))))
-    if rule.reads.observations:
-        parts.append(
-            "observations " + ", ".join(f"`{o}`" for o in sorted(set(rule.reads.observations)))
-        )
-    if rule.reads.thresholds:
-        parts.append(
-            "thresholds " + ", ".join(f"`{t}`" for t in sorted(set(rule.reads.thresholds)))
-        )
+    for name, field in kinds:
+        names = sorted({item for rule in rules for item in getattr(rule.reads, field)})
+        if names:
+            parts.append(name + " " + ", ".join(f"`{n}`" for n in names))
     return "; ".join(parts) or "the order and the data card's gaps"
 
 
@@ -52,7 +53,7 @@ def _table(rules: list[Rule], kb: KnowledgeBase) -> list[str]:
         lines.append(
             f"| `{topic}` | {_cell(first.fires_when)} | {_cell(first.indicator)} | "
             f"{_cell(first.suggests)} | {cited} | "
-            f"{_cell('; '.join(dict.fromkeys(_reads(r) for r in same)))} |"
+            f"{_cell(_reads(same))} |"
         )
     return lines
 
