@@ -408,11 +408,6 @@ class GuidanceFile(Model):
     indications: tuple[Guidance, ...]
 
 
-class ThresholdSource(Model):
-    label: NonEmpty
-    url: HttpsUrl | None = None
-
-
 class Threshold(Model):
     """One clinical number, its unit and its source; ``site``: an environment variable may
     override it (``IVIG_CDS_<NAME>``)."""
@@ -420,7 +415,7 @@ class Threshold(Model):
     value: float
     unit: NonEmpty
     meaning: NonEmpty
-    source: ThresholdSource
+    source: Source  # a link only to the document itself, as everywhere else
     site: bool = False
     unverified: bool = False
 
