@@ -8,13 +8,16 @@ from datetime import date
 
 from hooks import evidence
 from hooks.body_weight import computed_bmi, dosing_weight
-from hooks.context.model import ClinicalContext, ObservationEntry
+from hooks.context.model import ClinicalContext, IgHistory, ObservationEntry
+from hooks.courses import last_administration
 from hooks.dosing import Dose
 from hooks.findings import CreateOrder, Instruction, OrderChange, Proposal, RateCap, ReviseOrder
 from hooks.knowledge_base import KnowledgeBase, Thresholds
+from hooks.knowledge_base.schema import Product, Rate
 from hooks.rates import Conversion, mg_per_ml, number
 from hooks.rules.base import OrderInput
-from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, previous_orders
+from hooks.rules.indications import indications_of
 
 OBESITY_READS = ("bmi", "body-weight", "body-height")
 
@@ -92,6 +95,8 @@ VOLUME_THRESHOLDS = (
     *COURSE_THRESHOLDS,
 )
 VOLUME_OBSERVATIONS = COURSE_OBSERVATIONS
+# What ``minimum_rate`` reads beyond the boxed-warning rules' own declarations.
+RATE_THRESHOLDS = ("rate_titration_gap_days",)
 LABEL_HYDRATION = "ensure adequate hydration before administration (boxed warning)"
 
 
@@ -212,12 +217,63 @@ def companion(label: str, inp: OrderInput, why: str, *orderables: str) -> Propos
     )
 
 
+def labelled_rates(inp: OrderInput, product: Product) -> tuple[list[Rate], str]:
+    """The product's labelled IV rates (products.json ``rates``) for the order's indication, and
+    which label indications they are; for an indication it is not labelled for, all of them
+    (the lowest maximum is then the limit) and ""."""
+    by_valueset = {r.valueset: r for r in inp.kb.dose_ranges}
+    found = indications_of(inp.order.order, inp.ctx, inp.kb.valuesets, by_valueset)
+    labels = {label for f in found for label in by_valueset[f.valueset].labelled_as}
+    matched = [r for r in product.rates if r.indication in labels and r.max_mg_kg_min]
+    if matched:
+        return matched, ", ".join(dict.fromkeys(r.indication for r in matched))
+    return [r for r in product.rates if r.max_mg_kg_min], ""
+
+
+def titration(inp: OrderInput, product: Product) -> str | None:
+    """Why this infusion starts at the labelled initial rate (a titration infusion), or None
+    (maintenance): a first infusion (no earlier immune globulin order), a new product (a
+    switch included), or more than ``rate_titration_gap_days`` since the last administration."""
+    previous = previous_orders(inp.ctx)
+    if not previous:
+        return "first infusion: no earlier immune globulin order on record"
+    if not any(_same_product(h, product) for h in previous):
+        return f"new product: no earlier {product.brand} order on record"
+    if any(h.current for h in previous):
+        return None
+    days = [d for h in previous if (d := last_administration(h)) is not None]
+    if not days:
+        return None
+    last: date = max(days)
+    gap, limit = (inp.ctx.today - last).days, inp.thresholds.rate_titration_gap_days
+    if gap > limit:
+        return f"{gap} days since the last administration ({last.isoformat()}; > {limit} days)"
+    return None
+
+
+def _same_product(history: IgHistory, product: Product) -> bool:
+    other = history.order.product
+    if other is None:
+        return False
+    return other.id == product.id or product.id in other.members or other.id in product.members
+
+
+def initial_rate(entries: list[Rate]) -> tuple[float, bool, str] | None:
+    """The labelled initial rate (the lowest of the entries), whether it is verified, and the
+    label's steps where the catalogue has them."""
+    starts = [r for r in entries if r.initial_mg_kg_min]
+    first = min(starts, key=lambda r: r.initial_mg_kg_min or 0.0, default=None)
+    if first is None or first.initial_mg_kg_min is None:
+        return None
+    return first.initial_mg_kg_min, not first.unverified, first.titration or ""
+
+
 def minimum_rate(inp: OrderInput) -> Proposal:
     """Minimum practicable rate; the product's at-risk rate cap where its label gives one."""
     product = inp.order.product
     cap = product.rate_cap_at_risk_mg_kg_min if product else None
     changes: tuple[OrderChange, ...]
-    if cap is not None:
+    if product is not None and cap is not None:
         weight = dosing_weight(inp.ctx, inp.thresholds)
         conversion = Conversion(
             weight.value if weight else None,
@@ -228,7 +284,10 @@ def minimum_rate(inp: OrderInput) -> Proposal:
             "(label cap for at-risk patients)"
         )
         label = f"Cap the infusion rate at {conversion.shown(cap)}"
-        changes = (Instruction(text), RateCap(cap, None, conversion.kg, conversion.mg_per_ml))
+        # a titration infusion starts at the labelled initial rate (the range written from it)
+        start = initial_rate(labelled_rates(inp, product)[0]) if titration(inp, product) else None
+        initial = start[0] if start is not None and start[1] else None
+        changes = (Instruction(text), RateCap(cap, initial, conversion.kg, conversion.mg_per_ml))
     else:
         text = "Infuse at the minimum practicable rate (boxed warning)"
         label = "Add a minimum-practicable-rate instruction to the order"

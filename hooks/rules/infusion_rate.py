@@ -19,19 +19,16 @@ it for at-risk patients); a rate that cannot be converted is said so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from hooks import evidence
 from hooks.body_weight import dosing_weight
-from hooks.context.model import IgHistory
-from hooks.courses import last_administration
 from hooks.findings import Finding, Proposal, RateCap, ReviseOrder
 from hooks.knowledge_base.schema import Product, Rate
 from hooks.rates import Conversion, OrderedRate, mg_per_ml, ordered_rates
 from hooks.rules import renal, thrombosis
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, previous_orders
-from hooks.rules.indications import indications_of
+from hooks.rules.common import initial_rate, labelled_rates, titration
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
 from hooks.text import NOT_CHECKED, record
 
 TOPIC = "infusion-rate"
@@ -44,17 +41,6 @@ class Limit:
     mg_kg_min: float
     basis: str  # what the limit is, in words
     verified: bool
-
-
-def labelled_entries(inp: OrderInput, product: Product) -> tuple[list[Rate], str]:
-    """The product's labelled rates for the order's indication, else all of them; and which."""
-    by_valueset = {r.valueset: r for r in inp.kb.dose_ranges}
-    found = indications_of(inp.order.order, inp.ctx, inp.kb.valuesets, by_valueset)
-    labels = {label for f in found for label in by_valueset[f.valueset].labelled_as}
-    matched = [r for r in product.rates if r.indication in labels and r.max_mg_kg_min]
-    if matched:
-        return matched, ", ".join(dict.fromkeys(r.indication for r in matched))
-    return [r for r in product.rates if r.max_mg_kg_min], ""
 
 
 def label_limit(entries: list[Rate], indication: str, product: Product) -> Limit | None:
@@ -77,38 +63,12 @@ def boxed_factors(inp: OrderInput) -> list[str]:
     return list(dict.fromkeys(f.name for f in found))
 
 
-def titration(inp: OrderInput, product: Product) -> str | None:
-    """Why this infusion starts at the labelled initial rate, or None (maintenance)."""
-    previous = previous_orders(inp.ctx)
-    if not previous:
-        return "first infusion: no earlier immune globulin order on record"
-    if not any(_same_product(h, product) for h in previous):
-        return f"new product: no earlier {product.brand} order on record"
-    if any(h.current for h in previous):
-        return None
-    days = [d for h in previous if (d := last_administration(h)) is not None]
-    if not days:
-        return None
-    last: date = max(days)
-    gap, limit = (inp.ctx.today - last).days, inp.thresholds.rate_titration_gap_days
-    if gap > limit:
-        return f"{gap} days since the last administration ({last.isoformat()}; > {limit} days)"
-    return None
-
-
-def _same_product(history: IgHistory, product: Product) -> bool:
-    other = history.order.product
-    if other is None:
-        return False
-    return other.id == product.id or product.id in other.members or other.id in product.members
-
-
 def check(inp: OrderInput) -> Finding | None:
     product = inp.order.product
     if inp.order.route != "IV" or product is None or product.family:
         return None
     rates = ordered_rates(inp.order.order.raw)
-    entries, indication = labelled_entries(inp, product)
+    entries, indication = labelled_rates(inp, product)
     if not rates or not entries:
         return None
     weight = dosing_weight(inp.ctx, inp.thresholds)
@@ -147,7 +107,7 @@ def check(inp: OrderInput) -> Finding | None:
         f"Limit in mL/h: {conversion.steps(limit.mg_kg_min, product.concentration_percent)}"
     )
     why = titration(inp, product)
-    initial = _initial(entries) if why else None
+    initial = initial_rate(entries) if why else None
     above = highest > limit.mg_kg_min + EPSILON
     starts_high = initial is not None and lowest > initial[0] + EPSILON
     if not above and not starts_high:
@@ -194,16 +154,6 @@ def check(inp: OrderInput) -> Finding | None:
         proposals=proposals,
         notes=tuple(notes),
     )
-
-
-def _initial(entries: list[Rate]) -> tuple[float, bool, str] | None:
-    """The labelled initial rate (the lowest of the entries), whether it is verified, and the
-    label's steps where the catalogue has them."""
-    starts = [r for r in entries if r.initial_mg_kg_min]
-    first = min(starts, key=lambda r: r.initial_mg_kg_min or 0.0, default=None)
-    if first is None or first.initial_mg_kg_min is None:
-        return None
-    return first.initial_mg_kg_min, not first.unverified, first.titration or ""
 
 
 def _rate_change(

@@ -23,6 +23,7 @@ from hooks.knowledge_base import KnowledgeBase, Thresholds
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.boxed_tier import TIER_THRESHOLDS, Factor, birthday, high_dose, tier
 from hooks.rules.common import (
+    RATE_THRESHOLDS,
     VOLUME_OBSERVATIONS,
     VOLUME_THRESHOLDS,
     VOLUME_VALUESETS,
@@ -272,7 +273,13 @@ ORDER_READS = Reads(
     prefetch=READS.prefetch | THERAPY_PREFETCH,
     valuesets=(*READS.valuesets, *VOLUME_VALUESETS),
     observations=(*OBSERVATIONS, "bun", *COURSE_OBSERVATIONS, *VOLUME_OBSERVATIONS),
-    thresholds=(*THRESHOLDS, *TIER_THRESHOLDS, "window_renal_acute_days", *VOLUME_THRESHOLDS),
+    thresholds=(
+        *THRESHOLDS,
+        *TIER_THRESHOLDS,
+        "window_renal_acute_days",
+        *VOLUME_THRESHOLDS,
+        *RATE_THRESHOLDS,
+    ),
     knowledge=COURSE_KNOWLEDGE,
 )
 

@@ -22,6 +22,7 @@ from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.boxed_tier import TIER_THRESHOLDS, Factor, birthday, high_dose, tier
 from hooks.rules.common import (
     OBESITY_READS,
+    RATE_THRESHOLDS,
     VOLUME_OBSERVATIONS,
     VOLUME_THRESHOLDS,
     VOLUME_VALUESETS,
@@ -238,6 +239,7 @@ RULE = OrderRule(
             "pregnancy_days",
             *TIER_THRESHOLDS,
             *VOLUME_THRESHOLDS,
+            *RATE_THRESHOLDS,
         ),
     ),
     check=check,
