@@ -3,11 +3,13 @@ are computed by hand here, never by calling the code under test."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from builders import WEIGHT, condition, ig_order, observation, patient, quantity
 from contexts import KB, PATIENT_ID, SETTINGS, TODAY, context_of
 
+from hooks.card_builder import make_cards
 from hooks.composer import compose
 from hooks.context.model import IgOrder
 from hooks.engine import Settings, evaluate
@@ -219,3 +221,56 @@ def test_revise_order_is_the_rate_rules_only_change() -> None:
     [action] = proposal.actions
     assert isinstance(action, ReviseOrder)
     assert all(isinstance(c, RateCap) for c in action.changes)
+
+
+def test_the_epic_profile_writes_the_rate_out_in_both_units() -> None:
+    """Epic: a rate change that keeps the product is text, every value written out."""
+    record = [W70, PID]
+    ctx = context_of(record, [pid_order("Privigen", 420, "mL/h")], patient=ADULT)
+    plans = compose(evaluate(ctx, KB, SETTINGS), ctx, KB, SETTINGS)
+    counter = itertools.count()
+    cards = make_cards(plans, ctx, KB, lambda: f"u{next(counter)}", "epic")
+    text = " ".join(card.to_json()["detail"] for card in cards).replace("\\", "")
+    # first infusion: 0.5 mg/kg/min = 21 mL/h, up to 8 mg/kg/min = 336 mL/h
+    assert "start at 0.5 mg/kg/min (21 mL/h), then up to 8 mg/kg/min (336 mL/h)" in text
+    actions = [
+        a["type"]
+        for card in cards
+        for s in card.to_json().get("suggestions", [])
+        for a in s["actions"]
+    ]
+    assert "update" not in actions
+
+
+def test_esrd_dialysis_oliguria_and_infancy_are_volume_sensitive() -> None:
+    dialysis = {
+        "resourceType": "Condition",
+        "id": f"{PATIENT_ID}-dialysis",
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"text": "Dependence on hemodialysis"},
+    }
+    cases = [
+        condition(PATIENT_ID, "end-stage-renal-disease", "End-stage renal disease", 3),
+        condition(PATIENT_ID, "oliguria", "Oliguric acute kidney injury", 3),
+        dialysis,
+    ]
+    order = ig_order(PATIENT_ID, "o1", "Privigen", dose=0.4)
+    for case in cases:
+        found, _ = run([W70, HTN, case], order)
+        boxed = found["thrombosis-risk"]  # hypertension: the card that would suggest fluids
+        assert "Volume-sensitive" in "\n".join(boxed.evidence), case["code"]
+        assert not hydration_orders(boxed)
+    infant = patient(PATIENT_ID, "2025-12-01", "male")  # 6 months old on 2026-06-15
+    ctx = context_of([observation(PATIENT_ID, WEIGHT, 7, "kg", 0), HTN], [order], patient=infant)
+    [thrombosis] = [f for f in evaluate(ctx, KB, SETTINGS) if f.topic == "thrombosis-risk"]
+    assert "Age under 1" in "\n".join(thrombosis.evidence)
+    # 0.4 g/kg × 7 kg = 2.8 g ÷ 10 g/100 mL = 28 mL = 4 mL/kg
+    assert "28 mL per administration, 4 mL/kg" in "\n".join(thrombosis.evidence)

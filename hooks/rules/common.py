@@ -280,7 +280,7 @@ def minimum_rate(inp: OrderInput) -> Proposal:
             mg_per_ml(product.concentration_percent if product else None),
         )
         text = (
-            f"Infuse at the minimum practicable rate, not above {cap:g} mg/kg/min "
+            f"Infuse at the minimum practicable rate, not above {conversion.shown(cap)} "
             "(label cap for at-risk patients)"
         )
         label = f"Cap the infusion rate at {conversion.shown(cap)}"
