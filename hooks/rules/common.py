@@ -276,8 +276,7 @@ def minimum_rate(inp: OrderInput) -> Proposal:
     if product is not None and cap is not None:
         weight = dosing_weight(inp.ctx, inp.thresholds)
         conversion = Conversion(
-            weight.value if weight else None,
-            mg_per_ml(product.concentration_percent if product else None),
+            weight.value if weight else None, mg_per_ml(product.concentration_percent)
         )
         text = (
             f"Infuse at the minimum practicable rate, not above {conversion.shown(cap)} "

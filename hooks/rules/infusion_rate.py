@@ -122,7 +122,7 @@ def check(inp: OrderInput) -> Finding | None:
             + (f" ({how})" if how else "")
             + f"; if tolerated, increase stepwise to at most {_quoted(limit, conversion)}."
         )
-    cap = _rate_change(inp, limit, highest, initial if starts_high else None, conversion)
+    cap = _rate_change(limit, highest, initial if starts_high else None, conversion)
     ordered = conversion.shown(highest)
     if above:
         summary = (
@@ -133,9 +133,11 @@ def check(inp: OrderInput) -> Finding | None:
     else:
         summary = f"{product.brand}, titration infusion: start at the labelled initial rate"
         recommendation = f"The ordered rate {ordered} starts above the initial rate." + steps
-    if cap is None:
-        recommendation += " The rate is not written into the order: its labelled value is " + (
-            "not yet checked against the source."
+    if not limit.verified:
+        what = "The rate is" if cap is None else "The labelled maximum is"
+        recommendation += (
+            f" {what} not written into the order: its labelled value is not yet checked "
+            "against the source."
         )
     proposals: tuple[Proposal, ...] = ()
     if cap is not None:
@@ -157,7 +159,6 @@ def check(inp: OrderInput) -> Finding | None:
 
 
 def _rate_change(
-    inp: OrderInput,
     limit: Limit,
     highest: float,
     initial: tuple[float, bool, str] | None,
