@@ -226,7 +226,13 @@ class CardMaker:
                 return self._create_product(action, action.product)
             orderable = self.kb.orderables[action.orderable]
             resource = created(
-                orderable, self.ctx.patient.reference, self.ctx.today, action.for_order, action.why
+                orderable,
+                self.ctx.patient.reference,
+                self.ctx.today,
+                action.for_order,
+                action.why,
+                volume_ml=action.volume_ml,
+                rate_ml_h=action.rate_ml_h,
             )
             self._check_created(action, resource)
             return Action("create", f"Order {orderable.code.text}", resource=resource)

@@ -34,9 +34,17 @@ class DoseChange:
 
 @dataclass(frozen=True)
 class RateCap:
-    """A labelled maximum rate (mg/kg/min); a lower ordered rate is never raised."""
+    """A labelled maximum rate (mg/kg/min); a lower ordered rate is never raised.
+
+    ``initial_mg_kg_min``: a titration infusion (a first infusion, a new product, a long gap)
+    starts at the labelled initial rate, so the order gets a range from it to the limit.
+    ``kg`` and ``mg_per_ml`` (the dosing weight, the product's concentration) convert a rate the
+    prescriber wrote in mL/h or mL/kg/min; without them such a rate is left as written."""
 
     mg_kg_min: float
+    initial_mg_kg_min: float | None = None
+    kg: float | None = None
+    mg_per_ml: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,9 @@ class CreateOrder:
     why: str
     for_order: str | None = None  # the order it accompanies (reasonReference)
     product: Product | None = None  # an immune globulin product (the Epic profile's switch)
+    # a site hydration protocol (thresholds hydration_protocol_*): the fluid's volume and rate
+    volume_ml: float | None = None
+    rate_ml_h: float | None = None
 
 
 @dataclass(frozen=True)

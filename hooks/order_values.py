@@ -8,6 +8,7 @@ from typing import Any
 
 from hooks.context.model import IgOrder
 from hooks.findings import DoseChange, Instruction, OrderChange, ProductChange, RateCap
+from hooks.rates import Conversion
 from hooks.text import record
 
 
@@ -27,7 +28,15 @@ def entry_values(order: IgOrder, changes: Iterable[OrderChange]) -> str:
     if schedule:
         parts.append(schedule)
     if cap is not None:
-        parts.append(f"rate up to {cap.mg_kg_min:g} mg/kg/min (titrate to it, never above)")
+        conversion = Conversion(cap.kg, cap.mg_per_ml)
+        start = (
+            f"start at {conversion.shown(cap.initial_mg_kg_min)}, then "
+            if cap.initial_mg_kg_min is not None
+            else ""
+        )
+        parts.append(
+            f"rate: {start}up to {conversion.shown(cap.mg_kg_min)} (titrate to it, never above)"
+        )
     elif (rate := _ordered_rate(order)) is not None:
         parts.append(f"rate {rate} (as ordered)")
     parts += [c.text for c in changes if isinstance(c, Instruction)]

@@ -18,6 +18,7 @@ from hooks.context.model import IgOrder
 from hooks.fhir_models import as_r4_lists
 from hooks.findings import DoseChange, Instruction, OrderChange, ProductChange, RateCap
 from hooks.knowledge_base.schema import Orderable
+from hooks.rates import Conversion, dose_and_rates, floor2, mg_per_ml, rates_of, volume_unit
 
 UCUM = "http://unitsofmeasure.org"
 
@@ -38,9 +39,17 @@ def without_empty(value: Any) -> Any:
 
 
 def created(
-    orderable: Orderable, patient: str, today: date, for_order: str | None, why: str
+    orderable: Orderable,
+    patient: str,
+    today: date,
+    for_order: str | None,
+    why: str,
+    *,
+    volume_ml: float | None = None,
+    rate_ml_h: float | None = None,
 ) -> dict[str, Any]:
-    """A draft order of ``orderable`` for the patient (a lab, a measurement, a drug, a referral)."""
+    """A draft order of ``orderable`` for the patient (a lab, a measurement, a drug, a referral);
+    a fluid with the site protocol's volume and rate when they are given."""
     resource: dict[str, Any] = {
         "resourceType": orderable.resourceType,
         "status": "draft",
@@ -58,13 +67,34 @@ def created(
         dosage: dict[str, Any] = {"text": orderable.dosageText}
         if orderable.route is not None:
             dosage["route"] = orderable.route.as_json()
+        if volume_ml and rate_ml_h:
+            ml = {"unit": "mL", "system": UCUM, "code": "mL"}
+            dosage["text"] = (
+                f"{volume_ml:g} mL at {rate_ml_h:g} mL/h before the immune globulin infusion "
+                "(site hydration protocol)"
+            )
+            dosage["doseAndRate"] = [
+                {
+                    "doseQuantity": {"value": volume_ml, **ml},
+                    "rateQuantity": {
+                        "value": rate_ml_h,
+                        "unit": "mL/h",
+                        "system": UCUM,
+                        "code": "mL/h",
+                    },
+                }
+            ]
         resource["dosageInstruction"] = [without_empty(dosage)]
     return resource
 
 
 class Unrevisable(ValueError):
     """An element the revision changes is not in its FHIR R4 form (``"note": "give slowly"``):
-    no revised order can be built from it. The element is named."""
+    no revised order can be built from it. The element is named; ``why`` says it for a card."""
+
+    def __init__(self, element: str, why: str | None = None) -> None:
+        super().__init__(element)
+        self.why = why or f"the order's {element} is not in its FHIR R4 form"
 
 
 def _list(container: dict[str, Any], key: str, *, at_least_one: bool = False) -> list[Any]:
@@ -91,44 +121,126 @@ def _note(resource: dict[str, Any], text: str) -> None:
     _list(resource, "note").append({"text": text})
 
 
-def _cap_rate(dose_and_rate: dict[str, Any], cap: float) -> None:
-    """Hold the rate to ``cap`` mg/kg/min: an ordered rate (or range top) above it is lowered to
-    it, a lower one is never raised, and an order without a rate gets the range "up to the cap".
+EPSILON = 1e-6
 
-    A rate in other units (mL/h, a ratio) is left as the prescriber wrote it: it cannot be
-    compared without the patient's weight and the product's concentration.
+
+def _limit(mg_kg_min: float) -> dict[str, Any]:
+    return {"value": mg_kg_min, "unit": "mg/kg/min", "system": UCUM, "code": "mg/kg/min"}
+
+
+def _cap_rates(dosages: list[dict[str, Any]], cap: RateCap) -> None:
+    """Hold the order's rates to ``cap`` (card contract §7.1, §8 "Rate"): a rate above the limit
+    is lowered to it, a lower one is never raised, and an order without a rate gets the range
+    "up to the limit". A titration infusion (``cap.initial_mg_kg_min``) that does not already
+    start at or below the labelled initial rate gets a range from it to the lower of the ordered
+    rate and the limit, on its first ``doseAndRate``.
+
+    Rates in mL/h or mL/kg/min are compared with the conversion the cap carries (the dosing
+    weight, the product's concentration); a rate that cannot be converted is left as the
+    prescriber wrote it, and then no titration range is added either.
     """
-    limit = {"value": cap, "unit": "mg/kg/min", "system": UCUM, "code": "mg/kg/min"}
-    if "rateRatio" in dose_and_rate:
-        return
-    if "rateRange" in dose_and_rate:
-        high = (
-            dose_and_rate["rateRange"].get("high")
-            if isinstance(dose_and_rate["rateRange"], dict)
-            else None
-        )
-        if isinstance(high, dict) and high.get("code") == "mg/kg/min":
-            value = high.get("value")
-            if isinstance(value, int | float) and value > cap:
-                dose_and_rate["rateRange"]["high"] = limit
-        return
-    current = dose_and_rate.get("rateQuantity")
-    if isinstance(current, dict):
-        value = current.get("value", cap)
-        if current.get("code") != "mg/kg/min" or not isinstance(value, int | float) or value <= cap:
-            return
-        dose_and_rate["rateQuantity"] = limit  # above the cap: revised to the cap
-        return
-    # No rate ordered: the cap is a maximum, not the rate to give (titrate up to it).
-    dose_and_rate["rateRange"] = {"high": limit}
+    conversion = Conversion(cap.kg, cap.mg_per_ml)
+    items = [item for d in dosages for item in _list(d, "doseAndRate", at_least_one=True)]
+    initial = cap.initial_mg_kg_min
+    stated = [conversion.mg_kg_min(r.value, r.unit) for item in items for r in rates_of(item)]
+    if initial is not None:
+        initial = min(initial, cap.mg_kg_min)
+        known = [v for v in stated if v is not None]
+        if None in stated or (known and min(known) <= initial + EPSILON):
+            initial = None
+    for index, item in enumerate(items):
+        _cap_one(item, cap.mg_kg_min, initial if index == 0 else None, conversion)
 
 
-def within_cap(dose_and_rate: Mapping[str, Any], cap: float) -> bool:
-    """Whether capping this ``doseAndRate`` at ``cap`` would leave it as it is (the revised
-    order already holds the rate to the cap)."""
-    capped = copy.deepcopy(dict(dose_and_rate))
-    _cap_rate(capped, cap)
-    return capped == dose_and_rate
+def _cap_one(
+    item: dict[str, Any], cap: float, initial: float | None, conversion: Conversion
+) -> None:
+    rates = rates_of(item)
+    values = [conversion.mg_kg_min(r.value, r.unit) for r in rates]
+    if any(v is None for v in values):
+        return  # as written: it cannot be compared
+    known = [v for v in values if v is not None]
+    if not known:
+        # No rate ordered: the limit is a maximum, not the rate to give (titrate up to it).
+        span = {"high": _limit(cap)}
+        if initial is not None:
+            span = {"low": _limit(initial), **span}
+        item["rateRange"] = span
+        return
+    high = max(known)
+    if initial is None and high <= cap + EPSILON:
+        return
+    top = cap if high > cap + EPSILON else floor2(high)
+    for key in ("rateQuantity", "rateRatio", "rateRange"):
+        item.pop(key, None)
+    if initial is not None:
+        item["rateRange"] = {"low": _limit(min(initial, top)), "high": _limit(top)}
+    elif len(known) > 1:  # a range above the limit: its low end kept, in mg/kg/min
+        item["rateRange"] = {"low": _limit(floor2(min(min(known), top))), "high": _limit(top)}
+    else:
+        item["rateQuantity"] = _limit(top)  # above the limit: revised to the limit
+
+
+def within_cap(raw: Mapping[str, Any], cap: RateCap) -> bool:
+    """Whether capping the order at ``cap`` would leave it as it is (the order already holds
+    the rate to the cap, and starts a titration infusion at the initial rate)."""
+    dosages = [
+        {**d, "doseAndRate": _as_list(d.get("doseAndRate"))}
+        for d in _as_list(raw.get("dosageInstruction"))
+        if isinstance(d, dict)
+    ]
+    if not dosages or not any(d["doseAndRate"] for d in dosages):
+        return False
+    before = copy.deepcopy(dosages)
+    after = copy.deepcopy(dosages)
+    try:
+        _cap_rates(after, cap)
+    except Unrevisable:
+        return True  # not in its R4 form: the revision says so, a re-check asks nothing
+    return after == before
+
+
+def _restate_rates(
+    resource: dict[str, Any], order: IgOrder, changes: tuple[OrderChange, ...]
+) -> None:
+    """A product switch to another concentration: a rate in volume units (mL/h, mL/kg/min) is
+    restated in mg/kg/min on the ordered product's concentration, so the switch never changes
+    how fast the immune globulin runs (the limits then apply to the new product)."""
+    switch = next((c for c in changes if isinstance(c, ProductChange)), None)
+    before = order.product.concentration_percent if order.product else None
+    if switch is None or switch.product.concentration_percent == before:
+        return
+    kg = next((c.kg for c in changes if isinstance(c, RateCap) and c.kg), None)
+    conversion = Conversion(kg, mg_per_ml(before))
+    for item in dose_and_rates(resource):
+        rates = rates_of(item)
+        if not any(volume_unit(r.unit) for r in rates):
+            continue  # no rate, or a rate in mg/kg/min already
+        values = [conversion.mg_kg_min(r.value, r.unit) for r in rates]
+        if any(v is None for v in values):
+            raise Unrevisable(
+                "rate",
+                "its rate is in volume units and cannot be restated for a product of another "
+                "concentration (no recent weight, or the ordered product's concentration is not "
+                "known)",
+            )
+        known = [v for v in values if v is not None]
+        assert isinstance(item, dict)
+        for key in ("rateQuantity", "rateRatio", "rateRange"):
+            item.pop(key, None)
+        if len(known) > 1:
+            item["rateRange"] = {
+                "low": _limit(floor2(min(known))),
+                "high": _limit(floor2(max(known))),
+            }
+        else:
+            item["rateQuantity"] = _limit(floor2(known[0]))
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _apply(resource: dict[str, Any], change: OrderChange) -> None:
@@ -137,9 +249,7 @@ def _apply(resource: dict[str, Any], change: OrderChange) -> None:
             _list(dosage, "additionalInstruction").append({"text": change.text})
         _note(resource, change.text)
     elif isinstance(change, RateCap):
-        for dosage in _dosages(resource):
-            for dose_and_rate in _list(dosage, "doseAndRate", at_least_one=True):
-                _cap_rate(dose_and_rate, change.mg_kg_min)
+        _cap_rates(_dosages(resource), change)
     elif isinstance(change, DoseChange):
         _set_dose(resource, change)
     elif isinstance(change, ProductChange):
@@ -188,6 +298,7 @@ def revised(order: IgOrder, changes: tuple[OrderChange, ...]) -> dict[str, Any]:
     raises :class:`Unrevisable` when an element it changes is malformed."""
     raw: Mapping[str, Any] = order.order.raw
     resource = as_r4_lists(str(raw.get("resourceType")), dict(raw))  # a deep copy
+    _restate_rates(resource, order, changes)
     for change in changes:
         _apply(resource, change)
     cleaned: dict[str, Any] = without_empty(resource)

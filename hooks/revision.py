@@ -28,6 +28,7 @@ from hooks.findings import (
 )
 from hooks.knowledge_base import KnowledgeBase
 from hooks.knowledge_base.schema import Product
+from hooks.rates import Conversion
 from hooks.resources import Unrevisable, revised, within_cap
 
 # Which rule's dose wins when several propose one: the dosing weight is the basis of every dose
@@ -94,7 +95,8 @@ class Reviser:
                 return outcome
             refound, pending = outcome
             product_problem = any(isinstance(c, ProductChange) for _, c in pending) or any(
-                f.topic not in self.topics or self._about_the_product(f) for f in refound
+                (f.topic not in self.topics and not rate_only(f)) or self._about_the_product(f)
+                for f in refound
             )
             if not product_problem:
                 return merged([("", candidate), *pending])
@@ -124,8 +126,11 @@ class Reviser:
             critical = any(f.indicator == "critical" for f in refound)
             if not pending and not new and not critical:
                 return self._offer(changes)
+            # a rate the new product's label asks for is a change to make (then it is satisfied)
+            blocking = {f.topic for f in refound if not rate_only(f)} - self.topics
             if (
-                new
+                blocking
+                or (new and not pending)
                 or critical
                 or any(isinstance(c, ProductChange | DoseChange) for _, c in pending)
             ):
@@ -142,7 +147,7 @@ class Reviser:
         try:
             resource = revised(self.order, changes)
         except Unrevisable as exc:
-            return self._withheld(f"the order's {exc} is not in its FHIR R4 form")
+            return self._withheld(exc.why)
         again = self._reread(resource)
         if again is None:
             return self._withheld("it would not be recognised as immune globulin")
@@ -159,7 +164,7 @@ class Reviser:
         try:
             return Revision(self.order, changes, revised(self.order, changes))
         except Unrevisable as exc:
-            return self._withheld(f"the order's {exc} is not in its FHIR R4 form")
+            return self._withheld(exc.why)
 
     def _withheld(self, why: str) -> Revision:
         return Revision(self.order, withheld=f"No revised order offered: {why}.")
@@ -209,9 +214,8 @@ def satisfied(order: IgOrder, change: OrderChange) -> bool:
             if isinstance(item, dict)
         }
         return bool(dosages) and change.text in texts
-    rates = [r for d in dosages for r in _as_list(d.get("doseAndRate")) if isinstance(r, dict)]
     if isinstance(change, RateCap):
-        return bool(rates) and all(within_cap(r, change.mg_kg_min) for r in rates)
+        return within_cap(raw, change)
     dose = order.order.dosages[0].dose if order.order.dosages else None
     return (
         dose is not None
@@ -237,16 +241,43 @@ def merged(proposed: Iterable[tuple[str, OrderChange]]) -> tuple[OrderChange, ..
     doses = [(t, c) for t, c in items if isinstance(c, DoseChange)]
     doses.sort(key=lambda tc: DOSE_PRECEDENCE.index(tc[0]) if tc[0] in DOSE_PRECEDENCE else 99)
     caps = [c for _, c in items if isinstance(c, RateCap)]
+    cap = _lowest(caps)
     instructions = dict.fromkeys(c for _, c in items if isinstance(c, Instruction))
     merged: list[OrderChange] = []
     if product is not None:
         merged.append(product)
     if doses:
         merged.append(doses[0][1])
-    if caps:
-        merged.append(min(caps, key=lambda c: c.mg_kg_min))
+    if cap is not None:
+        merged.append(cap)
     merged += instructions
     return tuple(merged)
+
+
+def _lowest(caps: list[RateCap]) -> RateCap | None:
+    """One rate change: the lowest limit, the lowest initial rate (a titration infusion when any
+    rule asks for one), and the patient's conversion (weight, concentration) where one has it."""
+    if not caps:
+        return None
+    initials = [c.initial_mg_kg_min for c in caps if c.initial_mg_kg_min is not None]
+    return RateCap(
+        min(c.mg_kg_min for c in caps),
+        min(initials) if initials else None,
+        next((c.kg for c in caps if c.kg), None),
+        next((c.mg_per_ml for c in caps if c.mg_per_ml), None),
+    )
+
+
+def rate_only(found: Finding) -> bool:
+    """A finding that asks only for a rate or an instruction (not a product or a dose, and not
+    critical): on a switched product it is a change to make, not a reason to refuse the product;
+    once made, it no longer fires."""
+    changes = changes_for(found)
+    return (
+        bool(changes)
+        and found.indicator != "critical"
+        and all(isinstance(c, RateCap | Instruction) for c in changes)
+    )
 
 
 def changes_for(found: Finding) -> list[OrderChange]:
@@ -267,7 +298,11 @@ def describe(change: OrderChange) -> str:
         every = f" every {change.every_weeks:g} week(s)" if change.every_weeks else ""
         return f"{change.value:g} {change.unit} per administration{every}"
     if isinstance(change, RateCap):
-        return f"rate ≤ {change.mg_kg_min:g} mg/kg/min"
+        conversion = Conversion(change.kg, change.mg_per_ml)
+        limit = f"rate ≤ {conversion.shown(change.mg_kg_min)}"
+        if change.initial_mg_kg_min is None:
+            return limit
+        return f"start at {conversion.shown(change.initial_mg_kg_min)}, titrate to {limit}"
     return change.text
 
 

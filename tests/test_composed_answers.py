@@ -211,8 +211,11 @@ def test_rate_cap_and_adjusted_weight_dose_are_both_kept(
     [resource] = updates(cards)
     dose = dose_of(resource)
     assert dose["unit"] == "g" and dose["value"] < 0.4 * 110, "the dose on adjusted weight"
-    rate = resource["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"]
-    assert (rate["value"], rate["code"]) == (3.3, "mg/kg/min"), "the at-risk cap"
+    # A first infusion: from Panzyga's labelled initial rate (1 mg/kg/min) up to the at-risk cap
+    rate = resource["dosageInstruction"][0]["doseAndRate"][0]["rateRange"]
+    assert (rate["high"]["value"], rate["high"]["code"]) == (3.3, "mg/kg/min"), "the at-risk cap"
+    assert (rate["low"]["value"], rate["low"]["code"]) == (1, "mg/kg/min"), "the initial rate"
+    assert "infusion-rate" in fired(cards)
 
 
 @pytest.mark.parametrize("mode", MODES)

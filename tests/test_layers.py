@@ -58,6 +58,7 @@ PURE = (
     "revision.py",
     "order_values.py",
     "body_weight.py",
+    "rates.py",
     "catalogue.py",
     "terminology.py",
     "fhir_models.py",

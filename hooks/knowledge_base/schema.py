@@ -75,13 +75,16 @@ class Iga(Model):
 
 
 class Rate(Model):
-    """Labelled infusion rates (mg/kg/min). Documentation until the rate rule reads them."""
+    """Labelled IV infusion rates (mg/kg/min) for an indication, read by ``infusion-rate``:
+    the maximum is the limit, the initial rate starts a titration infusion. An ``unverified``
+    rate is quoted with the plain phrase and never written into an order."""
 
     indication: NonEmpty
     initial_mg_kg_min: float | None
     max_mg_kg_min: float | None
     unverified: bool
-    source: NonEmpty
+    source: NonEmpty  # documentation
+    titration: str | None = None  # the label's steps, shown on the card
 
 
 class ProductCoding(Coding):
@@ -149,7 +152,7 @@ class Product(Model):
     iga: Iga
     low_iga: bool
     rate_cap_at_risk_mg_kg_min: float | None
-    rates: tuple[Rate, ...]  # documentation
+    rates: tuple[Rate, ...]
     codings: tuple[ProductCoding, ...]
     contraindication_notes: tuple[str, ...]  # documentation
     discontinued: bool

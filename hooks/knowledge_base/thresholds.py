@@ -26,6 +26,9 @@ NON_NEGATIVE_SITE = (
     "thrombosis_lookback_days",
     "window_renal_acute_days",
     "window_hemoglobin_days",
+    "rate_titration_gap_days",
+    "hydration_protocol_volume_ml",
+    "hydration_protocol_rate_ml_h",
 )
 
 
@@ -54,6 +57,12 @@ class Thresholds:
     high_daily_dose_g_per_kg: float
     thrombosis_lookback_days: int
     first_infusion_days: int
+    rate_titration_gap_days: int
+    volume_sensitive_age_years: int
+    volume_ml_per_kg_day: float
+    volume_ml_per_day: float
+    hydration_protocol_volume_ml: float
+    hydration_protocol_rate_ml_h: float
     pregnancy_days: int
     egfr_severe: float
     creatinine_rise_mg_dl: float

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from hooks import evidence
-from hooks.body_weight import computed_bmi
-from hooks.context.model import ClinicalContext, ObservationEntry
+from hooks.body_weight import computed_bmi, dosing_weight
+from hooks.context.model import ClinicalContext, IgHistory, ObservationEntry
+from hooks.courses import last_administration
+from hooks.dosing import Dose
 from hooks.findings import CreateOrder, Instruction, OrderChange, Proposal, RateCap, ReviseOrder
 from hooks.knowledge_base import KnowledgeBase, Thresholds
+from hooks.knowledge_base.schema import Product, Rate
+from hooks.rates import Conversion, mg_per_ml, number
 from hooks.rules.base import OrderInput
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, previous_orders
+from hooks.rules.indications import indications_of
 
 OBESITY_READS = ("bmi", "body-weight", "body-height")
 
@@ -77,11 +84,130 @@ def current_smoking(inp: OrderInput) -> list[tuple[str, date | None]]:
     return found
 
 
-def hydration(inp: OrderInput, why: str) -> Proposal:
-    return Proposal(
-        "Order pre-infusion hydration",
-        (CreateOrder("pre-infusion-hydration", why, inp.order.reference),),
-    )
+# What ``hydration`` reads (the rules that call it declare these).
+VOLUME_VALUESETS = ("heart-failure", "end-stage-renal-disease", "oliguria")
+VOLUME_THRESHOLDS = (
+    "volume_sensitive_age_years",
+    "volume_ml_per_kg_day",
+    "volume_ml_per_day",
+    "hydration_protocol_volume_ml",
+    "hydration_protocol_rate_ml_h",
+    *COURSE_THRESHOLDS,
+)
+VOLUME_OBSERVATIONS = COURSE_OBSERVATIONS
+# What ``minimum_rate`` reads beyond the boxed-warning rules' own declarations.
+RATE_THRESHOLDS = ("rate_titration_gap_days",)
+LABEL_HYDRATION = "ensure adequate hydration before administration (boxed warning)"
+
+
+@dataclass(frozen=True)
+class Hydration:
+    """The hydration part of a boxed-warning card (card contract §8 "Volume"): a hydration order
+    only from the site's protocol and never for a volume-sensitive patient; the lines that say
+    why, and the infusion volume of a volume-sensitive patient."""
+
+    proposals: tuple[Proposal, ...]
+    lines: tuple[str, ...]
+    advice: str  # the recommendation's sentence on fluids
+
+
+@dataclass(frozen=True)
+class Volume:
+    ml: float  # per administration
+    per_day_ml: float
+    kg: float | None
+    steps: str
+
+
+def infusion_volume(inp: OrderInput) -> Volume | None:
+    """The order's volume: grams per administration ÷ the product's g/mL; per day with the
+    day's administrations; per kg of the dosing weight. None without a dose or concentration."""
+    dose, product = inp.dose, inp.order.product
+    if not isinstance(dose, Dose) or dose.admin_g is None or product is None:
+        return None
+    percent = product.concentration_percent
+    if not percent:
+        return None
+    ml = dose.admin_g * 100 / percent
+    repeat = inp.order.order.dosages[0].repeat if inp.order.order.dosages else None
+    per_day = 1.0
+    if repeat and repeat.period_unit == "d" and repeat.period and repeat.period <= 1:
+        per_day = max(1.0, (repeat.frequency or 1) / repeat.period)
+    weight = dosing_weight(inp.ctx, inp.thresholds)
+    kg = weight.value if weight and weight.value else None
+    steps = f"{number(dose.admin_g, 2)} g ÷ {percent:g} g/100 mL = {number(ml, 0)} mL"
+    if per_day != 1:
+        steps += f"; × {per_day:g} a day = {number(ml * per_day, 0)} mL/day"
+    if kg:
+        steps += f"; ÷ {number(kg, 2)} kg = {number(ml * per_day / kg, 1)} mL/kg/day"
+    return Volume(ml, ml * per_day, kg, steps)
+
+
+def volume_sensitivity(inp: OrderInput, volume: Volume | None) -> list[str]:
+    """Why the patient is volume-sensitive (nothing: not): active heart failure, ESRD or
+    dialysis, oliguric AKI, age under ``volume_sensitive_age_years``, or an order volume above
+    ``volume_ml_per_kg_day`` or ``volume_ml_per_day``."""
+    ctx, kb, limits = inp.ctx, inp.kb, inp.thresholds
+    found = [
+        evidence.condition(c, m)
+        for name in VOLUME_VALUESETS
+        for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
+    ]
+    if ctx.age is not None and ctx.age < limits.volume_sensitive_age_years:
+        found.append(f"Age under {limits.volume_sensitive_age_years}: {evidence.age(ctx)}")
+    if volume is not None:
+        if volume.kg and volume.per_day_ml / volume.kg > limits.volume_ml_per_kg_day:
+            found.append(
+                f"Order volume {number(volume.per_day_ml / volume.kg, 1)} mL/kg/day "
+                f"(> {limits.volume_ml_per_kg_day:g} mL/kg/day)"
+            )
+        if volume.per_day_ml > limits.volume_ml_per_day:
+            found.append(
+                f"Order volume {number(volume.per_day_ml, 0)} mL/day "
+                f"(> {limits.volume_ml_per_day:g} mL/day)"
+            )
+    return found
+
+
+def hydration(inp: OrderInput, why: str) -> Hydration:
+    """No hydration order for a volume-sensitive patient (the card gives the volume instead);
+    for others, one from the site's protocol (fluid: orderables.json pre-infusion-hydration;
+    volume and rate: thresholds), else the label's words and no order."""
+    volume = infusion_volume(inp)
+    sensitive = volume_sensitivity(inp, volume)
+    limits = inp.thresholds
+    if sensitive:
+        lines = [f"Volume-sensitive: {line}" for line in sensitive]
+        if volume is not None:
+            per_kg = f", {number(volume.ml / volume.kg, 1)} mL/kg" if volume.kg else ""
+            lines.append(
+                f"Infusion volume: {number(volume.ml, 0)} mL per administration{per_kg} "
+                f"({volume.steps})"
+            )
+        else:
+            lines.append("Infusion volume: not computed (no dose in grams or no concentration)")
+        return Hydration(
+            (),
+            tuple(lines),
+            "The patient is volume-sensitive: no hydration order is suggested; weigh the "
+            "infusion volume and any fluids with the treating team (a 10% product gives half "
+            "the volume of a 5% one).",
+        )
+    volume_ml, rate = limits.hydration_protocol_volume_ml, limits.hydration_protocol_rate_ml_h
+    if volume_ml > 0 and rate > 0:
+        order = CreateOrder(
+            "pre-infusion-hydration", why, inp.order.reference, volume_ml=volume_ml, rate_ml_h=rate
+        )
+        return Hydration(
+            (
+                Proposal(
+                    f"Order pre-infusion hydration ({volume_ml:g} mL at {rate:g} mL/h)", (order,)
+                ),
+            ),
+            (f"Hydration per the site protocol: {volume_ml:g} mL at {rate:g} mL/h",),
+            "Hydrate before the infusion per the site protocol.",
+        )
+    return Hydration((), (), f"The label says: {LABEL_HYDRATION}.")
 
 
 def companion(label: str, inp: OrderInput, why: str, *orderables: str) -> Proposal:
@@ -91,18 +217,76 @@ def companion(label: str, inp: OrderInput, why: str, *orderables: str) -> Propos
     )
 
 
+def labelled_rates(inp: OrderInput, product: Product) -> tuple[list[Rate], str]:
+    """The product's labelled IV rates (products.json ``rates``) for the order's indication, and
+    which label indications they are; for an indication it is not labelled for, all of them
+    (the lowest maximum is then the limit) and ""."""
+    by_valueset = {r.valueset: r for r in inp.kb.dose_ranges}
+    found = indications_of(inp.order.order, inp.ctx, inp.kb.valuesets, by_valueset)
+    labels = {label for f in found for label in by_valueset[f.valueset].labelled_as}
+    matched = [r for r in product.rates if r.indication in labels and r.max_mg_kg_min]
+    if matched:
+        return matched, ", ".join(dict.fromkeys(r.indication for r in matched))
+    return [r for r in product.rates if r.max_mg_kg_min], ""
+
+
+def titration(inp: OrderInput, product: Product) -> str | None:
+    """Why this infusion starts at the labelled initial rate (a titration infusion), or None
+    (maintenance): a first infusion (no earlier immune globulin order), a new product (a
+    switch included), or more than ``rate_titration_gap_days`` since the last administration."""
+    previous = previous_orders(inp.ctx)
+    if not previous:
+        return "first infusion: no earlier immune globulin order on record"
+    if not any(_same_product(h, product) for h in previous):
+        return f"new product: no earlier {product.brand} order on record"
+    if any(h.current for h in previous):
+        return None
+    days = [d for h in previous if (d := last_administration(h)) is not None]
+    if not days:
+        return None
+    last: date = max(days)
+    gap, limit = (inp.ctx.today - last).days, inp.thresholds.rate_titration_gap_days
+    if gap > limit:
+        return f"{gap} days since the last administration ({last.isoformat()}; > {limit} days)"
+    return None
+
+
+def _same_product(history: IgHistory, product: Product) -> bool:
+    other = history.order.product
+    if other is None:
+        return False
+    return other.id == product.id or product.id in other.members or other.id in product.members
+
+
+def initial_rate(entries: list[Rate]) -> tuple[float, bool, str] | None:
+    """The labelled initial rate (the lowest of the entries), whether it is verified, and the
+    label's steps where the catalogue has them."""
+    starts = [r for r in entries if r.initial_mg_kg_min]
+    first = min(starts, key=lambda r: r.initial_mg_kg_min or 0.0, default=None)
+    if first is None or first.initial_mg_kg_min is None:
+        return None
+    return first.initial_mg_kg_min, not first.unverified, first.titration or ""
+
+
 def minimum_rate(inp: OrderInput) -> Proposal:
     """Minimum practicable rate; the product's at-risk rate cap where its label gives one."""
     product = inp.order.product
     cap = product.rate_cap_at_risk_mg_kg_min if product else None
     changes: tuple[OrderChange, ...]
-    if cap is not None:
+    if product is not None and cap is not None:
+        weight = dosing_weight(inp.ctx, inp.thresholds)
+        conversion = Conversion(
+            weight.value if weight else None, mg_per_ml(product.concentration_percent)
+        )
         text = (
-            f"Infuse at the minimum practicable rate, not above {cap:g} mg/kg/min "
+            f"Infuse at the minimum practicable rate, not above {conversion.shown(cap)} "
             "(label cap for at-risk patients)"
         )
-        label = f"Cap the infusion rate at {cap:g} mg/kg/min"
-        changes = (Instruction(text), RateCap(cap))
+        label = f"Cap the infusion rate at {conversion.shown(cap)}"
+        # a titration infusion starts at the labelled initial rate (the range written from it)
+        start = initial_rate(labelled_rates(inp, product)[0]) if titration(inp, product) else None
+        initial = start[0] if start is not None and start[1] else None
+        changes = (Instruction(text), RateCap(cap, initial, conversion.kg, conversion.mg_per_ml))
     else:
         text = "Infuse at the minimum practicable rate (boxed warning)"
         label = "Add a minimum-practicable-rate instruction to the order"

@@ -6,7 +6,13 @@ from __future__ import annotations
 from hooks import evidence
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.common import hydration, instruction
+from hooks.rules.common import (
+    VOLUME_OBSERVATIONS,
+    VOLUME_THRESHOLDS,
+    VOLUME_VALUESETS,
+    hydration,
+    instruction,
+)
 from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
 
 TOPIC = "aseptic-meningitis-risk"
@@ -22,15 +28,17 @@ def check(inp: OrderInput) -> Finding | None:
     course = inp.course  # the course total, once per course, on its lead (contract §7.4)
     if not course.leads(inp.order) or not course.at_least(inp.thresholds.high_dose_g_per_kg):
         return None
+    fluids = hydration(inp, "Aseptic meningitis risk: hydrate before the infusion")
     return Finding(
         topic=TOPIC,
         indicator="info",
         summary=(
             f"Migraine history and a {course.known_g_per_kg:g} g/kg course: aseptic meningitis risk"
         ),
-        evidence=(*migraine, *course.steps),
+        evidence=(*migraine, *course.steps, *fluids.lines),
         recommendation=(
-            "Use a slower infusion rate and hydrate; counsel on headache, neck stiffness and fever."
+            "Use a slower infusion rate; counsel on headache, neck stiffness and fever. "
+            f"{fluids.advice}"
         ),
         proposals=(
             instruction(
@@ -39,7 +47,7 @@ def check(inp: OrderInput) -> Finding | None:
                 "Infuse slowly: aseptic meningitis is more frequent with high doses and fast "
                 "infusion",
             ),
-            hydration(inp, "Aseptic meningitis risk: hydrate before the infusion"),
+            *fluids.proposals,
         ),
     )
 
@@ -50,16 +58,19 @@ RULE = OrderRule(
     checks="aseptic meningitis risk (migraine and a high-dose course)",
     fires_when="a history of migraine (any status) and a course of ≥ 2 g/kg",
     indicator="`info`",
-    suggests="slower rate (order update); hydration",
+    suggests=(
+        "slower rate (order update); hydration only from a site protocol and never for a "
+        "volume-sensitive patient"
+    ),
     reads=Reads(
         # the course (contract §7.4): its orders on record, their reasons, the dosing weight
         prefetch=frozenset(
-            {"conditions", "observations", "medicationRequests", "medicationStatements"}
+            {"patient", "conditions", "observations", "medicationRequests", "medicationStatements"}
         ),
         knowledge=("dose-ranges.json", "indication-guidance.json"),
-        valuesets=("migraine",),
-        observations=COURSE_OBSERVATIONS,
-        thresholds=("high_dose_g_per_kg", *COURSE_THRESHOLDS),
+        valuesets=("migraine", *VOLUME_VALUESETS),
+        observations=(*COURSE_OBSERVATIONS, *VOLUME_OBSERVATIONS),
+        thresholds=("high_dose_g_per_kg", *COURSE_THRESHOLDS, *VOLUME_THRESHOLDS),
     ),
     check=check,
 )

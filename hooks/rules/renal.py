@@ -22,7 +22,16 @@ from hooks.findings import Finding, Proposal
 from hooks.knowledge_base import KnowledgeBase, Thresholds
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.boxed_tier import TIER_THRESHOLDS, Factor, birthday, high_dose, tier
-from hooks.rules.common import companion, hydration, minimum_rate, run_start
+from hooks.rules.common import (
+    RATE_THRESHOLDS,
+    VOLUME_OBSERVATIONS,
+    VOLUME_THRESHOLDS,
+    VOLUME_VALUESETS,
+    companion,
+    hydration,
+    minimum_rate,
+    run_start,
+)
 from hooks.rules.ig_therapy import COURSE_KNOWLEDGE, COURSE_OBSERVATIONS, THERAPY_PREFETCH
 from hooks.text import record
 
@@ -230,19 +239,20 @@ def check(inp: OrderInput) -> Finding | None:
     if inp.order.product is None:
         notes.append("The product was not identified, so its sucrose content could not be checked.")
     names = ", ".join(dict.fromkeys(f.name for f in factors))
+    fluids = hydration(inp, "Renal risk (IGIV boxed warning): hydrate before the infusion")
     return Finding(
         topic=TOPIC,
         indicator=graded.indicator,
         summary=f"Renal failure risk with IV {inp.order.product_name} (boxed warning): {names}",
-        evidence=(*graded.factors, *lab_lines, *graded.reasons),
+        evidence=(*graded.factors, *lab_lines, *graded.reasons, *fluids.lines),
         recommendation=(
-            "Check BUN and serum creatinine before the infusion, ensure adequate hydration, give "
-            "the minimum dose and infusion rate practicable, and monitor renal function and urine "
-            "output."
+            "Check BUN and serum creatinine before the infusion, give the minimum dose and "
+            "infusion rate practicable, and monitor renal function and urine output. "
+            f"{fluids.advice}"
         ),
         proposals=(
             *((labs,) if labs else ()),
-            hydration(inp, "Renal risk (IGIV boxed warning): hydrate before the infusion"),
+            *fluids.proposals,
             minimum_rate(inp),
         ),
         notes=tuple(notes),
@@ -261,9 +271,15 @@ READS = Reads(
 # The order rule also reads the patient's immune globulin (the tier) and recent BUN (the labs).
 ORDER_READS = Reads(
     prefetch=READS.prefetch | THERAPY_PREFETCH,
-    valuesets=READS.valuesets,
-    observations=(*OBSERVATIONS, "bun", *COURSE_OBSERVATIONS),
-    thresholds=(*THRESHOLDS, *TIER_THRESHOLDS, "window_renal_acute_days"),
+    valuesets=(*READS.valuesets, *VOLUME_VALUESETS),
+    observations=(*OBSERVATIONS, "bun", *COURSE_OBSERVATIONS, *VOLUME_OBSERVATIONS),
+    thresholds=(
+        *THRESHOLDS,
+        *TIER_THRESHOLDS,
+        "window_renal_acute_days",
+        *VOLUME_THRESHOLDS,
+        *RATE_THRESHOLDS,
+    ),
     knowledge=COURSE_KNOWLEDGE,
 )
 
@@ -285,7 +301,8 @@ RULE = OrderRule(
     ),
     suggests=(
         "BUN and creatinine (ServiceRequests, LOINC 3094-0, 2160-0) unless on file within 30 "
-        "days (2 days with AKI, sepsis or eGFR < 30); hydration; minimum rate"
+        "days (2 days with AKI, sepsis or eGFR < 30); hydration only from a site protocol and "
+        "never for a volume-sensitive patient; minimum rate"
     ),
     reads=ORDER_READS,
     check=check,

@@ -22,6 +22,10 @@ from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.boxed_tier import TIER_THRESHOLDS, Factor, birthday, high_dose, tier
 from hooks.rules.common import (
     OBESITY_READS,
+    RATE_THRESHOLDS,
+    VOLUME_OBSERVATIONS,
+    VOLUME_THRESHOLDS,
+    VOLUME_VALUESETS,
     current_smoking,
     hydration,
     minimum_rate,
@@ -163,22 +167,20 @@ def check(inp: OrderInput) -> Finding | None:
         factors.append(dose)
     graded = tier(inp, factors)
     names = ", ".join(dict.fromkeys(f.name for f in factors))
+    fluids = hydration(
+        inp, "Thrombosis risk (immune globulin boxed warning): hydrate before the infusion"
+    )
     return Finding(
         topic=TOPIC,
         indicator=graded.indicator,
         summary=f"Thrombosis risk with {inp.order.product_name} (boxed warning): {names}",
-        evidence=graded.evidence,
+        evidence=(*graded.evidence, *fluids.lines),
         recommendation=(
-            "Give the minimum dose and infusion rate practicable, ensure adequate hydration before "
-            "administration, and monitor for signs and symptoms of thrombosis. Assess blood "
-            "viscosity in patients at risk of hyperviscosity."
+            "Give the minimum dose and infusion rate practicable, and monitor for signs and "
+            "symptoms of thrombosis. Assess blood viscosity in patients at risk of "
+            f"hyperviscosity. {fluids.advice}"
         ),
-        proposals=(
-            hydration(
-                inp, "Thrombosis risk (immune globulin boxed warning): hydrate before the infusion"
-            ),
-            minimum_rate(inp),
-        ),
+        proposals=(*fluids.proposals, minimum_rate(inp)),
         notes=("Thrombosis may occur even without known risk factors.",),
         new_factor=graded.new_factor,
     )
@@ -205,8 +207,10 @@ RULE = OrderRule(
         "globulin order; else `info`"
     ),
     suggests=(
-        "pre-infusion hydration (MedicationRequest); minimum practicable rate (order update; "
-        "rate cap 3.3 mg/kg/min where the label gives one)"
+        "pre-infusion hydration (MedicationRequest) only from a site protocol and never for a "
+        "volume-sensitive patient (the card gives the infusion volume; else it quotes the "
+        "label); minimum practicable rate (order update; rate cap 3.3 mg/kg/min where the "
+        "label gives one)"
     ),
     reads=Reads(
         prefetch=frozenset(
@@ -222,8 +226,9 @@ RULE = OrderRule(
             *PREGNANCY,
             "tobacco-use",
             "current-smoker-answers",
+            *VOLUME_VALUESETS,
         ),
-        observations=("triglycerides", "smoking-status", *OBESITY_READS),
+        observations=("triglycerides", "smoking-status", *OBESITY_READS, *VOLUME_OBSERVATIONS),
         knowledge=COURSE_KNOWLEDGE,
         thresholds=(
             "thrombosis_age",
@@ -233,6 +238,8 @@ RULE = OrderRule(
             "thrombosis_lookback_days",
             "pregnancy_days",
             *TIER_THRESHOLDS,
+            *VOLUME_THRESHOLDS,
+            *RATE_THRESHOLDS,
         ),
     ),
     check=check,

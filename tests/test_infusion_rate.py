@@ -1,0 +1,276 @@
+"""infusion-rate and the hydration advice (card contract §8 "Rate" and "Volume"): the figures
+are computed by hand here, never by calling the code under test."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from builders import WEIGHT, condition, ig_order, observation, patient, quantity
+from contexts import KB, PATIENT_ID, SETTINGS, TODAY, context_of
+
+from hooks.card_builder import make_cards
+from hooks.composer import compose
+from hooks.context.model import IgOrder
+from hooks.engine import Settings, evaluate
+from hooks.findings import CreateOrder, Finding, ProductChange, RateCap, ReviseOrder
+from hooks.knowledge_base import thresholds_for_site
+from hooks.registry import REGISTRY
+from hooks.resources import created, revised
+from hooks.text import NOT_CHECKED
+
+ADULT = patient(PATIENT_ID, "1986-03-10", "female")
+MONTHLY = {"frequency": 1, "period": 4, "periodUnit": "wk"}
+PID = condition(PATIENT_ID, "primary-immunodeficiency", "Common variable immunodeficiency", 1)
+HTN = condition(PATIENT_ID, "hypertension", "Essential hypertension", 2)
+W70 = observation(PATIENT_ID, WEIGHT, 70, "kg", 0)
+
+
+def given_before(product: str) -> dict[str, Any]:
+    """The same patient's previous administration, 4 weeks ago (a maintenance order)."""
+    return ig_order(
+        PATIENT_ID, "last", product, dose=0.5, status="completed", authored="2026-05-18"
+    )
+
+
+def pid_order(
+    product: str, rate: float, unit: str, reason: str | None = "primary-immunodeficiency"
+) -> dict[str, Any]:
+    order = ig_order(PATIENT_ID, "o1", product, dose=0.5, repeat=MONTHLY, reason=reason)
+    order["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"] = quantity(rate, unit)
+    return order
+
+
+def run(
+    record: list[dict[str, Any]], order: dict[str, Any], settings: Settings = SETTINGS
+) -> tuple[dict[str, Finding], Any]:
+    ctx = context_of(record, [order], patient=ADULT)
+    findings = evaluate(ctx, KB, settings)
+    return {f.topic: f for f in findings}, compose(findings, ctx, KB, settings)
+
+
+def revised_rate(plans: Any) -> dict[str, Any]:
+    [revision] = [r for p in plans for r in p.revisions]
+    rates: dict[str, Any] = revision.resource["dosageInstruction"][0]["doseAndRate"][0]
+    return rates
+
+
+def rechecked(record: list[dict[str, Any]], plans: Any) -> dict[str, Finding]:
+    [revision] = [r for p in plans for r in p.revisions]
+    again, _ = run(record, revision.resource)
+    return again
+
+
+def test_a_rate_in_ml_per_hour_above_the_labelled_maximum_is_revised_to_it() -> None:
+    # 420 mL/h × 100 mg/mL = 42000 mg/h = 700 mg/min; ÷ 70 kg = 10 mg/kg/min > 8 (Privigen, PI)
+    # limit: 8 mg/kg/min × 70 kg = 560 mg/min = 33.6 g/h = 336 mL/h of a 10% product
+    record = [W70, PID, given_before("Privigen")]
+    found, plans = run(record, pid_order("Privigen", 420, "mL/h"))
+    rate = found["infusion-rate"]
+    assert rate.indicator == "warning"
+    text = "\n".join((rate.summary, *rate.evidence, rate.recommendation))
+    assert "420 × 100 mg/mL ÷ 60 min/h ÷ 70 kg = 10 mg/kg/min" in text
+    assert "8 mg/kg/min × 70 kg = 560 mg/min = 33.6 g/h = 336 mL/h" in text
+    assert "labelled maximum of Privigen for PI" in text
+    assert revised_rate(plans)["rateQuantity"]["value"] == 8
+    assert revised_rate(plans)["rateQuantity"]["code"] == "mg/kg/min"
+    assert "infusion-rate" not in rechecked(record, plans)
+
+
+def test_a_rate_at_the_labelled_maximum_is_not_flagged() -> None:
+    # 336 mL/h × 100 mg/mL ÷ 60 ÷ 70 kg = 8 mg/kg/min: at the PI maximum, not above it
+    found, _ = run([W70, PID, given_before("Privigen")], pid_order("Privigen", 336, "mL/h"))
+    assert "infusion-rate" not in found
+
+
+def test_the_at_risk_cap_applies_with_a_boxed_warning_factor() -> None:
+    # Octagam 10%, no labelled PI rate: lowest labelled maximum 4 (dermatomyositis); with
+    # hypertension the at-risk cap 3.3 mg/kg/min: 3.3 × 70 × 60 ÷ 100 = 138.6 mL/h
+    record = [W70, PID, HTN, given_before("Octagam 10%")]
+    found, plans = run(record, pid_order("Octagam 10%", 6, "mg/kg/min"))
+    text = "\n".join(found["infusion-rate"].evidence)
+    assert "3.3 mg/kg/min (138.6 mL/h)" in text and "at risk" in text
+    assert "4 mg/kg/min (168 mL/h)" in text  # 4 × 70 × 60 ÷ 100
+    assert revised_rate(plans)["rateQuantity"]["value"] == 3.3
+    # without the risk factor, 6 is above the label's 4 only
+    found, plans = run(
+        [W70, PID, given_before("Octagam 10%")], pid_order("Octagam 10%", 6, "mg/kg/min")
+    )
+    assert revised_rate(plans)["rateQuantity"]["value"] == 4
+
+
+def test_a_first_infusion_gets_a_range_from_the_initial_rate() -> None:
+    # Privigen PI: initial 0.5 mg/kg/min = 0.5 × 70 × 60 ÷ 100 = 21 mL/h; maximum 8 (336 mL/h)
+    found, plans = run([W70, PID], pid_order("Privigen", 8, "mg/kg/min"))
+    rate = found["infusion-rate"]
+    assert rate.indicator == "warning"
+    assert "first infusion" in "\n".join(rate.evidence)
+    assert "Start at 0.5 mg/kg/min (21 mL/h)" in rate.recommendation
+    span = revised_rate(plans)["rateRange"]
+    assert (span["low"]["value"], span["high"]["value"]) == (0.5, 8)
+    assert "infusion-rate" not in rechecked([W70, PID], plans)
+
+
+def test_a_new_product_and_a_long_gap_are_titration_infusions_too() -> None:
+    found, _ = run([W70, PID, given_before("Gamunex-C")], pid_order("Privigen", 8, "mg/kg/min"))
+    assert "new product" in "\n".join(found["infusion-rate"].evidence)
+    old = ig_order(
+        PATIENT_ID, "last", "Privigen", dose=0.5, status="completed", authored="2026-03-01"
+    )
+    found, _ = run([W70, PID, old], pid_order("Privigen", 8, "mg/kg/min"))
+    assert "106 days since the last administration" in "\n".join(found["infusion-rate"].evidence)
+
+
+def test_an_unverified_labelled_rate_is_quoted_and_never_written() -> None:
+    # Flebogamma 10% DIF: PI maximum 8 mg/kg/min, marked unverified in the reference
+    record = [W70, PID, given_before("Flebogamma 10% DIF")]
+    found, plans = run(record, pid_order("Flebogamma 10% DIF", 10, "mg/kg/min"))
+    rate = found["infusion-rate"]
+    assert NOT_CHECKED in "\n".join(rate.evidence)
+    assert not rate.proposals
+    assert not [
+        r for p in plans for r in p.revisions if any(isinstance(c, RateCap) for c in r.changes)
+    ]
+
+
+def test_a_rate_that_cannot_be_converted_is_said_so() -> None:
+    found, _ = run([PID, given_before("Privigen")], pid_order("Privigen", 420, "mL/h"))
+    assert found["infusion-rate"].indicator == "info"
+    assert "no recent body weight" in found["infusion-rate"].summary
+
+
+def test_a_switch_restates_a_volume_rate_at_the_ordered_concentration() -> None:
+    # 336 mL/h of Octagam 5% (50 mg/mL) at 70 kg: 336 × 50 ÷ 60 ÷ 70 = 4 mg/kg/min, kept on a 10%
+    # product (the same 336 mL/h of a 10% product would be 8 mg/kg/min)
+    raw = pid_order("Octagam 5%", 336, "mL/h")
+    ctx = context_of([W70], [raw], patient=ADULT)
+    [order] = ctx.ig_orders
+    assert isinstance(order, IgOrder)
+    privigen = KB.catalogue.by_id("privigen")
+    resource = revised(order, (ProductChange(privigen, "switch"), RateCap(8, None, 70, 100)))
+    rate = resource["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"]
+    assert (rate["value"], rate["code"]) == (4, "mg/kg/min")
+
+
+# --- volume ---------------------------------------------------------------------------------
+
+
+def hydration_orders(found: Finding) -> list[CreateOrder]:
+    return [
+        a
+        for p in found.proposals
+        for a in p.actions
+        if isinstance(a, CreateOrder) and a.orderable == "pre-infusion-hydration"
+    ]
+
+
+def test_heart_failure_gets_the_volume_and_no_hydration_order() -> None:
+    # 0.4 g/kg × 70 kg = 28 g; 28 g ÷ 10 g/100 mL = 280 mL; 280 ÷ 70 = 4 mL/kg
+    failing = condition(PATIENT_ID, "heart-failure", "Heart failure", 3)
+    found, _ = run([W70, failing], ig_order(PATIENT_ID, "o1", "Privigen", dose=0.4))
+    thrombosis = found["thrombosis-risk"]
+    assert not hydration_orders(thrombosis)
+    text = "\n".join(thrombosis.evidence)
+    assert "280 mL per administration, 4 mL/kg" in text
+    assert "volume-sensitive" in thrombosis.recommendation
+
+
+def test_a_large_daily_volume_makes_the_patient_volume_sensitive() -> None:
+    # 2 g/kg of a 5% product at 70 kg: 140 g ÷ 5 g/100 mL = 2800 mL = 40 mL/kg/day (> 20; > 1 L)
+    found, _ = run([W70, HTN], ig_order(PATIENT_ID, "o1", "Octagam 5%", dose=2))
+    text = "\n".join(found["thrombosis-risk"].evidence)
+    assert "Order volume 40 mL/kg/day (> 20 mL/kg/day)" in text
+    assert "Order volume 2800 mL/day (> 1000 mL/day)" in text
+
+
+def test_without_a_site_protocol_the_card_quotes_the_label() -> None:
+    found, _ = run([W70, HTN], ig_order(PATIENT_ID, "o1", "Privigen", dose=0.4))
+    thrombosis = found["thrombosis-risk"]
+    assert not hydration_orders(thrombosis)
+    assert "ensure adequate hydration" in thrombosis.recommendation
+
+
+def test_a_site_protocol_orders_its_fluid_volume_and_rate() -> None:
+    overrides = {"HYDRATION_PROTOCOL_VOLUME_ML": 500, "HYDRATION_PROTOCOL_RATE_ML_H": 250}
+    thresholds, _ = thresholds_for_site(KB, {}, overrides)
+    settings = Settings(REGISTRY.in_display_order(list(KB.topics)), thresholds)
+    found, _ = run([W70, HTN], ig_order(PATIENT_ID, "o1", "Privigen", dose=0.4), settings)
+    [order] = hydration_orders(found["thrombosis-risk"])
+    assert (order.volume_ml, order.rate_ml_h) == (500, 250)
+    resource = created(
+        KB.orderables[order.orderable],
+        f"Patient/{PATIENT_ID}",
+        TODAY,
+        order.for_order,
+        order.why,
+        volume_ml=order.volume_ml,
+        rate_ml_h=order.rate_ml_h,
+    )
+    [dose_and_rate] = resource["dosageInstruction"][0]["doseAndRate"]
+    assert dose_and_rate["doseQuantity"]["value"] == 500
+    assert dose_and_rate["rateQuantity"]["value"] == 250
+    # a volume-sensitive patient gets none, protocol or not
+    failing = condition(PATIENT_ID, "heart-failure", "Heart failure", 3)
+    found, _ = run([W70, failing], ig_order(PATIENT_ID, "o1", "Privigen", dose=0.4), settings)
+    assert not hydration_orders(found["thrombosis-risk"])
+
+
+def test_revise_order_is_the_rate_rules_only_change() -> None:
+    found, _ = run([W70, PID, given_before("Privigen")], pid_order("Privigen", 420, "mL/h"))
+    [proposal] = found["infusion-rate"].proposals
+    [action] = proposal.actions
+    assert isinstance(action, ReviseOrder)
+    assert all(isinstance(c, RateCap) for c in action.changes)
+
+
+def test_the_epic_profile_writes_the_rate_out_in_both_units() -> None:
+    """Epic: a rate change that keeps the product is text, every value written out."""
+    record = [W70, PID]
+    ctx = context_of(record, [pid_order("Privigen", 420, "mL/h")], patient=ADULT)
+    plans = compose(evaluate(ctx, KB, SETTINGS), ctx, KB, SETTINGS)
+    counter = itertools.count()
+    cards = make_cards(plans, ctx, KB, lambda: f"u{next(counter)}", "epic")
+    text = " ".join(card.to_json()["detail"] for card in cards).replace("\\", "")
+    # first infusion: 0.5 mg/kg/min = 21 mL/h, up to 8 mg/kg/min = 336 mL/h
+    assert "start at 0.5 mg/kg/min (21 mL/h), then up to 8 mg/kg/min (336 mL/h)" in text
+    actions = [
+        a["type"]
+        for card in cards
+        for s in card.to_json().get("suggestions", [])
+        for a in s["actions"]
+    ]
+    assert "update" not in actions
+
+
+def test_esrd_dialysis_oliguria_and_infancy_are_volume_sensitive() -> None:
+    dialysis = {
+        "resourceType": "Condition",
+        "id": f"{PATIENT_ID}-dialysis",
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"text": "Dependence on hemodialysis"},
+    }
+    cases = [
+        condition(PATIENT_ID, "end-stage-renal-disease", "End-stage renal disease", 3),
+        condition(PATIENT_ID, "oliguria", "Oliguric acute kidney injury", 3),
+        dialysis,
+    ]
+    order = ig_order(PATIENT_ID, "o1", "Privigen", dose=0.4)
+    for case in cases:
+        found, _ = run([W70, HTN, case], order)
+        boxed = found["thrombosis-risk"]  # hypertension: the card that would suggest fluids
+        assert "Volume-sensitive" in "\n".join(boxed.evidence), case["code"]
+        assert not hydration_orders(boxed)
+    infant = patient(PATIENT_ID, "2025-12-01", "male")  # 6 months old on 2026-06-15
+    ctx = context_of([observation(PATIENT_ID, WEIGHT, 7, "kg", 0), HTN], [order], patient=infant)
+    [thrombosis] = [f for f in evaluate(ctx, KB, SETTINGS) if f.topic == "thrombosis-risk"]
+    assert "Age under 1" in "\n".join(thrombosis.evidence)
+    # 0.4 g/kg × 7 kg = 2.8 g ÷ 10 g/100 mL = 28 mL = 4 mL/kg
+    assert "28 mL per administration, 4 mL/kg" in "\n".join(thrombosis.evidence)
