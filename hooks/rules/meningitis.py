@@ -7,7 +7,7 @@ from hooks import evidence
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.common import hydration, instruction
-from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, COURSE_VALUESETS
 
 TOPIC = "aseptic-meningitis-risk"
 
@@ -57,7 +57,7 @@ RULE = OrderRule(
             {"conditions", "observations", "medicationRequests", "medicationStatements"}
         ),
         knowledge=("dose-ranges.json", "indication-guidance.json"),
-        valuesets=("migraine",),
+        valuesets=("migraine", *COURSE_VALUESETS),
         observations=COURSE_OBSERVATIONS,
         thresholds=("high_dose_g_per_kg", *COURSE_THRESHOLDS),
     ),
