@@ -65,7 +65,7 @@ class Strength:
     """Grams of immune globulin per mL of an order's product, and where that comes from."""
 
     g_per_ml: float
-    source: str  # "Privigen is 10% (100 mg/mL)"
+    source: str  # "Privigen is 10%, 100 mg/mL"
 
 
 def percent(g_per_ml: float) -> str:
@@ -78,7 +78,7 @@ def product_strength(product: Product | None) -> Strength | None:
         return None
     g_per_ml = product.concentration_percent / 100
     return Strength(
-        g_per_ml, f"{product.brand} is {percent(g_per_ml)} ({plain_number(g_per_ml * 1000)} mg/mL)"
+        g_per_ml, f"{product.brand} is {percent(g_per_ml)}, {plain_number(g_per_ml * 1000)} mg/mL"
     )
 
 
@@ -102,8 +102,8 @@ def strength_of(order: IgOrder) -> Strength | str:
     if product is None:
         return "the product is not identified and its Medication gives no ingredient.strength"
     return (
-        f"{product.brand} is not made in one concentration and its Medication gives no "
-        "ingredient.strength"
+        f"no single concentration is on file for {product.brand} (made in more than one, or "
+        "not stated), and its Medication gives no ingredient.strength"
     )
 
 
@@ -136,7 +136,7 @@ def _administrations(order: MedicationOrder, repeat: Repeat, period_days: float)
 def _per_administration(
     quantity: Quantity, weight: ObservationEntry | None, strength: Strength | str | None
 ) -> tuple[bool, float | None, float | None, str] | UnreadableDose:
-    unit = _unit(quantity)
+    unit = unit_of(quantity)
     shown = f"{plain_number(quantity.value)} {record(quantity.unit) if quantity.unit else unit}"
     if unit == "ml":
         if not isinstance(strength, Strength):
@@ -266,9 +266,9 @@ def read_dose(
         course_g_per_kg,
         weight.value if weight is not None else None,
         tuple(steps),
-        dosage.dose.value if _unit(dosage.dose) == "ml" else None,
+        dosage.dose.value if unit_of(dosage.dose) == "ml" else None,
     )
 
 
-def _unit(quantity: Quantity) -> str:
+def unit_of(quantity: Quantity) -> str:
     return (quantity.code or quantity.unit or "").replace(" ", "").lower()

@@ -17,6 +17,7 @@ from typing import Any
 from hooks.context.model import IgOrder
 from hooks.context.orders import read_medication_order, recognise
 from hooks.context.read import Reader
+from hooks.dosing import Strength, percent, product_strength, strength_of, unit_of
 from hooks.findings import (
     DoseChange,
     Finding,
@@ -25,6 +26,7 @@ from hooks.findings import (
     ProductChange,
     RateCap,
     ReviseOrder,
+    Volume,
 )
 from hooks.knowledge_base import KnowledgeBase
 from hooks.knowledge_base.schema import Product
@@ -85,6 +87,16 @@ class Reviser:
     def _switch(self, first: ProductChange) -> tuple[OrderChange, ...] | Revision:
         """The changes for the first product that passes every check (the rules' own choice
         first, then the route's other products), or why there is none."""
+        dose = self.order.order.dosages[0].dose if self.order.order.dosages else None
+        if (
+            dose is not None
+            and unit_of(dose) == "ml"
+            and not isinstance(strength_of(self.order), Strength)
+        ):
+            return self._withheld(
+                "the dose is a volume of a product whose concentration is not known, so another "
+                "product cannot be given the same grams; state the dose in grams"
+            )
         tried: list[str] = []
         candidate: ProductChange | None = first
         while candidate is not None:
@@ -140,7 +152,7 @@ class Reviser:
     ) -> tuple[tuple[Finding, ...], list[tuple[str, OrderChange]]] | Revision:
         """The order with ``changes``, what the rules find on it, and what they still ask."""
         try:
-            resource = revised(self.order, changes)
+            resource = revised(self.order, with_volume(self.order, changes))
         except Unrevisable as exc:
             return self._withheld(f"the order's {exc} is not in its FHIR R4 form")
         again = self._reread(resource)
@@ -156,6 +168,7 @@ class Reviser:
         return found.indicator == "critical" and group in PRODUCT_GROUPS
 
     def _offer(self, changes: tuple[OrderChange, ...]) -> Revision:
+        changes = with_volume(self.order, changes)
         try:
             return Revision(self.order, changes, revised(self.order, changes))
         except Unrevisable as exc:
@@ -169,7 +182,10 @@ class Reviser:
         read = read_medication_order(resource, Reader(before.reference, []), {})
         if "medicationReference" in resource:  # the product is unchanged: keep what it resolved to
             read = replace(
-                read, medication=before.medication, medication_display=before.medication_display
+                read,
+                medication=before.medication,
+                medication_display=before.medication_display,
+                strength_g_per_ml=before.strength_g_per_ml,
             )
         return recognise(read, self.kb)
 
@@ -260,12 +276,46 @@ def changes_for(found: Finding) -> list[OrderChange]:
     ]
 
 
+def with_volume(order: IgOrder, changes: tuple[OrderChange, ...]) -> tuple[OrderChange, ...]:
+    """The changes with the grams of a revised dose given as mL of the chosen product (contract
+    §8 "Dose reading"). An order written in mL that switches product gets its dose in grams, the
+    same grams: its mL were of the ordered concentration (a 5% → 10% switch halves them)."""
+    switch = next((c for c in changes if isinstance(c, ProductChange)), None)
+    dose = next((c for c in changes if isinstance(c, DoseChange)), None)
+    ordered = order.order.dosages[0].dose if order.order.dosages else None
+    ordered_ml = ordered.value if ordered is not None and unit_of(ordered) == "ml" else None
+    before = strength_of(order)
+    if dose is None:
+        if switch is None or ordered_ml is None or not isinstance(before, Strength):
+            return changes
+        grams = round(ordered_ml * before.g_per_ml, 3)
+        dose = DoseChange(grams, "g", "the ordered dose, in grams for the new product")
+        changes = (switch, dose, *(c for c in changes if c is not switch))
+    after = product_strength(switch.product) if switch is not None else before
+    if dose.unit != "g" or not isinstance(after, Strength):
+        return changes
+    product = switch.product if switch is not None else order.product
+    volume = Volume(
+        round(dose.value / after.g_per_ml, 1),
+        _with_percent(product.brand if product else "the ordered product", after),
+        ordered_ml,
+        _with_percent(order.product_name, before)
+        if switch is not None and ordered_ml is not None and isinstance(before, Strength)
+        else None,
+    )
+    return tuple(replace(c, volume=volume) if c is dose else c for c in changes)
+
+
+def _with_percent(name: str, strength: Strength) -> str:
+    return name if "%" in name else f"{name} {percent(strength.g_per_ml)}"
+
+
 def describe(change: OrderChange) -> str:
     if isinstance(change, ProductChange):
         return f"{change.product.brand} instead"
     if isinstance(change, DoseChange):
         every = f" every {change.every_weeks:g} week(s)" if change.every_weeks else ""
-        return f"{change.value:g} {change.unit} per administration{every}"
+        return f"{change.shown()} per administration{every}"
     if isinstance(change, RateCap):
         return f"rate ≤ {change.mg_kg_min:g} mg/kg/min"
     return change.text
