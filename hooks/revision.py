@@ -16,7 +16,7 @@ from typing import Any
 
 from hooks.context.model import IgOrder
 from hooks.context.orders import read_medication_order, recognise
-from hooks.context.read import Reader
+from hooks.context.read import Quantity, Reader
 from hooks.dosing import Strength, percent, product_strength, strength_of, unit_of
 from hooks.findings import (
     DoseChange,
@@ -277,33 +277,50 @@ def changes_for(found: Finding) -> list[OrderChange]:
 
 
 def with_volume(order: IgOrder, changes: tuple[OrderChange, ...]) -> tuple[OrderChange, ...]:
-    """The changes with the grams of a revised dose given as mL of the chosen product (contract
-    §8 "Dose reading"). An order written in mL that switches product gets its dose in grams, the
-    same grams: its mL were of the ordered concentration (a 5% → 10% switch halves them)."""
+    """The changes with the grams of a revised dose given as mL of the chosen product, and the
+    order's own volume, so the card names the change (contract §8 "Dose reading"). An order
+    in grams (or mL) that switches product gets its dose restated, the same grams, in the new
+    product's mL: mL of the ordered concentration would change the grams (a 5% → 10% switch
+    halves the mL)."""
     switch = next((c for c in changes if isinstance(c, ProductChange)), None)
     dose = next((c for c in changes if isinstance(c, DoseChange)), None)
-    ordered = order.order.dosages[0].dose if order.order.dosages else None
-    ordered_ml = ordered.value if ordered is not None and unit_of(ordered) == "ml" else None
     before = strength_of(order)
-    if dose is None:
-        if switch is None or ordered_ml is None or not isinstance(before, Strength):
-            return changes
-        grams = round(ordered_ml * before.g_per_ml, 3)
-        dose = DoseChange(grams, "g", "the ordered dose, in grams for the new product")
-        changes = (switch, dose, *(c for c in changes if c is not switch))
+    ordered = order.order.dosages[0].dose if order.order.dosages else None
+    in_ml = ordered is not None and unit_of(ordered) == "ml"
+    ordered_g = _grams(ordered, before)
     after = product_strength(switch.product) if switch is not None else before
-    if dose.unit != "g" or not isinstance(after, Strength):
+    if dose is None and switch is not None and ordered_g is not None:
+        if in_ml or isinstance(after, Strength):  # the same grams, in the new product's mL
+            dose = DoseChange(ordered_g, "g", "the ordered dose, as grams of the new product")
+            changes = (switch, dose, *(c for c in changes if c is not switch))
+    if dose is None or dose.unit != "g" or not isinstance(after, Strength):
         return changes
+    was_ml, was_of = None, None
+    if ordered is not None and in_ml:
+        was_ml = ordered.value
+    elif switch is not None and ordered_g is not None and isinstance(before, Strength):
+        was_ml = round(ordered_g / before.g_per_ml, 1)  # grams of the old product, in its mL
+    if switch is not None and was_ml is not None and isinstance(before, Strength):
+        was_of = _with_percent(order.product_name, before)
     product = switch.product if switch is not None else order.product
+    name = product.brand if product is not None else "the ordered product"
     volume = Volume(
-        round(dose.value / after.g_per_ml, 1),
-        _with_percent(product.brand if product else "the ordered product", after),
-        ordered_ml,
-        _with_percent(order.product_name, before)
-        if switch is not None and ordered_ml is not None and isinstance(before, Strength)
-        else None,
+        round(dose.value / after.g_per_ml, 1), _with_percent(name, after), was_ml, was_of
     )
     return tuple(replace(c, volume=volume) if c is dose else c for c in changes)
+
+
+def _grams(quantity: Quantity | None, strength: Strength | str) -> float | None:
+    """An absolute dose in grams (g, mg, or mL of a known strength); None otherwise."""
+    if quantity is None:
+        return None
+    unit = unit_of(quantity)
+    if unit == "ml":
+        return (
+            round(quantity.value * strength.g_per_ml, 3) if isinstance(strength, Strength) else None
+        )
+    factor = {"g": 1.0, "mg": 0.001}.get(unit)
+    return round(quantity.value * factor, 3) if factor is not None else None
 
 
 def _with_percent(name: str, strength: Strength) -> str:

@@ -300,18 +300,22 @@ def test_a_volume_of_unknown_concentration_stays_unreadable(raw: dict[str, Any],
     assert why in dose.reason, dose.reason
 
 
-def test_a_switch_from_5_to_10_percent_halves_the_volume() -> None:
-    """Hereditary fructose intolerance: Flebogamma 5% DIF (sorbitol) 560 mL/day × 5 for GBS at
-    70 kg = 560 × 0.05 = 28 g/day, 140 g / 70 kg = 2 g/kg. The switch keeps 28 g: of a 10%
-    product that is 28 / 0.1 = 280 mL, half the 560 mL."""
-    record = [
-        observation(P, WEIGHT, 70, "kg", 1),
-        observation(P, HEIGHT, 170, "cm", 2),
-        observation(P, CREATININE, 0.9, "mg/dL", 3),
-        GBS,
-        condition(P, "hereditary-fructose-intolerance", "Hereditary fructose intolerance", 13),
-    ]
-    order = gbs_order(560, "mL", "Flebogamma 5% DIF")
+HFI_70 = [
+    observation(P, WEIGHT, 70, "kg", 1),
+    observation(P, HEIGHT, 170, "cm", 2),
+    observation(P, CREATININE, 0.9, "mg/dL", 3),
+    GBS,
+    condition(P, "hereditary-fructose-intolerance", "Hereditary fructose intolerance", 13),
+]
+
+
+@pytest.mark.parametrize(("dose", "unit"), [(560, "mL"), (28, "g")])
+def test_a_switch_from_5_to_10_percent_halves_the_volume(dose: float, unit: str) -> None:
+    """Hereditary fructose intolerance: Flebogamma 5% DIF (sorbitol) 560 mL/day × 5 (or 28 g)
+    for GBS at 70 kg = 560 × 0.05 = 28 g/day, 140 g / 70 kg = 2 g/kg. The switch keeps 28 g: of
+    a 10% product that is 28 / 0.1 = 280 mL, half the 560 mL (28 / 0.05)."""
+    record = HFI_70
+    order = gbs_order(dose, unit, "Flebogamma 5% DIF")
     cards = answer(record, [order], WOMAN)
     [revised] = updates(cards)
     quantity = dosage(revised)["doseAndRate"][0]["doseQuantity"]
