@@ -53,7 +53,7 @@ class DoseChange:
     volume: Volume | None = None
 
     def shown(self) -> str:
-        """ "35 g (350 mL of Privigen 10%, was 440 mL)"."""
+        """The dose as written on a card or an order: 35 g (350 mL of Privigen 10%, was 440 mL)."""
         volume = f" ({self.volume.describe()})" if self.volume else ""
         return f"{self.value:g} {self.unit}{volume}"
 
