@@ -1,8 +1,12 @@
 """The weight an immune globulin dose is computed and checked on (card contract §7.1): the recent
-actual weight, or, for an obese patient, the adjusted body weight (Devine IBW + 0.4 × (actual −
+actual weight, or, for an obese adult, the adjusted body weight (Devine IBW + 0.4 × (actual −
 IBW)). One definition, so that `dosing-weight` (which suggests the adjusted dose) and
 `dose-check` (which compares the course with the indication's range) agree: a dose revised to the
 adjusted weight is in range when re-checked, not "too low" on the actual weight.
+
+In pregnancy the dose is based on the pre-pregnancy weight (Ontario IG dose calculator), which the
+record does not give as such: the current weight is not adjusted, and `dosing-weight` asks for it
+(contract §8 "Dose reading").
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from hooks import evidence
 from hooks.context.model import ClinicalContext, ObservationEntry
-from hooks.knowledge_base import Thresholds
+from hooks.context.read import within_days
+from hooks.knowledge_base import KnowledgeBase, Thresholds
 
 CM_PER_INCH = 2.54
 ADJUSTED = "adjusted-body-weight"  # the concept of an adjusted weight entry
@@ -58,9 +64,36 @@ def bmi_of(ctx: ClinicalContext, t: Thresholds) -> tuple[float, ObservationEntry
     return (value, None) if value is not None else None
 
 
-def adjusted_weight(ctx: ClinicalContext, t: Thresholds) -> Adjusted | None:
-    """The adjusted body weight when it applies: BMI ≥ ``bmi_obese``, a recorded height of at
-    least ``dosing_weight_min_height_cm`` and sex, and an actual weight above the ideal."""
+def pregnancy(ctx: ClinicalContext, kb: KnowledgeBase, t: Thresholds) -> str | None:
+    """The evidence of a current pregnancy: an active pregnancy record dated within
+    ``pregnancy_days`` and not followed by a not-pregnant record (as the thrombosis rule reads
+    it; an undated record cannot be placed in the 42 weeks)."""
+    ended = [
+        c.date
+        for c, _ in ctx.conditions_in(kb.valueset("not-pregnant"), active_only=False)
+        if c.date
+    ]
+    for condition, matched in ctx.conditions_in(kb.valueset("pregnancy"), active_only=True):
+        day = condition.date
+        if (
+            day
+            and within_days(ctx.today, day, t.pregnancy_days)
+            and not any(e > day for e in ended)
+        ):
+            return evidence.condition(condition, matched)
+    return None
+
+
+def adult(ctx: ClinicalContext, t: Thresholds) -> bool:
+    return ctx.age is not None and ctx.age >= t.dosing_weight_min_age_years
+
+
+def adjusted_weight(ctx: ClinicalContext, kb: KnowledgeBase, t: Thresholds) -> Adjusted | None:
+    """The adjusted body weight when it applies: an adult (``dosing_weight_min_age_years``) who
+    is not pregnant, BMI ≥ ``bmi_obese``, a recorded height of at least
+    ``dosing_weight_min_height_cm`` and sex, and an actual weight above the ideal."""
+    if not adult(ctx, t):
+        return None
     bmi = bmi_of(ctx, t)
     actual = ctx.latest_within("body-weight", t.window_weight_days)
     height, sex = ctx.latest("body-height"), ctx.patient.gender
@@ -71,16 +104,18 @@ def adjusted_weight(ctx: ClinicalContext, t: Thresholds) -> Adjusted | None:
     if height.value < t.dosing_weight_min_height_cm:
         return None
     ibw = ideal_body_weight(height.value, sex, t)
-    if actual.value <= ibw:
+    if actual.value <= ibw or pregnancy(ctx, kb, t) is not None:
         return None
     kg = ibw + t.adjusted_weight_factor * (actual.value - ibw)
     return Adjusted(actual, height, sex, ibw, kg)
 
 
-def dosing_weight(ctx: ClinicalContext, t: Thresholds) -> ObservationEntry | None:
+def dosing_weight(
+    ctx: ClinicalContext, kb: KnowledgeBase, t: Thresholds
+) -> ObservationEntry | None:
     """The weight doses are checked on: the adjusted weight when it applies (an entry of concept
     ``ADJUSTED`` with the actual weight's reference and date), else the recent actual weight."""
-    adjusted = adjusted_weight(ctx, t)
+    adjusted = adjusted_weight(ctx, kb, t)
     if adjusted is None:
         return ctx.latest_within("body-weight", t.window_weight_days)
     return replace(

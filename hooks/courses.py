@@ -33,7 +33,14 @@ from hooks.context.model import (
     Repeat,
     Route,
 )
-from hooks.dosing import DAYS_PER_UNIT, DURATION_WORDS, Dose, UnreadableDose, read_dose
+from hooks.dosing import (
+    DAYS_PER_UNIT,
+    DURATION_WORDS,
+    Dose,
+    UnreadableDose,
+    read_dose,
+    strength_of,
+)
 from hooks.evidence import plain_number
 from hooks.knowledge_base import KnowledgeBase, Thresholds
 from hooks.rules.indications import indications_of
@@ -371,7 +378,9 @@ def _members(
     thresholds: Thresholds,
     replacing: IgOrder | None,
 ) -> list[tuple[IndicationKey, CourseOrder]]:
-    weight = dosing_weight(ctx, thresholds)  # adjusted in obesity, as the dosing-weight rule doses
+    weight = dosing_weight(
+        ctx, kb, thresholds
+    )  # adjusted in obesity, as the dosing-weight rule doses
     drafts = [
         replacing if replacing is not None and d.reference == replacing.reference else d
         for d in ctx.ig_drafts
@@ -386,7 +395,7 @@ def _members(
             source,
             draft.order.status or "draft",
             administration_days(draft.order),
-            read_dose(draft.order, weight),
+            read_dose(draft.order, weight, strength_of(draft)),
             position,
         )
         found.append((indication_key(draft.order, ctx, kb), member))
@@ -399,7 +408,7 @@ def _members(
             "record",
             earlier.status,
             record_days(earlier),
-            read_dose(earlier.order.order, weight),
+            read_dose(earlier.order.order, weight, strength_of(earlier.order)),
             len(drafts) + index,
         )
         found.append((indication_key(earlier.order.order, ctx, kb), member))
@@ -415,7 +424,9 @@ def _courses(
     thresholds: Thresholds,
     replacing: IgOrder | None = None,
 ) -> tuple[Course, ...]:
-    weight = dosing_weight(ctx, thresholds)  # adjusted in obesity, as the dosing-weight rule doses
+    weight = dosing_weight(
+        ctx, kb, thresholds
+    )  # adjusted in obesity, as the dosing-weight rule doses
     groups: dict[tuple[Route, IndicationKey], list[CourseOrder]] = {}
     for key, member in _members(ctx, focus, kb, thresholds, replacing):
         groups.setdefault((member.order.route, key), []).append(member)

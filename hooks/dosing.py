@@ -1,6 +1,8 @@
 """Read the ordered immune globulin dose and compute per-kg and course figures (contract §6 "Dose").
 
-One administration is ``doseAndRate.doseQuantity`` (g or mg; g/kg or mg/kg times the actual weight).
+One administration is ``doseAndRate.doseQuantity`` (g or mg; g/kg or mg/kg times the actual weight;
+mL times the product's concentration, contract §8 "Dose reading": only for a product made in one
+concentration, or a Medication whose ``ingredient.strength`` says it, else unreadable).
 From ``timing.repeat``: a daily regimen (period of a day or less) holds ``count`` administrations,
 else as many as fit in ``boundsDuration``, else in ``dispenseRequest.expectedSupplyDuration``, else
 one day's worth; the course total is their sum. An interval regimen (period of a week or more) is
@@ -14,9 +16,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from hooks.context.model import MedicationOrder, ObservationEntry, Repeat
+from hooks.context.model import IgOrder, MedicationOrder, ObservationEntry, Repeat
 from hooks.context.read import Quantity
 from hooks.evidence import plain_number
+from hooks.knowledge_base.schema import Product
 from hooks.text import record
 
 DAYS_PER_UNIT = {"h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0}
@@ -41,6 +44,7 @@ class Dose:
     course_g_per_kg: float | None
     weight_kg: float | None
     steps: tuple[str, ...]  # the arithmetic, in words
+    volume_ml: float | None = None  # the ordered volume per administration, for a dose in mL
 
     @property
     def compared_g_per_kg(self) -> float | None:
@@ -54,6 +58,53 @@ class Dose:
 @dataclass(frozen=True)
 class UnreadableDose:
     reason: str
+
+
+@dataclass(frozen=True)
+class Strength:
+    """Grams of immune globulin per mL of an order's product, and where that comes from."""
+
+    g_per_ml: float
+    source: str  # "Privigen is 10%, 100 mg/mL"
+
+
+def percent(g_per_ml: float) -> str:
+    return f"{plain_number(g_per_ml * 100)}%"
+
+
+def product_strength(product: Product | None) -> Strength | None:
+    """The product's one concentration (``products.json`` ``concentration_percent``), if any."""
+    if product is None or product.concentration_percent is None:
+        return None
+    g_per_ml = product.concentration_percent / 100
+    return Strength(
+        g_per_ml, f"{product.brand} is {percent(g_per_ml)}, {plain_number(g_per_ml * 1000)} mg/mL"
+    )
+
+
+def strength_of(order: IgOrder) -> Strength | str:
+    """What a dose in mL of this order holds per mL, or why that is not known: the Medication's
+    ``ingredient.strength``, else the product's one concentration. A stated strength the
+    product is not made in is a contradiction, not a choice."""
+    stated, product = order.order.strength_g_per_ml, order.product
+    labelled = product_strength(product)
+    if stated is not None:
+        if labelled is not None and abs(stated - labelled.g_per_ml) > 1e-9:
+            return (
+                f"the Medication's ingredient.strength ({percent(stated)}) is not the product's "
+                f"concentration ({labelled.source})"
+            )
+        return Strength(
+            stated, f"Medication ingredient.strength {plain_number(stated * 1000)} mg/mL"
+        )
+    if labelled is not None:
+        return labelled
+    if product is None:
+        return "the product is not identified and its Medication gives no ingredient.strength"
+    return (
+        f"no single concentration is on file for {product.brand} (made in more than one, or "
+        "not stated), and its Medication gives no ingredient.strength"
+    )
 
 
 def _days(quantity: Quantity | None) -> float | None:
@@ -83,18 +134,28 @@ def _administrations(order: MedicationOrder, repeat: Repeat, period_days: float)
 
 
 def _per_administration(
-    quantity: Quantity, weight: ObservationEntry | None
+    quantity: Quantity, weight: ObservationEntry | None, strength: Strength | str | None
 ) -> tuple[bool, float | None, float | None, str] | UnreadableDose:
-    unit = (quantity.code or quantity.unit or "").replace(" ", "").lower()
-    if unit not in DOSE_UNITS:
+    unit = unit_of(quantity)
+    shown = f"{plain_number(quantity.value)} {record(quantity.unit) if quantity.unit else unit}"
+    if unit == "ml":
+        if not isinstance(strength, Strength):
+            why = strength or "the product's concentration is not known"
+            return UnreadableDose(f"the dose cannot be read: it is a volume ({shown}) and {why}")
+        grams, per_kg = strength.g_per_ml, False
+        shown = (
+            f"{shown} × {plain_number(strength.g_per_ml)} g/mL ({strength.source}) = "
+            f"{plain_number(quantity.value * grams)} g"
+        )
+    elif unit not in DOSE_UNITS:
         return UnreadableDose(
             f"the dose cannot be read: unit '{record(quantity.unit or quantity.code or '')}' is "
             f"not g, mg, g/kg or mg/kg"
         )
-    grams, per_kg = DOSE_UNITS[unit]
+    else:
+        grams, per_kg = DOSE_UNITS[unit]
     value = quantity.value * grams
     kg = weight.value if weight is not None else None
-    shown = f"{plain_number(quantity.value)} {record(quantity.unit) if quantity.unit else unit}"
     source = f"({record(weight.reference)}, {weight.date})" if weight is not None else ""
     if per_kg:
         admin_g = value * kg if kg else None
@@ -106,8 +167,9 @@ def _per_administration(
         )
         return True, admin_g, value, step
     per_kg_value = value / kg if kg else None
+    grams_shown = "" if unit == "ml" else f" = {plain_number(value)} g"
     step = (
-        f"Per administration: {shown} = {plain_number(value)} g ÷ {plain_number(kg)} kg "
+        f"Per administration: {shown}{grams_shown} ÷ {plain_number(kg)} kg "
         f"{_basis(weight)} {source} = {plain_number(per_kg_value)} g/kg"
         if kg and per_kg_value is not None
         else f"Per administration: {shown} (no recent weight: g/kg unknown)"
@@ -120,8 +182,11 @@ def _basis(weight: ObservationEntry | None) -> str:
     return "adjusted body weight" if adjusted else "actual weight"
 
 
-def read_dose(order: MedicationOrder, weight: ObservationEntry | None) -> Dose | UnreadableDose:
-    """The dose of the first dosage instruction of a MedicationRequest, with its arithmetic."""
+def read_dose(
+    order: MedicationOrder, weight: ObservationEntry | None, strength: Strength | str | None = None
+) -> Dose | UnreadableDose:
+    """The dose of the first dosage instruction of a MedicationRequest, with its arithmetic;
+    ``strength`` (:func:`strength_of`) reads a dose in mL, or says why it cannot be read."""
     unread = order.unreadable.get("dosageInstruction") or order.unreadable.get("dosage")
     if unread:
         return UnreadableDose(f"the dose cannot be read: {unread}")
@@ -133,7 +198,7 @@ def read_dose(order: MedicationOrder, weight: ObservationEntry | None) -> Dose |
             else "it has no dose quantity"
         )
         return UnreadableDose(f"the dose cannot be read: {why}")
-    administered = _per_administration(dosage.dose, weight)
+    administered = _per_administration(dosage.dose, weight, strength)
     if isinstance(administered, UnreadableDose):
         return administered
     per_kg, admin_g, admin_g_per_kg, first_step = administered
@@ -201,4 +266,9 @@ def read_dose(order: MedicationOrder, weight: ObservationEntry | None) -> Dose |
         course_g_per_kg,
         weight.value if weight is not None else None,
         tuple(steps),
+        dosage.dose.value if unit_of(dosage.dose) == "ml" else None,
     )
+
+
+def unit_of(quantity: Quantity) -> str:
+    return (quantity.code or quantity.unit or "").replace(" ", "").lower()

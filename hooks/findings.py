@@ -23,13 +23,39 @@ class ProductChange:
 
 
 @dataclass(frozen=True)
+class Volume:
+    """The mL a gram dose is of the revised order's product (contract §8 "Dose reading"), and
+    the order's own volume when it was written in mL (so the change of volume is named)."""
+
+    ml: float
+    of: str  # the product and its concentration: "Privigen 10%"
+    ordered_ml: float | None = None
+    ordered_of: str | None = None  # the ordered product, when the revision switches it
+
+    def describe(self) -> str:
+        was = ""
+        if self.ordered_ml is not None:
+            was = f", was {self.ordered_ml:g} mL" + (
+                f" of {self.ordered_of}" if self.ordered_of else ""
+            )
+        return f"{self.ml:g} mL of {self.of}{was}"
+
+
+@dataclass(frozen=True)
 class DoseChange:
-    """The dose per administration; ``every_weeks`` also sets a weekly-interval regimen (SCIG)."""
+    """The dose per administration; ``every_weeks`` also sets a weekly-interval regimen (SCIG).
+    ``volume``: the mL of the chosen product, set by the reviser (hooks.revision)."""
 
     value: float
     unit: Literal["g", "g/kg"]
     why: str
     every_weeks: float | None = None
+    volume: Volume | None = None
+
+    def shown(self) -> str:
+        """The dose as written on a card or an order: 35 g (350 mL of Privigen 10%, was 440 mL)."""
+        volume = f" ({self.volume.describe()})" if self.volume else ""
+        return f"{self.value:g} {self.unit}{volume}"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ def entry_values(order: IgOrder, changes: Iterable[OrderChange]) -> str:
     cap = next((c for c in changes if isinstance(c, RateCap)), None)
     parts = [product or order.product_name]
     if dose is not None:
-        parts.append(f"dose {dose.value:g} {dose.unit} per administration")
+        parts.append(f"dose {dose.shown()} per administration")
     elif (ordered := _ordered_dose(order)) is not None:
         parts.append(f"dose {ordered} per administration (as ordered)")
     parts.append(f"route {order.route}")

@@ -273,7 +273,7 @@ def _set_dose(resource: dict[str, Any], change: DoseChange) -> None:
     ``dosageInstruction.text`` is rewritten so it cannot contradict the new dose."""
     dosage = _dosages(resource)[0]
     rates = _list(dosage, "doseAndRate", at_least_one=True)
-    shown = f"{change.value:g} {change.unit}"
+    shown = change.shown()  # the grams, and the mL of the product when it is known
     rates[0]["doseQuantity"] = {
         "value": change.value,
         "unit": change.unit,

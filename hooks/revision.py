@@ -16,7 +16,8 @@ from typing import Any
 
 from hooks.context.model import IgOrder
 from hooks.context.orders import read_medication_order, recognise
-from hooks.context.read import Reader
+from hooks.context.read import Quantity, Reader
+from hooks.dosing import Strength, percent, product_strength, strength_of, unit_of
 from hooks.findings import (
     DoseChange,
     Finding,
@@ -25,6 +26,7 @@ from hooks.findings import (
     ProductChange,
     RateCap,
     ReviseOrder,
+    Volume,
 )
 from hooks.knowledge_base import KnowledgeBase
 from hooks.knowledge_base.schema import Product
@@ -86,6 +88,16 @@ class Reviser:
     def _switch(self, first: ProductChange) -> tuple[OrderChange, ...] | Revision:
         """The changes for the first product that passes every check (the rules' own choice
         first, then the route's other products), or why there is none."""
+        dose = self.order.order.dosages[0].dose if self.order.order.dosages else None
+        if (
+            dose is not None
+            and unit_of(dose) == "ml"
+            and not isinstance(strength_of(self.order), Strength)
+        ):
+            return self._withheld(
+                "the dose is a volume of a product whose concentration is not known, so another "
+                "product cannot be given the same grams; state the dose in grams"
+            )
         tried: list[str] = []
         candidate: ProductChange | None = first
         while candidate is not None:
@@ -145,7 +157,7 @@ class Reviser:
     ) -> tuple[tuple[Finding, ...], list[tuple[str, OrderChange]]] | Revision:
         """The order with ``changes``, what the rules find on it, and what they still ask."""
         try:
-            resource = revised(self.order, changes)
+            resource = revised(self.order, with_volume(self.order, changes))
         except Unrevisable as exc:
             return self._withheld(exc.why)
         again = self._reread(resource)
@@ -161,6 +173,7 @@ class Reviser:
         return found.indicator == "critical" and group in PRODUCT_GROUPS
 
     def _offer(self, changes: tuple[OrderChange, ...]) -> Revision:
+        changes = with_volume(self.order, changes)
         try:
             return Revision(self.order, changes, revised(self.order, changes))
         except Unrevisable as exc:
@@ -174,7 +187,10 @@ class Reviser:
         read = read_medication_order(resource, Reader(before.reference, []), {})
         if "medicationReference" in resource:  # the product is unchanged: keep what it resolved to
             read = replace(
-                read, medication=before.medication, medication_display=before.medication_display
+                read,
+                medication=before.medication,
+                medication_display=before.medication_display,
+                strength_g_per_ml=before.strength_g_per_ml,
             )
         return recognise(read, self.kb)
 
@@ -291,12 +307,63 @@ def changes_for(found: Finding) -> list[OrderChange]:
     ]
 
 
+def with_volume(order: IgOrder, changes: tuple[OrderChange, ...]) -> tuple[OrderChange, ...]:
+    """The changes with the grams of a revised dose given as mL of the chosen product, and the
+    order's own volume, so the card names the change (contract §8 "Dose reading"). An order
+    in grams (or mL) that switches product gets its dose restated, the same grams, in the new
+    product's mL: mL of the ordered concentration would change the grams (a 5% → 10% switch
+    halves the mL)."""
+    switch = next((c for c in changes if isinstance(c, ProductChange)), None)
+    dose = next((c for c in changes if isinstance(c, DoseChange)), None)
+    before = strength_of(order)
+    ordered = order.order.dosages[0].dose if order.order.dosages else None
+    in_ml = ordered is not None and unit_of(ordered) == "ml"
+    ordered_g = _grams(ordered, before)
+    after = product_strength(switch.product) if switch is not None else before
+    if dose is None and switch is not None and ordered_g is not None:
+        if in_ml or isinstance(after, Strength):  # the same grams, in the new product's mL
+            dose = DoseChange(ordered_g, "g", "the ordered dose, as grams of the new product")
+            changes = (switch, dose, *(c for c in changes if c is not switch))
+    if dose is None or dose.unit != "g" or not isinstance(after, Strength):
+        return changes
+    was_ml, was_of = None, None
+    if ordered is not None and in_ml:
+        was_ml = ordered.value
+    elif switch is not None and ordered_g is not None and isinstance(before, Strength):
+        was_ml = round(ordered_g / before.g_per_ml, 1)  # grams of the old product, in its mL
+    if switch is not None and was_ml is not None and isinstance(before, Strength):
+        was_of = _with_percent(order.product_name, before)
+    product = switch.product if switch is not None else order.product
+    name = product.brand if product is not None else "the ordered product"
+    volume = Volume(
+        round(dose.value / after.g_per_ml, 1), _with_percent(name, after), was_ml, was_of
+    )
+    return tuple(replace(c, volume=volume) if c is dose else c for c in changes)
+
+
+def _grams(quantity: Quantity | None, strength: Strength | str) -> float | None:
+    """An absolute dose in grams (g, mg, or mL of a known strength); None otherwise."""
+    if quantity is None:
+        return None
+    unit = unit_of(quantity)
+    if unit == "ml":
+        return (
+            round(quantity.value * strength.g_per_ml, 3) if isinstance(strength, Strength) else None
+        )
+    factor = {"g": 1.0, "mg": 0.001}.get(unit)
+    return round(quantity.value * factor, 3) if factor is not None else None
+
+
+def _with_percent(name: str, strength: Strength) -> str:
+    return name if "%" in name else f"{name} {percent(strength.g_per_ml)}"
+
+
 def describe(change: OrderChange) -> str:
     if isinstance(change, ProductChange):
         return f"{change.product.brand} instead"
     if isinstance(change, DoseChange):
         every = f" every {change.every_weeks:g} week(s)" if change.every_weeks else ""
-        return f"{change.value:g} {change.unit} per administration{every}"
+        return f"{change.shown()} per administration{every}"
     if isinstance(change, RateCap):
         conversion = Conversion(change.kg, change.mg_per_ml)
         limit = f"rate ≤ {conversion.shown(change.mg_kg_min)}"

@@ -102,14 +102,17 @@ def ig_orders(draw: Callable[..., Any]) -> list[dict[str, Any]]:
     orders = []
     for index in range(draw(st.integers(1, 2))):
         product = draw(st.sampled_from(PRODUCTS))
-        per_kg = draw(st.booleans())
+        # mL: read as grams for a product of one concentration, so a switch between 5% and 10%
+        # products must rewrite the dose (contract §9: mL doses with concentration changes).
+        unit = draw(st.sampled_from(["g/kg", "g", "mL"]))
+        doses = {"g/kg": [0.1, 0.4, 1, 2, 2.5], "g": [10, 25, 60, 140], "mL": [100, 280, 560]}
         orders.append(
             ig_order(
                 PATIENT_ID,
                 f"ig{index}",
                 product.brand,
-                dose=draw(st.sampled_from([0.1, 0.4, 1, 2, 2.5] if per_kg else [10, 25, 60, 140])),
-                unit="g/kg" if per_kg else "g",
+                dose=draw(st.sampled_from(doses[unit])),
+                unit=unit,
                 route=draw(st.sampled_from(product.routes)),
                 repeat=draw(st.sampled_from(REPEATS)),
                 rate_mg_kg_min=draw(st.sampled_from([None, 2.0, 8.0])),

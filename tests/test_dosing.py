@@ -142,7 +142,8 @@ def test_without_weight_only_what_is_known() -> None:
 @pytest.mark.parametrize(
     ("medication_request", "why"),
     [
-        (order(q(200, "mL"), DAILY_5), "is not g, mg, g/kg or mg/kg"),
+        (order(q(200, "mL"), DAILY_5), "it is a volume"),  # no concentration given
+        (order(q(2, "vial"), DAILY_5), "is not g, mg, g/kg or mg/kg"),
         (order(None, DAILY_5), "no dose quantity"),
         (
             {

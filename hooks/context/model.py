@@ -166,6 +166,9 @@ class MedicationOrder:
     raw: Mapping[str, Any]  # the resource as the client sent it: the base of a revised order
     unreadable: Mapping[str, str] = field(default_factory=dict)
     schedule: Schedule = field(default_factory=Schedule)
+    # Grams per mL its Medication's ``ingredient.strength`` states (contained, or read from the
+    # FHIR server); what a dose in mL is read with (contract §8 "Dose reading").
+    strength_g_per_ml: float | None = None
 
     @property
     def has_reason(self) -> bool:

@@ -9,6 +9,7 @@ skipped for lack of a route.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, TypeVar
@@ -156,6 +157,7 @@ def read_medication_order(
         raw=raw,
         unreadable=unreadable,
         schedule=schedule,
+        strength_g_per_ml=_strength(raw, target, medications) if target else None,
     )
 
 
@@ -201,6 +203,59 @@ def _referenced(
     if medication is None:
         return None
     return r.concept(medication.get("code"), "medicationReference (the Medication's code)")
+
+
+GRAMS = {"g": 1.0, "mg": 0.001}
+PER_ML = {"ml": 1.0, "dl": 100.0, "l": 1000.0}
+
+
+def _strength(
+    raw: Mapping[str, Any], target: str, medications: Mapping[str, Mapping[str, Any]]
+) -> float | None:
+    """Grams per mL of the Medication a reference points to, from ``ingredient.strength``
+    (a Ratio of g or mg to mL, dL or L). Read leniently: a strength that is missing, malformed,
+    or not one value (two ingredients that disagree) is None, and a dose in mL then stays
+    unreadable unless the product has a single concentration."""
+    medication: Any = None
+    if target.startswith("#"):
+        contained = raw.get("contained")
+        medication = next(
+            (
+                c
+                for c in (contained if isinstance(contained, list) else [])
+                if isinstance(c, dict) and f"#{c.get('id')}" == target
+            ),
+            None,
+        )
+    else:
+        medication = medications.get(target)
+    ingredients = medication.get("ingredient") if isinstance(medication, Mapping) else None
+    values: set[float | None] = {
+        _g_per_ml(item.get("strength"))
+        for item in (ingredients if isinstance(ingredients, list) else [])
+        if isinstance(item, dict) and item.get("isActive") is not False and "strength" in item
+    }
+    value = values.pop() if len(values) == 1 else None
+    return value if value is not None and 0 < value < math.inf else None
+
+
+def _g_per_ml(ratio: Any) -> float | None:
+    """A Ratio of g or mg to mL, dL or L, in g/mL; None for anything else."""
+    if not isinstance(ratio, dict):
+        return None
+    numbers: list[float] = []
+    for key, units in (("numerator", GRAMS), ("denominator", PER_ML)):
+        part = ratio.get(key)
+        if not isinstance(part, dict):
+            return None
+        value, unit = part.get("value"), str(part.get("code") or part.get("unit") or "")
+        factor = units.get(unit.strip().lower())
+        if isinstance(value, bool) or not isinstance(value, int | float) or factor is None:
+            return None
+        if not value > 0:
+            return None
+        numbers.append(value * factor)
+    return round(numbers[0] / numbers[1], 6)
 
 
 def medication_concept(concept: Concept | None, display: str | None) -> Concept | None:

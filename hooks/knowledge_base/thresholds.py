@@ -74,6 +74,7 @@ class Thresholds:
     dose_tolerance: float
     dose_rounding_g: float
     dosing_weight_min_height_cm: float
+    dosing_weight_min_age_years: int
     adjusted_weight_factor: float
     ibw_base_male_kg: float
     ibw_base_female_kg: float

@@ -14,7 +14,7 @@ from functools import cached_property
 
 from hooks.context.model import ClinicalContext, IgOrder, ObservationEntry, SessionOrder
 from hooks.courses import Course, course_of
-from hooks.dosing import Dose, UnreadableDose, read_dose
+from hooks.dosing import Dose, UnreadableDose, read_dose, strength_of
 from hooks.findings import Finding
 from hooks.knowledge_base import KnowledgeBase, Thresholds
 
@@ -38,7 +38,7 @@ class OrderInput:
 
     @cached_property
     def dose(self) -> Dose | UnreadableDose:
-        return read_dose(self.order.order, self.weight)
+        return read_dose(self.order.order, self.weight, strength_of(self.order))
 
     @cached_property
     def course(self) -> Course:

@@ -16,7 +16,12 @@ from hooks.knowledge_base import KnowledgeBase, Thresholds
 from hooks.knowledge_base.schema import Product, Rate
 from hooks.rates import Conversion, mg_per_ml, number
 from hooks.rules.base import OrderInput
-from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, previous_orders
+from hooks.rules.ig_therapy import (
+    COURSE_OBSERVATIONS,
+    COURSE_THRESHOLDS,
+    COURSE_VALUESETS,
+    previous_orders,
+)
 from hooks.rules.indications import indications_of
 
 OBESITY_READS = ("bmi", "body-weight", "body-height")
@@ -85,7 +90,7 @@ def current_smoking(inp: OrderInput) -> list[tuple[str, date | None]]:
 
 
 # What ``hydration`` reads (the rules that call it declare these).
-VOLUME_VALUESETS = ("heart-failure", "end-stage-renal-disease", "oliguria")
+VOLUME_VALUESETS = ("heart-failure", "end-stage-renal-disease", "oliguria", *COURSE_VALUESETS)
 VOLUME_THRESHOLDS = (
     "volume_sensitive_age_years",
     "volume_ml_per_kg_day",
@@ -133,7 +138,7 @@ def infusion_volume(inp: OrderInput) -> Volume | None:
     per_day = 1.0
     if repeat and repeat.period_unit == "d" and repeat.period and repeat.period <= 1:
         per_day = max(1.0, (repeat.frequency or 1) / repeat.period)
-    weight = dosing_weight(inp.ctx, inp.thresholds)
+    weight = dosing_weight(inp.ctx, inp.kb, inp.thresholds)
     kg = weight.value if weight and weight.value else None
     steps = f"{number(dose.admin_g, 2)} g ÷ {percent:g} g/100 mL = {number(ml, 0)} mL"
     if per_day != 1:
@@ -274,7 +279,7 @@ def minimum_rate(inp: OrderInput) -> Proposal:
     cap = product.rate_cap_at_risk_mg_kg_min if product else None
     changes: tuple[OrderChange, ...]
     if product is not None and cap is not None:
-        weight = dosing_weight(inp.ctx, inp.thresholds)
+        weight = dosing_weight(inp.ctx, inp.kb, inp.thresholds)
         conversion = Conversion(
             weight.value if weight else None, mg_per_ml(product.concentration_percent)
         )

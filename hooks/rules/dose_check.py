@@ -23,7 +23,7 @@ from hooks.evidence import plain_number
 from hooks.findings import DoseChange, Finding, Proposal, ReviseOrder
 from hooks.knowledge_base.schema import DoseRange, Regimen
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, COURSE_VALUESETS
 from hooks.rules.indications import indications_of
 from hooks.text import NOT_CHECKED, record
 
@@ -271,6 +271,7 @@ RULE = OrderRule(
         prefetch=frozenset(
             {"patient", "conditions", "observations", "medicationRequests", "medicationStatements"}
         ),
+        valuesets=COURSE_VALUESETS,
         observations=COURSE_OBSERVATIONS,
         knowledge=("dose-ranges.json", "indication-guidance.json"),
         thresholds=("dose_tolerance", *COURSE_THRESHOLDS),

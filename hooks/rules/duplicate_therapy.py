@@ -22,7 +22,7 @@ from hooks.dosing import DAYS_PER_UNIT, DURATION_WORDS
 from hooks.findings import Finding, Proposal, RemoveOrder
 from hooks.knowledge_base import KnowledgeBase
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, COURSE_VALUESETS
 from hooks.rules.scig import switch_from
 from hooks.text import record
 
@@ -201,6 +201,7 @@ RULE = OrderRule(
     reads=Reads(
         # the course (contract §7.4): its orders on record, their reasons, the dosing weight
         prefetch=frozenset({"medicationRequests", "medicationStatements", "observations"}),
+        valuesets=COURSE_VALUESETS,
         observations=COURSE_OBSERVATIONS,
         knowledge=("dose-ranges.json", "indication-guidance.json"),
         thresholds=COURSE_THRESHOLDS,

@@ -132,7 +132,7 @@ RULE = OrderRule(
     reads=Reads(
         prefetch=frozenset({"conditions", "procedures", "observations"})
         | ig_therapy.THERAPY_PREFETCH,
-        valuesets=("plasma-exchange", *HYPOGAMMAGLOBULINEMIA),
+        valuesets=("plasma-exchange", *HYPOGAMMAGLOBULINEMIA, *ig_therapy.COURSE_VALUESETS),
         procedure_codes=("plasma-exchange",),
         observations=("serum-igg", *ig_therapy.COURSE_OBSERVATIONS),
         thresholds=(

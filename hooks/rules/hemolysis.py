@@ -14,7 +14,7 @@ import re
 from hooks import evidence
 from hooks.findings import CreateOrder, Finding, Proposal
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, COURSE_VALUESETS
 
 TOPIC = "hemolysis-risk"
 _GROUP = re.compile(r"(?<![A-Za-z])(AB|A|B|O)(?![A-Za-z])")
@@ -92,6 +92,7 @@ RULE = OrderRule(
     reads=Reads(
         # the course (contract §7.4): its orders on record, their reasons, the dosing weight
         prefetch=frozenset({"observations", "medicationRequests", "medicationStatements"}),
+        valuesets=COURSE_VALUESETS,
         observations=("abo-blood-group", "hemoglobin", *COURSE_OBSERVATIONS),
         knowledge=("dose-ranges.json", "indication-guidance.json"),
         thresholds=("high_dose_g_per_kg", "window_hemoglobin_days", *COURSE_THRESHOLDS),

@@ -21,14 +21,17 @@ from hooks.text import record
 THERAPY_PREFETCH = frozenset({"medicationRequests", "medicationStatements"})
 THERAPY_THRESHOLDS = ("first_infusion_days",)
 # What ``OrderInput.course`` reads (hooks.courses): the orders' indications (the value sets the
-# knowledge files name) and the dosing weight (hooks.body_weight: adjusted in obesity, from BMI,
-# height and sex).
+# knowledge files name) and the dosing weight (hooks.body_weight: adjusted in an obese adult, from
+# BMI, height, sex and age; not in pregnancy).
 COURSE_KNOWLEDGE = ("dose-ranges.json", "indication-guidance.json")
 COURSE_OBSERVATIONS = ("body-weight", "bmi", "body-height")
+COURSE_VALUESETS = ("pregnancy", "not-pregnant")
 COURSE_THRESHOLDS = (
     "window_weight_days",
     "bmi_obese",
     "dosing_weight_min_height_cm",
+    "dosing_weight_min_age_years",
+    "pregnancy_days",
     "adjusted_weight_factor",
     "ibw_base_male_kg",
     "ibw_base_female_kg",

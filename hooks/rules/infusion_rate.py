@@ -71,7 +71,7 @@ def check(inp: OrderInput) -> Finding | None:
     entries, indication = labelled_rates(inp, product)
     if not rates or not entries:
         return None
-    weight = dosing_weight(inp.ctx, inp.thresholds)
+    weight = dosing_weight(inp.ctx, inp.kb, inp.thresholds)
     conversion = Conversion(
         weight.value if weight else None, mg_per_ml(product.concentration_percent)
     )

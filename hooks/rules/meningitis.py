@@ -13,7 +13,7 @@ from hooks.rules.common import (
     hydration,
     instruction,
 )
-from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS
+from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, COURSE_VALUESETS
 
 TOPIC = "aseptic-meningitis-risk"
 
@@ -68,7 +68,7 @@ RULE = OrderRule(
             {"patient", "conditions", "observations", "medicationRequests", "medicationStatements"}
         ),
         knowledge=("dose-ranges.json", "indication-guidance.json"),
-        valuesets=("migraine", *VOLUME_VALUESETS),
+        valuesets=("migraine", *COURSE_VALUESETS, *VOLUME_VALUESETS),
         observations=(*COURSE_OBSERVATIONS, *VOLUME_OBSERVATIONS),
         thresholds=("high_dose_g_per_kg", *COURSE_THRESHOLDS, *VOLUME_THRESHOLDS),
     ),

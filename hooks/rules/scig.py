@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from hooks.context.model import IgHistory
 from hooks.context.read import within_days
 from hooks.courses import record_days
-from hooks.dosing import Dose, read_dose
+from hooks.dosing import Dose, read_dose, strength_of
 from hooks.evidence import plain_number
 from hooks.findings import DoseChange, Finding, Proposal, RemoveOrder, ReviseOrder
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
@@ -151,7 +151,7 @@ def _conversion(inp: OrderInput, previous: IgHistory | None) -> Finding | None:
     ]
     product = inp.order.product
     scig = product.scig if product else None
-    dose = read_dose(previous.order.order, weight)
+    dose = read_dose(previous.order.order, weight, strength_of(previous.order))
     problem = None
     if scig is None or (scig.conversion_factor is None and not scig.same_dose_and_interval):
         problem = f"no conversion factor is known for {inp.order.product_name}"
