@@ -14,6 +14,7 @@ from hooks.card_builder import make_cards
 from hooks.composer import compose
 from hooks.engine import evaluate
 from hooks.findings import Finding, ProductChange, ReviseOrder
+from hooks.revision import Reviser
 from hooks.rules import excipients, product_checks
 from hooks.rules.base import OrderInput
 
@@ -288,3 +289,28 @@ def _accepted(
     ]
     assert len(updates) == 1, "one revised order"
     return dict(updates[0])
+
+
+def test_the_reviser_never_switches_to_a_discontinued_product() -> None:
+    """Even when a rule proposed it: the next product of the route is chosen instead."""
+    inp = inputs(ig_order(PATIENT_ID, "o1", "Privigen", dose=0.4))
+    carimune = KB.catalogue.by_id("carimune-nf")
+    reviser = Reviser(inp.order, set(), KB, lambda order: ())
+    revision = reviser.revise([("a-rule", ProductChange(carimune, "a rule's choice"))])
+    [change] = [c for c in revision.changes if isinstance(c, ProductChange)]
+    assert not change.product.discontinued and "IV" in change.product.routes
+
+
+def test_a_switch_on_an_order_without_a_route_does_not_choose_a_dual_route_product() -> None:
+    """Flebogamma without a route is read as IV (its only route); a switch to Gammagard Liquid
+    would leave the revised order with no route for a product labelled IV and SC, a finding the
+    original lacked: the next product is chosen."""
+    record = [observation(PATIENT_ID, WEIGHT, 11, "kg", 1)]
+    toddler = patient(PATIENT_ID, TODDLER)
+    order = without_route(ig_order(PATIENT_ID, "o1", "Flebogamma 10% DIF", dose=0.4))
+    revised = _accepted(record, order, toddler)
+    ctx = context_of(record, [revised], patient=toddler)
+    product = ctx.ig_orders[0].product
+    assert product is not None and product.routes == ("IV",) and product.id not in SORBITOL
+    assert "route" not in revised["dosageInstruction"][0], "no revised order sets a route"
+    assert not {f.topic for f in evaluate(ctx, KB, SETTINGS)} & {"route-missing"}
