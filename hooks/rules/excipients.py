@@ -10,6 +10,7 @@ to a catalogue product without it, by the same route. The pairs are data
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from hooks import evidence
@@ -48,22 +49,27 @@ def labelled_as(inp: OrderInput) -> set[str]:
     return {label for f in found for label in by_valueset[f.valueset].labelled_as}
 
 
-def _young_child(
-    inp: OrderInput, product: Product, found: set[str]
-) -> tuple[list[str], bool, str] | None:
-    """A sorbitol product for a child under the age (``sorbitol_hfi_age_years``) with no record
-    that hereditary fructose intolerance has been excluded (card contract §8): the lines, and
-    whether it is critical, and the excipient. The record that excludes it is the condition recorded
-    as ruled out (a Condition whose verificationStatus is refuted)."""
+@dataclass(frozen=True)
+class _YoungChild:
+    lines: tuple[str, ...]
+    critical: bool
+    excipient: str
+    condition: str  # what a record must rule out: "hereditary fructose intolerance"
+
+
+def _young_child(inp: OrderInput, product: Product, found: set[str]) -> _YoungChild | None:
+    """A sorbitol product for a child under ``sorbitol_hfi_age_years`` with no record that
+    hereditary fructose intolerance has been excluded (card contract §8). The record that
+    excludes it is the condition recorded as ruled out (a Condition whose verificationStatus is
+    refuted)."""
     born, limit = inp.ctx.patient.birth_date, inp.thresholds.sorbitol_hfi_age_years
     if born is None or age_on(born, inp.ctx.today) >= limit:
         return None
     for rule in inp.kb.young_child_rules:
         certain = rule.excipient in product.excipients
-        if rule.excipient in found or not (
-            certain or rule.excipient in product.excipients_unverified
-        ):
-            continue
+        possible = certain or rule.excipient in product.excipients_unverified
+        if rule.excipient in found or not possible:
+            continue  # the condition itself is on record (said once), or no such excipient
         excluded = inp.kb.valueset(rule.excluded)
         if inp.ctx.refuted_in(excluded):
             continue
@@ -74,14 +80,15 @@ def _young_child(
             if product.family
             else f"may contain ({NOT_CHECKED})"
         )
-        months = _months(born, inp.ctx.today)
-        age = f"{months} months" if months < 24 else f"{months // 12} years"
-        lines = [
+        condition = excluded.title.lower()
+        lines = (
             f"{product.brand} {how} {rule.excipient}: {rule.basis}",
-            f"Patient aged {age} (under {limit} years); no record that "
-            f"{excluded.title.lower()} has been excluded (a condition recorded as refuted)",
-        ]
-        return lines, certain and rule.indicator == "critical", rule.excipient
+            f"Patient aged {_months(born, inp.ctx.today)} months (under {limit} years); no "
+            f"record that {condition} has been excluded (a condition recorded as refuted)",
+        )
+        return _YoungChild(
+            lines, certain and rule.indicator == "critical", rule.excipient, condition
+        )
     return None
 
 
@@ -116,10 +123,9 @@ def check(inp: OrderInput) -> Finding | None:
         avoid.add(rule.excipient)
     young = _young_child(inp, product, avoid)
     if young is not None:
-        found, certain, excipient = young
-        lines += found
-        critical = critical or certain
-        avoid.add(excipient)
+        lines += young.lines
+        critical = critical or young.critical
+        avoid.add(young.excipient)
     if not lines:
         return None
     proposals = []
@@ -146,18 +152,14 @@ def check(inp: OrderInput) -> Finding | None:
         summary=(
             f"{product.brand} contains {', '.join(sorted(avoid))}: not suitable for this patient"
             if young is None or len(avoid) > 1
-            else f"{product.brand} contains {young[2]}: not for a child under "
-            f"{inp.thresholds.sorbitol_hfi_age_years} years unless fructose intolerance "
+            else f"{product.brand} contains {young.excipient}: not for a child under "
+            f"{inp.thresholds.sorbitol_hfi_age_years} years unless {young.condition} "
             "is excluded"
         ),
         evidence=tuple(lines),
         recommendation=(
             "Choose an immune globulin product without this excipient"
-            + (
-                ", or record that hereditary fructose intolerance has been excluded."
-                if young
-                else "."
-            )
+            + (f", or record that {young.condition} has been excluded." if young else ".")
         ),
         proposals=tuple(proposals),
         selection="at-most-one",
