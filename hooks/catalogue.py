@@ -9,11 +9,11 @@ never count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from hooks.knowledge_base.schema import GenericCoding, Product, ProductsFile
+from hooks.knowledge_base.schema import GenericCoding, Product, ProductsFile, Route
 from hooks.terminology import ATC, Code, phrase_pattern
 
 CACHE_SIZE = 8192
@@ -56,6 +56,31 @@ class Catalogue:
 
     def by_id(self, product_id: str) -> Product:
         return self._by_id[product_id]
+
+    def substitutes(
+        self,
+        route: Route,
+        instead_of: Product | None,
+        labels: Collection[str] = (),
+        avoid: Collection[str] = (),
+    ) -> list[Product]:
+        """The products a switch may choose, in catalogue order (card contract §9, product
+        substitution): a product, not a family entry; not discontinued; labelled for ``route``;
+        not the ordered one; surely holding none of the excipients ``avoid``. Where some are
+        labelled for one of ``labels`` (the order's indications as labels name them), only
+        those. The other hard constraints (IgA, hypersensitivity) are the rules' to apply."""
+        candidates = [
+            product
+            for product in self.products
+            if not product.family
+            and not product.discontinued
+            and route in product.routes
+            and (instead_of is None or product.id != instead_of.id)
+            and not product.possible_excipients & set(avoid)
+        ]
+        wanted = set(labels)
+        labelled = [p for p in candidates if p.labelled_for(route) & wanted]
+        return labelled or candidates
 
     @property
     def generic_codings(self) -> tuple[GenericCoding, ...]:

@@ -100,6 +100,10 @@ class Reviser:
             )
         tried: list[str] = []
         candidate: ProductChange | None = first
+        if first.product.discontinued:  # a switch never chooses a discontinued product (§9)
+            tried.append(first.product.id)
+            following = self._next_product([], tried)
+            candidate = ProductChange(following, _SWITCH_WHY) if following else None
         while candidate is not None:
             tried.append(candidate.product.id)
             outcome = self._check((candidate,))
@@ -200,15 +204,10 @@ class Reviser:
         """The rules' own choices first, then every other product of the route, in catalogue
         order (§9: candidates of the same route, not discontinued)."""
         proposed = [c.product for _, c in pending if isinstance(c, ProductChange)]
-        route = self.order.route
         ordered = self.order.product.id if self.order.product else None
-        others = [
-            p
-            for p in self.kb.catalogue.products
-            if route in p.routes and not p.discontinued and not p.family
-        ]
+        others = self.kb.catalogue.substitutes(self.order.route, self.order.product)
         for product in [*proposed, *others]:
-            if product.id not in tried and product.id != ordered:
+            if product.id not in tried and product.id != ordered and not product.discontinued:
                 return product
         return None
 

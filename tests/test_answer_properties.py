@@ -43,6 +43,7 @@ SETTINGS = {
 }
 FIXED_BY_A_CHANGE = {
     "excipient-contraindication",
+    "discontinued-product",
     "glucose-meter-interference",
     "dose-check",
     "dosing-weight",

@@ -381,6 +381,18 @@ def product_duplicate_match_name(root: Path) -> None:
     _product(root, "hizentra", lambda p: p["match_names"].append("PRIVIGEN"))
 
 
+def product_route_label_off_route(root: Path) -> None:
+    label = {"route": "SC", "indications": ["PI"], "source": "a test"}
+    _product(root, "privigen", lambda p: p.update(route_labels=[label]))
+
+
+def young_child_rule_unknown_valueset(root: Path) -> None:
+    edit_json(
+        root / "excipient-rules.json",
+        lambda e: e["young_children"][0].update(excluded="fructose-intolerance-ruled-out"),
+    )
+
+
 def _observation(root: Path, concept: str, change: Callable[[dict[str, Any]], None]) -> None:
     edit_json(root / "observations.json", lambda o: change(o["concepts"][concept]))
 
@@ -456,6 +468,14 @@ BROKEN: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "product-duplicate-match-name": (
         product_duplicate_match_name,
         ("products.json", "match_names", "privigen"),
+    ),
+    "product-route-label-off-route": (
+        product_route_label_off_route,
+        ("products.json", "privigen", "route_labels", "SC"),
+    ),
+    "young-child-rule-unknown-valueset": (
+        young_child_rule_unknown_valueset,
+        ("value sets", "fructose-intolerance-ruled-out"),
     ),
     "observation-unknown-valueset": (
         observation_unknown_valueset,

@@ -133,6 +133,7 @@ def test_route(text: str, route: dict[str, Any] | None, expected: str, basis: st
     found = recognise(order({"medicationCodeableConcept": {"text": text}}, route))
     assert isinstance(found, IgOrder)
     assert found.route == expected and basis in found.route_basis
+    assert found.route_assumed is ("assumed" in basis)
 
 
 def test_atc_route_is_used_when_the_order_has_none() -> None:
@@ -142,7 +143,7 @@ def test_atc_route_is_used_when_the_order_has_none() -> None:
         }
     }
     found = recognise(order(medication))
-    assert isinstance(found, IgOrder) and found.route == "SC"
+    assert isinstance(found, IgOrder) and found.route == "SC" and not found.route_assumed
 
 
 def test_medication_reference_contained_draft_and_unidentified() -> None:

@@ -131,6 +131,7 @@ class Reads:
 # Which prefetch keys a context attribute comes from.
 ATTRIBUTE_KEYS = {
     "conditions": {"conditions"},
+    "refuted_conditions": {"conditions"},
     "medications": {"medicationRequests", "medicationStatements"},
     "allergies": {"allergies"},
     "procedures": {"procedures"},
@@ -170,6 +171,11 @@ class RecordingContext:
         self._reads.valuesets.add(concept_set.id)
         self._reads.keys.add("conditions")
         return self._ctx.conditions_in(concept_set, active_only=active_only)
+
+    def refuted_in(self, concept_set: Any) -> Any:
+        self._reads.valuesets.add(concept_set.id)
+        self._reads.keys.add("conditions")
+        return self._ctx.refuted_in(concept_set)
 
     def medications_in(self, concept_set: Any) -> Any:
         self._reads.valuesets.add(concept_set.id)

@@ -228,6 +228,7 @@ def _patient(resources: Sequence[Any], patient_id: str) -> tuple[PatientFacts, l
 @dataclass
 class _Record:
     conditions: list[ConditionEntry] = field(default_factory=list)
+    refuted_conditions: list[ConditionEntry] = field(default_factory=list)
     observations: dict[str, list[record.ObservationHead]] = field(default_factory=dict)
     medications: list[MedicationEntry] = field(default_factory=list)
     past_medications: list[MedicationEntry] = field(default_factory=list)
@@ -244,6 +245,8 @@ class _Record:
             entry = record.condition(raw, r)
             if entry:
                 self.conditions.append(entry)
+            elif refuted := record.refuted_condition(raw, r):
+                self.refuted_conditions.append(refuted)
         elif kind == "Observation":
             head = record.observation_head(raw, r, kb)
             if head is not None:
@@ -369,6 +372,7 @@ def build_context(
         today=today,
         patient=patient,
         conditions=tuple(built.conditions),
+        refuted_conditions=tuple(built.refuted_conditions),
         observations=observations,
         history=history,
         unusable=tuple(unusable),

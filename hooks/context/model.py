@@ -1,6 +1,7 @@
 """The typed clinical context the rules read: built once per call, frozen, nothing else.
 
-Record (contract §2): conditions that count (refuted and entered-in-error never do; *active* is
+Record (contract §2): conditions that count (refuted and entered-in-error never do, and refuted
+ones are kept apart as the record that a condition was ruled out; *active* is
 active, recurrence or relapse; a condition without a clinical status counts as active, because
 absence of data is not absence of risk); observations that count (final, amended, corrected;
 preliminary only when nothing final exists), latest first per concept, in the concept's unit;
@@ -194,6 +195,9 @@ class IgOrder:
     matched_by: str
     route: Route
     route_basis: str
+    # No route was given (or readable), and neither the product's one labelled route nor an
+    # ATC class tells it: IV is assumed so the IV checks run (card contract §9, missing route).
+    route_assumed: bool = False
 
     @property
     def reference(self) -> str:
@@ -230,6 +234,8 @@ class ClinicalContext:
     today: date
     patient: PatientFacts
     conditions: tuple[ConditionEntry, ...] = ()
+    # conditions recorded as ruled out (verificationStatus refuted): never counted as present
+    refuted_conditions: tuple[ConditionEntry, ...] = ()
     # concept -> its latest usable value (older values are not read: no rule reads them)
     observations: Mapping[str, ObservationEntry] = field(default_factory=dict)
     # concept -> every usable value, latest first, for the concepts whose course a rule reads
@@ -332,6 +338,14 @@ class ClinicalContext:
             for condition in self.conditions
             if (condition.active or not active_only)
             and (matched := self.match(condition, concept_set))
+        ]
+
+    def refuted_in(self, concept_set: ConceptSet) -> list[tuple[ConditionEntry, Match]]:
+        """Conditions in ``concept_set`` recorded as ruled out (verificationStatus refuted)."""
+        return [
+            (condition, matched)
+            for condition in self.refuted_conditions
+            if (matched := self.match(condition, concept_set))
         ]
 
     def medications_in(self, concept_set: ConceptSet) -> list[tuple[MedicationEntry, Match]]:

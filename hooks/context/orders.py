@@ -277,31 +277,37 @@ def recognise(order: MedicationOrder, kb: KnowledgeBase) -> IgOrder | None:
         return None
     codes = concept.codes
     label = concept.label or (codes[0].display or codes[0].label() if codes else "")
-    route, basis = _route(order, identified.product, identified.code_route, kb)
-    return IgOrder(order, identified.product, label, identified.matched_by, route, basis)
+    route, basis, assumed = _route(order, identified.product, identified.code_route, kb)
+    return IgOrder(order, identified.product, label, identified.matched_by, route, basis, assumed)
 
 
 def _route(
     order: MedicationOrder, product: Any, code_route: str | None, kb: KnowledgeBase
-) -> tuple[Route, str]:
+) -> tuple[Route, str, bool]:
+    """The route, why, and whether it was assumed (no route given or readable, and no single
+    labelled route or ATC class to take it from)."""
     for dosage in order.dosages:
         if dosage.route is None:
             continue
         for code in dosage.route.codes:
             route = kb.route_codes.get((code.system, code.code))
             if route:
-                return _as_route(route), f"ordered route ({code.label()})"
+                return _as_route(route), f"ordered route ({code.label()})", False
         for name, pattern in kb.route_phrases.items():
             if any(pattern.search(text) for text in dosage.route.texts):
-                return _as_route(name), f"ordered route ('{record(dosage.route.texts[0])}')"
+                return (
+                    _as_route(name),
+                    f"ordered route ('{record(dosage.route.texts[0])}')",
+                    False,
+                )
     if code_route:
-        return _as_route(code_route), "route of the ordered ATC class"
+        return _as_route(code_route), "route of the ordered ATC class", False
     if product is not None and len(product.routes) == 1:
-        return product.routes[0], f"labelled route of {product.brand}"
+        return product.routes[0], f"labelled route of {product.brand}", False
     unread = next((why for key, why in order.unreadable.items() if key.startswith("dosage")), None)
     given = f"the route could not be read ({record(unread)})" if unread else "no route on the order"
     labelled = f"{product.brand} is labelled {' and '.join(product.routes)}; " if product else ""
-    return "IV", f"{given} ({labelled}assumed IV so the IV checks run)"
+    return "IV", f"{given} ({labelled}assumed IV so the IV checks run)", True
 
 
 def _as_route(value: str) -> Route:

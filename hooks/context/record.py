@@ -40,6 +40,19 @@ def recorded_number(value: float) -> str:
 def condition(raw: Mapping[str, Any], r: Reader) -> ConditionEntry | None:
     if r.status(raw.get("verificationStatus"), "verificationStatus") in NOT_COUNTED_VERIFICATION:
         return None
+    return _condition_entry(raw, r)
+
+
+def refuted_condition(raw: Mapping[str, Any], r: Reader) -> ConditionEntry | None:
+    """A condition recorded as ruled out (verificationStatus refuted): it never counts as the
+    condition, and it is the record that the condition was excluded (hereditary fructose
+    intolerance before a sorbitol product, card contract §8)."""
+    if r.status(raw.get("verificationStatus"), "verificationStatus") != "refuted":
+        return None
+    return _condition_entry(raw, r)
+
+
+def _condition_entry(raw: Mapping[str, Any], r: Reader) -> ConditionEntry:
     code = r.concept(raw.get("code"), "code") or Concept((), None)
     clinical = r.status(raw.get("clinicalStatus"), "clinicalStatus")
     return ConditionEntry(

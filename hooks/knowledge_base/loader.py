@@ -30,6 +30,7 @@ from hooks.knowledge_base.schema import (
     ThresholdsFile,
     Topic,
     TopicsFile,
+    YoungChildRule,
 )
 from hooks.knowledge_base.thresholds import Thresholds, overrides_digest, thresholds_in_force
 from hooks.knowledge_base.valuesets import load_valuesets
@@ -61,6 +62,7 @@ class KnowledgeBase:
     route_phrases: Mapping[str, re.Pattern[str]]  # IV | SC -> pattern
     orderables: Mapping[str, Orderable]
     excipient_rules: tuple[ExcipientRule, ...]
+    young_child_rules: tuple[YoungChildRule, ...]
     dose_ranges: tuple[DoseRange, ...]
     guidance: tuple[Guidance, ...]
     threshold_entries: Mapping[str, Threshold]  # the file's values; see thresholds_for_site
@@ -190,18 +192,28 @@ def load_knowledge(
         if not orderable.code.text:
             raise KnowledgeError(f"orderables.json orderables.{name}.code.text: required")
     excipients = read_model(directory / "excipient-rules.json", ExcipientRulesFile)
-    for rule in excipients.rules:
-        if rule.excipient not in products.excipient_vocabulary:
+    excipient_names = [r.excipient for r in excipients.rules]
+    for name in (*excipient_names, *(r.excipient for r in excipients.young_children)):
+        if name not in products.excipient_vocabulary:
             raise KnowledgeError(
-                f"excipient-rules.json {rule.excipient}: unknown excipient (not in the vocabulary)"
+                f"excipient-rules.json {name}: unknown excipient (not in the vocabulary)"
             )
     dose_ranges = read_model(directory / "dose-ranges.json", DoseRangesFile)
     guidance = read_model(directory / "indication-guidance.json", GuidanceFile)
     named = [r.valueset for r in excipients.rules]
+    named += [r.excluded for r in excipients.young_children]
     named += [r.valueset for r in dose_ranges.indications]
     named += [g.valueset for g in guidance.indications]
     _require(named, valuesets, "knowledge files name value sets")
     labelled = {rate.indication for product in products.products for rate in product.rates}
+    for product in products.products:
+        for label in product.route_labels:
+            if label.route not in product.routes:
+                raise KnowledgeError(
+                    f"products.json {product.id}: route_labels names {label.route}, a route "
+                    "the product is not labelled for"
+                )
+            labelled |= set(label.indications)
     for item in dose_ranges.indications:
         unknown = sorted(set(item.labelled_as) - labelled)
         if unknown:
@@ -242,6 +254,7 @@ def load_knowledge(
         },
         orderables=orderables.orderables,
         excipient_rules=excipients.rules,
+        young_child_rules=excipients.young_children,
         dose_ranges=dose_ranges.indications,
         guidance=guidance.indications,
         threshold_entries=threshold_file.thresholds,

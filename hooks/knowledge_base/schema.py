@@ -139,6 +139,14 @@ class Scig(Model):
     note: str | None = None  # documentation
 
 
+class RouteLabel(Model):
+    """The indications one route of a product is labelled for (named as in ``rates``)."""
+
+    route: Route
+    indications: tuple[NonEmpty, ...] = Field(min_length=1)
+    source: NonEmpty  # documentation
+
+
 class Product(Model):
     id: NonEmpty
     brand: NonEmpty
@@ -156,16 +164,31 @@ class Product(Model):
     codings: tuple[ProductCoding, ...]
     contraindication_notes: tuple[str, ...]  # documentation
     discontinued: bool
+    # When and where it was discontinued, shown on the card ("discontinued in the US, 2018").
+    discontinued_note: str | None = None
     unverified_notes: tuple[str, ...]  # documentation
     source: Source
     family: bool = False
     members: tuple[str, ...] = ()
     scig: Scig | None = None
+    # The indications (named as in ``rates``) a route of the product is labelled for, where its
+    # label limits that route: Gamunex-C SC is labelled for PI only (card contract §9, missing
+    # route). A route not listed here is labelled for the indications of ``rates`` (IV rates).
+    route_labels: tuple[RouteLabel, ...] = ()
 
     @property
     def possible_excipients(self) -> frozenset[str]:
         """Every excipient the product holds or may hold (unverified, or some family members)."""
         return self.excipients | self.excipients_unverified
+
+    def labelled_for(self, route: Route) -> frozenset[str]:
+        """The indications the product is labelled for by ``route`` (empty: none known)."""
+        for label in self.route_labels:
+            if label.route == route:
+                return frozenset(label.indications)
+        if route not in self.routes:
+            return frozenset()
+        return frozenset(rate.indication for rate in self.rates)
 
 
 class GenericCoding(Coding):
@@ -320,10 +343,23 @@ class ExcipientRule(Model):
     source: Source
 
 
+class YoungChildRule(Model):
+    """An excipient contraindicated in young children unless a record says the condition it
+    harms has been excluded (sorbitol: hereditary fructose intolerance may not yet be diagnosed).
+    The age is the threshold ``sorbitol_hfi_age_years``."""
+
+    excipient: NonEmpty
+    excluded: NonEmpty  # the value set of the condition a record must rule out
+    indicator: Indicator
+    basis: NonEmpty
+    source: Source
+
+
 class ExcipientRulesFile(Model):
     version: NonEmpty
     description: str  # documentation
     rules: tuple[ExcipientRule, ...]
+    young_children: tuple[YoungChildRule, ...] = ()
 
 
 class Regimen(Model):

@@ -53,6 +53,7 @@ class Thresholds:
     plex_after_ivig_days: int
     iga_deficient_below_mg_dl: float
     iga_min_age_years: int
+    sorbitol_hfi_age_years: int
     high_dose_g_per_kg: float
     high_daily_dose_g_per_kg: float
     thrombosis_lookback_days: int

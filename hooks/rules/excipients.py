@@ -1,6 +1,7 @@
 """excipient-contraindication: the ordered product's excipient meets a patient finding (§1c, §4a).
 
-Proline with hyperprolinemia, sorbitol with hereditary fructose intolerance, hyaluronidase or
+Proline with hyperprolinemia, sorbitol with hereditary fructose intolerance (and, under 2 years,
+unless a record rules it out: it may not yet be diagnosed), hyaluronidase or
 polysorbate 80 with a hypersensitivity to it: critical; maltose (corn-derived) with corn allergy:
 warning. A product that only possibly holds the excipient gives a warning. The suggestion switches
 to a catalogue product without it, by the same route. The pairs are data
@@ -9,7 +10,11 @@ to a catalogue product without it, by the same route. The pairs are data
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 from hooks import evidence
+from hooks.context.model import age_on
 from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
 from hooks.knowledge_base.schema import Product
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
@@ -31,28 +36,64 @@ def _matches(inp: OrderInput, valueset: str, kind: str) -> list[str]:
 
 def alternative(inp: OrderInput, avoid: set[str]) -> Product | None:
     """The first catalogue product for the ordered route that surely holds none of ``avoid``,
-    labelled for the order's indication when one is (card contract §9)."""
-    current = inp.order.product
-    candidates = [
-        product
-        for product in inp.kb.catalogue.products
-        if not product.family
-        and not product.discontinued
-        and inp.order.route in product.routes
-        and (current is None or product.id != current.id)
-        and not product.possible_excipients & avoid
-    ]
-    labels = _labelled_as(inp)
-    labelled = [p for p in candidates if labels & {rate.indication for rate in p.rates}]
-    chosen = labelled or candidates
-    return chosen[0] if chosen else None
+    labelled for the route and the order's indication when one is (card contract §9)."""
+    catalogue = inp.kb.catalogue
+    found = catalogue.substitutes(inp.order.route, inp.order.product, labelled_as(inp), avoid)
+    return found[0] if found else None
 
 
-def _labelled_as(inp: OrderInput) -> set[str]:
+def labelled_as(inp: OrderInput) -> set[str]:
     """The order's indications as product labels name them (ITP, CIDP, PI ...)."""
     by_valueset = {r.valueset: r for r in inp.kb.dose_ranges}
     found = indications_of(inp.order.order, inp.ctx, inp.kb.valuesets, by_valueset)
     return {label for f in found for label in by_valueset[f.valueset].labelled_as}
+
+
+@dataclass(frozen=True)
+class _YoungChild:
+    lines: tuple[str, ...]
+    critical: bool
+    excipient: str
+    condition: str  # what a record must rule out: "hereditary fructose intolerance"
+
+
+def _young_child(inp: OrderInput, product: Product, found: set[str]) -> _YoungChild | None:
+    """A sorbitol product for a child under ``sorbitol_hfi_age_years`` with no record that
+    hereditary fructose intolerance has been excluded (card contract §8). The record that
+    excludes it is the condition recorded as ruled out (a Condition whose verificationStatus is
+    refuted)."""
+    born, limit = inp.ctx.patient.birth_date, inp.thresholds.sorbitol_hfi_age_years
+    if born is None or age_on(born, inp.ctx.today) >= limit:
+        return None
+    for rule in inp.kb.young_child_rules:
+        certain = rule.excipient in product.excipients
+        possible = certain or rule.excipient in product.excipients_unverified
+        if rule.excipient in found or not possible:
+            continue  # the condition itself is on record (said once), or no such excipient
+        excluded = inp.kb.valueset(rule.excluded)
+        if inp.ctx.refuted_in(excluded):
+            continue
+        how = (
+            "contains"
+            if certain
+            else "may contain (not every product of the family)"
+            if product.family
+            else f"may contain ({NOT_CHECKED})"
+        )
+        condition = excluded.title.lower()
+        lines = (
+            f"{product.brand} {how} {rule.excipient}: {rule.basis}",
+            f"Patient aged {_months(born, inp.ctx.today)} months (under {limit} years); no "
+            f"record that {condition} has been excluded (a condition recorded as refuted)",
+        )
+        return _YoungChild(
+            lines, certain and rule.indicator == "critical", rule.excipient, condition
+        )
+    return None
+
+
+def _months(born: date, today: date) -> int:
+    return (today.year - born.year) * 12 + today.month - born.month - (today.day < born.day)
 
 
 def check(inp: OrderInput) -> Finding | None:
@@ -80,6 +121,11 @@ def check(inp: OrderInput) -> Finding | None:
         lines += found
         critical = critical or (certain and rule.indicator == "critical")
         avoid.add(rule.excipient)
+    young = _young_child(inp, product, avoid)
+    if young is not None:
+        lines += young.lines
+        critical = critical or young.critical
+        avoid.add(young.excipient)
     if not lines:
         return None
     proposals = []
@@ -105,9 +151,16 @@ def check(inp: OrderInput) -> Finding | None:
         indicator="critical" if critical else "warning",
         summary=(
             f"{product.brand} contains {', '.join(sorted(avoid))}: not suitable for this patient"
+            if young is None or len(avoid) > 1
+            else f"{product.brand} contains {young.excipient}: not for a child under "
+            f"{inp.thresholds.sorbitol_hfi_age_years} years unless {young.condition} "
+            "is excluded"
         ),
         evidence=tuple(lines),
-        recommendation="Choose an immune globulin product without this excipient.",
+        recommendation=(
+            "Choose an immune globulin product without this excipient"
+            + (f", or record that {young.condition} has been excluded." if young else ".")
+        ),
         proposals=tuple(proposals),
         selection="at-most-one",
     )
@@ -122,7 +175,8 @@ RULE = OrderRule(
         "hyperprolinemia; sorbitol (Flebogamma DIF, Gammaplex 5%) with hereditary fructose "
         "intolerance; hyaluronidase (HyQvia) or polysorbate 80 with a hypersensitivity to it; "
         "maltose (Octagam, corn-derived) with corn allergy; sucrose (Carimune NF) with CKD or "
-        "AKI"
+        "AKI; a sorbitol product for a child under 2 years (threshold) unless a condition "
+        "recorded as refuted says hereditary fructose intolerance was excluded"
     ),
     indicator=(
         "`critical`; `warning` for corn and sucrose, or when the product only possibly holds "
@@ -130,7 +184,8 @@ RULE = OrderRule(
     ),
     suggests="switch to a catalogue product without it, same route (the whole order updated)",
     reads=Reads(
-        prefetch=frozenset({"conditions", "allergies"}),
+        prefetch=frozenset({"conditions", "allergies", "patient"}),
+        thresholds=("sorbitol_hfi_age_years",),
         # dose-ranges.json: the order's indication, for a switch to a product labelled for it
         knowledge=("excipient-rules.json", "dose-ranges.json"),
     ),
