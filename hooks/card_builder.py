@@ -229,7 +229,7 @@ class CardMaker:
                 orderable, self.ctx.patient.reference, self.ctx.today, action.for_order, action.why
             )
             self._check_created(action, resource)
-            return Action("create", f"Order {orderable.code.text}", resource=resource)
+            return Action("create", f"Order {orderable.named}", resource=resource)
         resource = self._revise(action.order, action.changes)
         return Action("update", plain(action.description), resource=resource)
 
