@@ -47,6 +47,11 @@ PASSIVE = (
     "anti-HBc may be passively acquired from immune globulin; check HBV DNA and any earlier "
     "anti-HBc."
 )
+PASSIVE_SOURCE = (
+    "Passive transfer of anti-HBc by immune globulin: Parker S et al., BMC Infect Dis "
+    "2014;14:99 (https://doi.org/10.1186/1471-2334-14-99); Ilboudo CM et al., F1000Research "
+    "2013;2:249."
+)
 
 
 def positive(result: ObservationEntry, inp: PatientInput) -> bool:
@@ -376,11 +381,7 @@ def check_reactivation(inp: PatientInput) -> Finding | None:
         notes=(
             "HBV DNA and ALT every 1-3 months during prophylaxis and for 12 months after it "
             f"stops: {NOT_CHECKED}.",
-            *(
-                (f"Passively acquired anti-HBc after immune globulin: {NOT_CHECKED}.",)
-                if passive
-                else ()
-            ),
+            *((PASSIVE_SOURCE,) if passive else ()),
         ),
     )
 
