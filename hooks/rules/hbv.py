@@ -356,8 +356,8 @@ def check_reactivation(inp: PatientInput) -> Finding | None:
         "in HBsAg-negative/anti-HBc-positive patients. Start antiviral prophylaxis (entecavir "
         f"or tenofovir rather than lamivudine). {drug.text} Test for HIV before starting "
         "entecavir. Continue it at least 12 months after the last anti-CD20 dose "
-        f"({last}). Check HBV DNA and ALT every 1-3 months (monthly) during therapy and for "
-        "12 months after the antiviral stops."
+        f"({last}). Check HBV DNA and ALT every 1-3 months (monthly preferred) during therapy "
+        "and for 12 months after the antiviral stops."
     )
     if passive:
         recommendation += " " + PASSIVE[0].upper() + PASSIVE[1:]
