@@ -235,7 +235,7 @@ class CardMaker:
                 rate_ml_h=action.rate_ml_h,
             )
             self._check_created(action, resource)
-            return Action("create", f"Order {orderable.code.text}", resource=resource)
+            return Action("create", f"Order {orderable.named}", resource=resource)
         resource = self._revise(action.order, action.changes)
         return Action("update", plain(action.description), resource=resource)
 

@@ -242,7 +242,7 @@ class _Composer:
                     if action.orderable in self.companions_offered or keys & drafted:
                         continue
                     self.companions_offered.add(action.orderable)
-                    yield Proposal(f"Order: {orderable.code.text}", (action,))
+                    yield Proposal(f"Order: {orderable.named}", (action,))
 
     # -- the revised order ------------------------------------------------------------------
 

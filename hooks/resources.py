@@ -65,6 +65,8 @@ def created(
     else:
         resource["medicationCodeableConcept"] = orderable.code.as_json()
         dosage: dict[str, Any] = {"text": orderable.dosageText}
+        if orderable.timing is not None:
+            dosage["timing"] = {"repeat": orderable.timing.model_dump()}
         if orderable.route is not None:
             dosage["route"] = orderable.route.as_json()
         if volume_ml and rate_ml_h:
@@ -82,6 +84,18 @@ def created(
                         "system": UCUM,
                         "code": "mL/h",
                     },
+                }
+            ]
+        elif orderable.dose is not None:
+            unit = orderable.dose.unit
+            dosage["doseAndRate"] = [
+                {
+                    "doseQuantity": {
+                        "value": orderable.dose.value,
+                        "unit": unit,
+                        "system": UCUM,
+                        "code": unit,
+                    }
                 }
             ]
         resource["dosageInstruction"] = [without_empty(dosage)]

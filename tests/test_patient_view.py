@@ -104,7 +104,8 @@ def test_observation_template_asks_only_for_what_the_rules_read(client: FlaskCli
     assert set(view["prefetch"]) == {"patient", *VIEW_KEYS}
     observation = view["prefetch"]["observations"]
     assert "http://loinc.org|2465-3" in observation  # IgG
-    assert "29463-7" not in observation  # body weight is the order hooks' business
+    assert "http://loinc.org|29463-7" in observation  # weight: Cockcroft-Gault for entecavir
+    assert "2458-8" not in observation  # IgA is the order hooks' business
 
 
 def test_feedback_on_a_patient_view_card_is_stored(client: FlaskClient, app: Any) -> None:

@@ -136,6 +136,7 @@ ATTRIBUTE_KEYS = {
     "allergies": {"allergies"},
     "procedures": {"procedures"},
     "ig_history": {"medicationRequests", "medicationStatements"},
+    "past_medications": {"medicationRequests", "medicationStatements"},
     "current_ig": {"medicationRequests", "medicationStatements"},
     "unusable": {"observations"},
     "patient": {"patient"},

@@ -306,14 +306,38 @@ class OrderableCode(Model):
         return concept
 
 
+class OrderableDose(Model):
+    """A drug's dose per administration (UCUM unit, e.g. ``mg``)."""
+
+    value: float = Field(gt=0)
+    unit: Literal["mg", "g", "mL"]
+
+
+class OrderableTiming(Model):
+    """``Timing.repeat``: ``frequency`` administrations per ``period`` ``periodUnit``."""
+
+    frequency: int = Field(ge=1)
+    period: int = Field(ge=1)
+    periodUnit: Literal["h", "d", "wk"]
+
+
 class Orderable(Model):
-    """What a suggestion orders: a lab, a measurement, a drug or a referral."""
+    """What a suggestion orders: a lab, a measurement, a drug or a referral. A drug with a
+    ``dose`` and ``timing`` is a complete order (dose, route, frequency), not text alone."""
 
     resourceType: Literal["ServiceRequest", "MedicationRequest"]
     code: OrderableCode  # its text is required (checked by the loader): it names the order
     source: NonEmpty  # documentation
     dosageText: str | None = None
     route: OrderableCode | None = None
+    dose: OrderableDose | None = None
+    timing: OrderableTiming | None = None
+    label: NonEmpty | None = None  # the suggestion's words when the code's text is not enough
+
+    @property
+    def named(self) -> str:
+        """What a suggestion to order it says: the label, else the code's text."""
+        return self.label or self.code.text or ""
 
 
 class OrderablesFile(Model):

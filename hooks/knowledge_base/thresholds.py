@@ -29,6 +29,8 @@ NON_NEGATIVE_SITE = (
     "rate_titration_gap_days",
     "hydration_protocol_volume_ml",
     "hydration_protocol_rate_ml_h",
+    "anti_cd20_lookback_days",
+    "hbv_passive_anti_hbc_days",
 )
 
 
@@ -45,9 +47,19 @@ class Thresholds:
     window_igg_days: int
     window_igg_scig_start_days: int
     scig_start_days: int
+    igg_trough_min_mg_dl: float
     igg_low_mg_dl: float
     replacement_min_infections: int
     replacement_lookback_days: int
+    anti_cd20_lookback_days: int
+    hbv_passive_anti_hbc_days: int
+    entecavir_min_age_years: int
+    entecavir_crcl_full_dose: float
+    entecavir_crcl_moderate: float
+    entecavir_crcl_severe: float
+    cockcroft_gault_age_base: float
+    cockcroft_gault_divisor: float
+    cockcroft_gault_female_factor: float
     recent_ivig_days: int
     scig_default_interval_weeks: float
     plex_after_ivig_days: int
