@@ -8,7 +8,7 @@ height or sex the adjusted weight cannot be computed, and the card says so.
 from __future__ import annotations
 
 from hooks import evidence
-from hooks.body_weight import CM_PER_INCH, adjusted_weight, computed_bmi
+from hooks.body_weight import CM_PER_INCH, WEIGHT_THRESHOLDS, adjusted_weight, computed_bmi
 from hooks.dosing import Dose
 from hooks.evidence import plain_number
 from hooks.findings import DoseChange, Finding, Proposal, ReviseOrder
@@ -126,7 +126,7 @@ RULE = OrderRule(
         observations=("bmi", "body-weight", "body-height"),
         thresholds=(
             "bmi_obese",
-            "window_weight_days",
+            *WEIGHT_THRESHOLDS,
             "dosing_weight_min_height_cm",
             "adjusted_weight_factor",
             "ibw_base_male_kg",
