@@ -513,7 +513,10 @@ def _repeat_dose(earlier: list[CourseOrder], member: CourseOrder, hours: float) 
     if isinstance(first.dose, Dose) and first.dose.administrations != 1:
         return False
     start, end = _event_time(first), _event_time(member)
-    latest_first = start or _utc_day(first.days.listed[0] + timedelta(days=1))
+    try:
+        latest_first = start or _utc_day(first.days.listed[0] + timedelta(days=1))
+    except OverflowError:  # a date near year 9999
+        return False
     earliest_second = end or _utc_day(member.days.first)
     return (earliest_second - latest_first) >= timedelta(hours=hours)
 

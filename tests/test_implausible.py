@@ -84,7 +84,13 @@ def test_2_5_g_per_kg_once_is_a_warning_and_the_kawasaki_dose_is_offered() -> No
     assert any("2.5 g/kg × 20 kg actual weight" in e and "= 50 g" in e for e in ev(implausible))
     assert any("2.5 g/kg per administration > 2.2 g/kg" in e for e in ev(implausible))
     (dose,) = of(found, "dose-check")  # 2.5 is outside Kawasaki 2 g/kg ± 10% (1.8-2.2)
-    (change,) = [c for p in dose.proposals for a in p.actions for c in a.changes]  # type: ignore[union-attr]
+    (change,) = [
+        c
+        for p in dose.proposals
+        for a in p.actions
+        if isinstance(a, ReviseOrder)
+        for c in a.changes
+    ]
     assert change == DoseChange(2.0, "g/kg", "dose for Kawasaki disease")
     (revision,) = revised(ctx, found)
     assert revision.offered
@@ -287,7 +293,7 @@ def test_a_weight_at_or_beyond_0_3_or_350_kg_is_used_in_no_per_kg_figure(
 def test_a_400_kg_weight_asks_for_a_verified_weight_and_gives_no_per_kg_figures() -> None:
     # 28 g ÷ 400 kg would be 0.07 g/kg: a figure no check may use
     order = ig_order(ADULT, "w400", PRIVIGEN, dose=28, unit="g", reason="guillain-barre-syndrome")
-    ctx, found = run(adult(kg=400), [order])
+    _, found = run(adult(kg=400), [order])
     (missing,) = of(found, "missing-data")
     assert missing.indicator == "warning"
     assert missing.summary == "Missing before immune globulin: recent verified weight"

@@ -90,7 +90,8 @@ def _findings(inp: OrderInput, course: Course) -> list[tuple[Indicator, str, str
     total = course.known_g_per_kg
     what = "per cycle" if course.regimen == "interval" else "course total"
     tier = _over(total, warn_course, gross_course)
-    if tier:
+    one = len(course.orders) == 1 and getattr(course.orders[0].dose, "administrations", 0) == 1
+    if tier and not (one and found):  # one administration: its line above says it
         limit = gross_course if tier == "critical" else warn_course
         found.append(
             (
