@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Literal
@@ -30,6 +30,7 @@ from hooks.context.model import (
     IgHistory,
     IgOrder,
     MedicationOrder,
+    ObservationEntry,
     Repeat,
     Route,
 )
@@ -296,6 +297,14 @@ class Course:
 
     def at_least(self, g_per_kg: float) -> bool:
         return self.known_g_per_kg >= g_per_kg
+
+    def on_weight(self, weight: ObservationEntry | None) -> Course:
+        """The same orders with their doses read on another weight (the actual weight, where
+        the course's is the adjusted one)."""
+        if weight is None or weight.value == self.weight_kg:
+            return self
+        orders = tuple(replace(m, dose=read_dose(m.order.order, weight)) for m in self.orders)
+        return replace(self, orders=orders, weight_kg=weight.value)
 
     @cached_property
     def day_totals(self) -> tuple[tuple[date, float, tuple[CourseOrder, ...]], ...]:

@@ -4,6 +4,7 @@ by hand in each test; the figures asserted are the card's."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -351,3 +352,32 @@ def test_with_the_indication_on_the_order_the_dose_is_revised() -> None:
         for c in a.changes
     ]
     assert changes == [DoseChange(2.0, "g/kg", "dose for Guillain-Barré syndrome")]  # 2 g/kg once
+
+
+def test_in_obesity_the_dose_is_judged_per_kg_of_actual_weight() -> None:
+    # 150 kg, 180 cm, male: BMI 150 / 1.8² = 46.3; IBW 50 + 2.3 × (180 / 2.54 - 60) = 75.0 kg;
+    # adjusted 75.0 + 0.4 × (150 - 75.0) = 105.0 kg. 300 g once = 300 ÷ 150 = 2 g/kg of actual
+    # weight (a standard single dose), though 300 ÷ 105 = 2.86 g/kg of adjusted weight
+    person = patient(ADULT, "1981-03-01", "male")
+    record = [
+        observation(ADULT, WEIGHT, 150, "kg", 1),
+        observation(ADULT, HEIGHT, 180, "cm", 2),
+        observation(ADULT, CREATININE, 0.9, "mg/dL", 3),
+        condition(ADULT, "guillain-barre-syndrome", "Guillain-Barré syndrome", 1),
+    ]
+    order = ig_order(ADULT, "obese", PRIVIGEN, dose=300, unit="g", reason="guillain-barre-syndrome")
+    ctx, found = run((person, record), [order])
+    assert round(dosing_weight(ctx, THRESHOLDS).value, 1) == 105.0  # type: ignore[union-attr]
+    assert of(found, "implausible-dose") == []
+    # 450 g once = 450 ÷ 150 = 3 g/kg of actual weight > 2.2: a warning, written on actual weight
+    _, found = run((person, record), [replace_dose(order, 450)])
+    (implausible,) = of(found, "implausible-dose")
+    assert any(
+        "450 g = 450 g ÷ 150 kg actual weight" in e and "= 3 g/kg" in e for e in ev(implausible)
+    )
+
+
+def replace_dose(order: dict[str, Any], grams: float) -> dict[str, Any]:
+    changed = copy.deepcopy(order)
+    changed["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = grams
+    return changed

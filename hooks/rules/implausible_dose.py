@@ -4,8 +4,9 @@ A single administration, or a day's total (several orders on one day add up), ab
 ``implausible_day_g_per_kg`` (2.2 g/kg), or a course total above ``implausible_course_g_per_kg``
 (3.3 g/kg), is a warning: it exceeds every standard regimen, confirm. Above the ``gross_*``
 thresholds (twice those: 4.4 and 6.6 g/kg) it is critical, a likely dose error. A dose of 0 or
-less is critical. Any route, any indication: the figures are on the dosing weight, the same as
-`dose-check`'s. A second Kawasaki dose ``kawasaki_repeat_hours`` after the first is its own course
+less is critical. Any route, any indication; the figures are per kg of actual weight (in
+obesity, a dose on actual weight is a regimen some follow: `dosing-weight` suggests the adjusted
+one). A second Kawasaki dose ``kawasaki_repeat_hours`` after the first is its own course
 (``hooks.courses``), so a repeat for persistent fever is not added to the first. The rule offers
 no dose: `dose-check` proposes the indication's dose where it can, and without one no revised
 order keeps a critical dose (``hooks.composer``).
@@ -104,9 +105,11 @@ def _findings(inp: OrderInput, course: Course) -> list[tuple[Indicator, str, str
 
 
 def check(inp: OrderInput) -> Finding | None:
-    course = inp.course
-    if not course.leads(inp.order):
+    if not inp.course.leads(inp.order):
         return None  # a course is checked once, on its lead order (contract §7.4)
+    # On the actual weight: a dose of 2 g/kg of actual weight in obesity is a standard regimen
+    # (dosing-weight suggests the adjusted dose), not one beyond every regimen.
+    course = inp.course.on_weight(inp.weight)
     t = inp.thresholds
     limits = (
         f"More than {plain_number(t.implausible_day_g_per_kg)} g/kg in a day or "
