@@ -21,6 +21,8 @@ from hooks.knowledge_base import KnowledgeBase, Thresholds
 
 CM_PER_INCH = 2.54
 ADJUSTED = "adjusted-body-weight"  # the concept of an adjusted weight entry
+# What picking the recent weight reads: every rule reading a weight declares these.
+WEIGHT_THRESHOLDS = ("window_weight_days", "weight_min_kg", "weight_max_kg")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,25 @@ class Adjusted:
     sex: str
     ibw_kg: float
     kg: float
+
+
+def plausible(weight: ObservationEntry, t: Thresholds) -> bool:
+    """A weight inside (``weight_min_kg``, ``weight_max_kg``): an implausible one (400 kg, 0.2 kg:
+    a unit or digit error) is used in no per-kg computation (contract §8, implausible values)."""
+    return weight.value is not None and t.weight_min_kg < weight.value < t.weight_max_kg
+
+
+def recent_weight(ctx: ClinicalContext, t: Thresholds) -> ObservationEntry | None:
+    """The latest body weight within the recent window, when plausible: the one place a weight
+    for a dose, a dosing weight, a BMI or a rate is picked (``OrderInput.weight`` too)."""
+    latest = ctx.latest_within("body-weight", t.window_weight_days)
+    return latest if latest is not None and plausible(latest, t) else None
+
+
+def implausible_weight(ctx: ClinicalContext, t: Thresholds) -> ObservationEntry | None:
+    """The recent weight when it is implausible (the data card asks for a verified one)."""
+    latest = ctx.latest_within("body-weight", t.window_weight_days)
+    return latest if latest is not None and not plausible(latest, t) else None
 
 
 def computed_bmi(weight: ObservationEntry | None, height: ObservationEntry | None) -> float | None:
@@ -58,9 +79,7 @@ def bmi_of(ctx: ClinicalContext, t: Thresholds) -> tuple[float, ObservationEntry
     observed = ctx.latest_within("bmi", t.window_weight_days)
     if observed is not None and observed.value is not None:
         return observed.value, observed
-    value = computed_bmi(
-        ctx.latest_within("body-weight", t.window_weight_days), ctx.latest("body-height")
-    )
+    value = computed_bmi(recent_weight(ctx, t), ctx.latest("body-height"))
     return (value, None) if value is not None else None
 
 
@@ -95,7 +114,7 @@ def adjusted_weight(ctx: ClinicalContext, kb: KnowledgeBase, t: Thresholds) -> A
     if not adult(ctx, t):
         return None
     bmi = bmi_of(ctx, t)
-    actual = ctx.latest_within("body-weight", t.window_weight_days)
+    actual = recent_weight(ctx, t)
     height, sex = ctx.latest("body-height"), ctx.patient.gender
     if bmi is None or bmi[0] < t.bmi_obese or actual is None or actual.value is None:
         return None
@@ -117,7 +136,7 @@ def dosing_weight(
     ``ADJUSTED`` with the actual weight's reference and date), else the recent actual weight."""
     adjusted = adjusted_weight(ctx, kb, t)
     if adjusted is None:
-        return ctx.latest_within("body-weight", t.window_weight_days)
+        return recent_weight(ctx, t)
     return replace(
         adjusted.actual,
         concept=ADJUSTED,

@@ -20,6 +20,7 @@ from hooks.courses import course_references
 from hooks.engine import Settings, evaluate_order
 from hooks.findings import (
     CreateOrder,
+    DoseChange,
     Finding,
     Indicator,
     Proposal,
@@ -254,6 +255,13 @@ class _Composer:
         proposed = [(f.topic, change) for f in own for change in changes_for(f)]
         if not proposed:
             return Revision(order)
+        if not any(isinstance(change, DoseChange) for _, change in proposed) and any(
+            f.topic == "implausible-dose" and f.indicator == "critical"
+            for f in self._course_findings(course)
+        ):  # a revised order would keep a likely dose error (contract §8)
+            return Revision(
+                order, withheld="No revised order offered: correct the dose first (dose card)."
+            )
         if reference in self.removable:
             return Revision(
                 order,

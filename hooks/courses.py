@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Literal
 
@@ -30,6 +30,7 @@ from hooks.context.model import (
     IgHistory,
     IgOrder,
     MedicationOrder,
+    ObservationEntry,
     Repeat,
     Route,
 )
@@ -51,6 +52,9 @@ ON_RECORD = frozenset({"active", "on-hold", "completed"})
 MAX_SPAN_DAYS = 3660  # a hostile count or bound must not build a list of a million days
 Source = Literal["focus", "draft", "record"]
 IndicationKey = tuple[str, ...] | None  # the value sets (or codes) of the reason; None: no reason
+# A second Kawasaki disease dose ``kawasaki_repeat_hours`` after the first is a repeat for
+# persistent fever (AHA 2017): its own course, not added to the first (contract §8).
+KAWASAKI = "kawasaki-disease"
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,26 @@ class CourseOrder:
         dose = self.dose
         return dose.admin_g_per_kg if dose.regimen == "interval" else dose.course_g_per_kg
 
+    @property
+    def ordered_value(self) -> float | None:
+        """The dose as ordered, per administration (g, or g/kg when ordered per kg)."""
+        if not isinstance(self.dose, Dose):
+            return None
+        return self.dose.admin_g_per_kg if self.dose.per_kg else self.dose.admin_g
+
+    @property
+    def per_day_g_per_kg(self) -> float | None:
+        """g/kg on each of its administration days: the administrations of a daily regimen
+        spread over its days (two a day count twice); one cycle's dose for an interval one."""
+        dose = self.dose
+        if not isinstance(dose, Dose) or dose.admin_g_per_kg is None:
+            return None
+        if dose.regimen == "interval" or not self.days.listed:
+            return dose.admin_g_per_kg
+        return round(
+            dose.admin_g_per_kg * max(1.0, dose.administrations / len(self.days.listed)), 6
+        )
+
     def describe(self) -> str:
         where = {"focus": "in focus", "draft": "draft in this call", "record": ""}
         amount = (
@@ -280,6 +304,28 @@ class Course:
 
     def at_least(self, g_per_kg: float) -> bool:
         return self.known_g_per_kg >= g_per_kg
+
+    def on_weight(self, weight: ObservationEntry | None) -> Course:
+        """The same orders with their doses read on another weight (the actual weight, where
+        the course's is the adjusted one)."""
+        if weight is None or weight.value == self.weight_kg:
+            return self
+        orders = tuple(replace(m, dose=read_dose(m.order.order, weight)) for m in self.orders)
+        return replace(self, orders=orders, weight_kg=weight.value)
+
+    @cached_property
+    def day_totals(self) -> tuple[tuple[date, float, tuple[CourseOrder, ...]], ...]:
+        """Each dated administration day: the g/kg its orders give that day, and the orders
+        (several orders on one day add up). Orders whose days or g/kg are unknown are left out."""
+        by_day: dict[date, list[CourseOrder]] = {}
+        for member in self.orders:
+            if member.per_day_g_per_kg is not None:
+                for day in member.days.listed:
+                    by_day.setdefault(day, []).append(member)
+        return tuple(
+            (day, round(sum(m.per_day_g_per_kg or 0.0 for m in members), 6), tuple(members))
+            for day, members in sorted(by_day.items())
+        )
 
     @cached_property
     def steps(self) -> tuple[str, ...]:
@@ -432,7 +478,8 @@ def _courses(
         groups.setdefault((member.order.route, key), []).append(member)
     found: list[Course] = []
     for (route, key), members in groups.items():
-        for together in _windows(members):
+        repeat_hours = thresholds.kawasaki_repeat_hours if key and KAWASAKI in key else None
+        for together in _windows(members, repeat_hours):
             if any(member.in_focus for member in together):
                 found.append(
                     Course(route, key, _ordered(together), weight.value if weight else None)
@@ -440,9 +487,13 @@ def _courses(
     return tuple(sorted(found, key=lambda course: course.orders[0].position))
 
 
-def _windows(members: list[CourseOrder]) -> list[list[CourseOrder]]:
+def _windows(
+    members: list[CourseOrder], repeat_hours: float | None = None
+) -> list[list[CourseOrder]]:
     """Members of one route and indication split into course windows: the undated drafts are one
-    course; dated orders join the course whose last dose is at most COURSE_GAP_DAYS before."""
+    course; dated orders join the course whose last dose is at most COURSE_GAP_DAYS before.
+    ``repeat_hours`` (Kawasaki disease): a dose at least that long after a first, single dose
+    starts its own course, once (the second dose; a third joins it)."""
     undated = [m for m in members if m.days.first is None and m.source != "record"]
     dated = sorted(
         (m for m in members if m.days.first is not None), key=lambda m: (m.days.first, m.position)
@@ -450,18 +501,66 @@ def _windows(members: list[CourseOrder]) -> list[list[CourseOrder]]:
     windows: list[list[CourseOrder]] = [undated] if undated else []
     current: list[CourseOrder] = []
     last: date | None = None
+    repeated = False  # the current window is already a repeat dose's
     for member in dated:
         first = member.days.first
         assert first is not None
-        if current and last is not None and (first - last).days <= COURSE_GAP_DAYS:
+        joins = bool(current) and last is not None and (first - last).days <= COURSE_GAP_DAYS
+        repeat = (
+            joins
+            and repeat_hours is not None
+            and not repeated
+            and _repeat_dose(current, member, repeat_hours)
+        )
+        if joins and not repeat:
             current.append(member)
         else:
             current = [member]
             windows.append(current)
             last = None
+            repeated = repeat
         own_last = member.days.last or first
         last = own_last if last is None else max(last, own_last)
     return windows
+
+
+def _repeat_dose(earlier: list[CourseOrder], member: CourseOrder, hours: float) -> bool:
+    """``member`` is a second dose at least ``hours`` after a first, single administration: by
+    the times of ``timing.event``, else, with dates only, however the times of those days fall."""
+    if len(earlier) != 1 or len(earlier[0].days.listed) != 1 or member.days.first is None:
+        return False
+    first = earlier[0]
+    if isinstance(first.dose, Dose) and first.dose.administrations != 1:
+        return False
+    start, end = _event_time(first), _event_time(member)
+    try:
+        latest_first = start or _utc_day(first.days.listed[0] + timedelta(days=1))
+    except OverflowError:  # a date near year 9999
+        return False
+    earliest_second = end or _utc_day(member.days.first)
+    return (earliest_second - latest_first) >= timedelta(hours=hours)
+
+
+def _utc_day(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _event_time(member: CourseOrder) -> datetime | None:
+    """The time of the order's first ``timing.event``, when the record gives one (a date alone
+    gives none)."""
+    for dosage in member.order.order.raw.get("dosageInstruction") or []:
+        timing = dosage.get("timing") if isinstance(dosage, dict) else None
+        events = timing.get("event") if isinstance(timing, dict) else None
+        if isinstance(events, list) and events and isinstance(events[0], str):
+            text = events[0]
+            if len(text) <= 10:
+                return None
+            try:
+                found = datetime.fromisoformat(text)
+            except ValueError:
+                return None
+            return found if found.tzinfo else found.replace(tzinfo=UTC)
+    return None
 
 
 def _ordered(members: list[CourseOrder]) -> tuple[CourseOrder, ...]:

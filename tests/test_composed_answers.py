@@ -144,8 +144,16 @@ def test_a_course_written_as_the_course_dose_each_day_is_flagged_once_and_never_
     cards = answer(client, fhir_mock, mode, "order-sign", resources, gbs_course(pid, 2))
     dose_cards = [c for c in cards if "dose-check" in json.dumps(c.get("extension", {}))]
     assert len(dose_cards) == 1, "the 10 g/kg total is one finding"
-    total = sum(dose_of(r)["value"] for r in updates(cards) if dose_of(r)["unit"] == "g/kg")
-    assert total <= 2 * 1.1, "accepted together, the suggestions never exceed the course"
+    # 5 orders × 2 g/kg = 10 g/kg (× 70 kg = 700 g): more than 6.6 g/kg (twice 3.3), a likely
+    # dose error, so the dose card is critical and holds the implausible-dose finding too
+    [dose_card] = dose_cards
+    assert dose_card["indicator"] == "critical"
+    assert "implausible-dose" in json.dumps(dose_card["extension"])
+    assert "10 g/kg" in dose_card["summary"]
+    assert "Course total: 10 g/kg > 6.6 g/kg" in dose_card["detail"]
+    # No revised order: a change never multiplies across the five orders, and a revised order
+    # of another card would keep the 10 g/kg
+    assert updates(cards) == []
 
 
 def hfi_child(pid: str) -> list[dict[str, Any]]:

@@ -85,6 +85,13 @@ class Thresholds:
     window_renal_acute_days: int
     window_hemoglobin_days: int
     dose_tolerance: float
+    implausible_day_g_per_kg: float
+    implausible_course_g_per_kg: float
+    gross_day_g_per_kg: float
+    gross_course_g_per_kg: float
+    kawasaki_repeat_hours: float
+    weight_min_kg: float
+    weight_max_kg: float
     dose_rounding_g: float
     dosing_weight_min_height_cm: float
     dosing_weight_min_age_years: int

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
+from hooks.body_weight import recent_weight
 from hooks.context.model import ClinicalContext, IgOrder, ObservationEntry, SessionOrder
 from hooks.courses import Course, course_of
 from hooks.dosing import Dose, UnreadableDose, read_dose, strength_of
@@ -33,8 +34,8 @@ class OrderInput:
 
     @cached_property
     def weight(self) -> ObservationEntry | None:
-        """The latest body weight within the recent window (the dosing weight)."""
-        return self.ctx.latest_within("body-weight", self.thresholds.window_weight_days)
+        """The latest plausible body weight within the recent window (``hooks.body_weight``)."""
+        return recent_weight(self.ctx, self.thresholds)
 
     @cached_property
     def dose(self) -> Dose | UnreadableDose:

@@ -10,6 +10,7 @@ names the checks that could not run, so silence is never mistaken for safety.
 from __future__ import annotations
 
 from hooks import evidence
+from hooks.body_weight import WEIGHT_THRESHOLDS
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.missing_data import RENAL_CONCEPTS, renal_labs_missing, weight_missing
@@ -100,7 +101,7 @@ RULE = OrderRule(
             {"patient", "observations", "medicationRequests", "medicationStatements"}
         ),
         observations=("body-weight", *RENAL_CONCEPTS),
-        thresholds=("window_weight_days", "window_renal_days"),
+        thresholds=(*WEIGHT_THRESHOLDS, "window_renal_days"),
     ),
     about_data=True,
     check=check,

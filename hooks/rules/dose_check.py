@@ -9,7 +9,8 @@ A course written as several orders (contract §7.4) is checked once, on its lead
 revised dose is offered only for a course one order covers, a raise only at order-sign, and never
 above the indication's highest listed daily dose or the range; otherwise the card says what the
 course so far amounts to. At order-select a dose within the tolerance of a listed daily dose is
-one day of a course, never low.
+one day of a course, never low. Without an indication on the order and with several that fit,
+no revised dose is offered (contract §8): the card says which to name.
 """
 
 from __future__ import annotations
@@ -222,7 +223,13 @@ def check(inp: OrderInput) -> Finding | None:
         else f"Course total {plain_number(value)} g/kg ({len(course.orders)} orders) is outside "
         f"the {names} range"
     )
-    revision = _revision(inp, course, indication, target, low)
+    several = len({r.valueset for r in ranges}) > 1 and not _reasoned_order(inp).has_reason
+    revision = (
+        f"No revised dose: the order names no indication and the patient has several ({names}); "
+        "add the indication to the order (reasonCode) to have its dose checked and computed."
+        if several  # contract §8: the dose of which indication is not for the service to guess
+        else _revision(inp, course, indication, target, low)
+    )
     if isinstance(revision, str):
         return Finding(
             topic=TOPIC,

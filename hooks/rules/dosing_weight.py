@@ -18,7 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hooks import evidence
-from hooks.body_weight import CM_PER_INCH, adjusted_weight, adult, computed_bmi, pregnancy
+from hooks.body_weight import (
+    CM_PER_INCH,
+    WEIGHT_THRESHOLDS,
+    adjusted_weight,
+    adult,
+    computed_bmi,
+    pregnancy,
+)
 from hooks.dosing import Dose
 from hooks.evidence import plain_number
 from hooks.findings import DoseChange, Finding, Proposal, ReviseOrder
@@ -252,7 +259,7 @@ RULE = OrderRule(
         knowledge=("dose-ranges.json",),
         thresholds=(
             "bmi_obese",
-            "window_weight_days",
+            *WEIGHT_THRESHOLDS,
             "dosing_weight_min_height_cm",
             "dosing_weight_min_age_years",
             "pregnancy_days",

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from hooks import evidence
+from hooks.body_weight import WEIGHT_THRESHOLDS, recent_weight
 from hooks.context.model import IgHistory, ObservationEntry
 from hooks.context.read import days_since, within_days
 from hooks.courses import last_administration, record_days
@@ -153,7 +154,7 @@ def cockcroft_gault(inp: PatientInput) -> Clearance | None:
     recorded sex; the arithmetic is written out for the card."""
     ctx, t = inp.ctx, inp.thresholds
     creatinine = ctx.latest_within("serum-creatinine", t.window_renal_days)
-    weight = ctx.latest_within("body-weight", t.window_weight_days)
+    weight = recent_weight(ctx, t)  # a plausible weight only, as for every per-kg figure
     age, sex = ctx.age, ctx.patient.gender
     if (
         creatinine is None
@@ -429,7 +430,7 @@ READS = Reads(
         "cockcroft_gault_divisor",
         "cockcroft_gault_female_factor",
         "window_renal_days",
-        "window_weight_days",
+        *WEIGHT_THRESHOLDS,
     ),
 )
 

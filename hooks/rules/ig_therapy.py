@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from hooks.body_weight import WEIGHT_THRESHOLDS
 from hooks.context.model import ClinicalContext, IgHistory
 from hooks.context.read import within_days
 from hooks.courses import Course, last_administration
@@ -27,7 +28,7 @@ COURSE_KNOWLEDGE = ("dose-ranges.json", "indication-guidance.json")
 COURSE_OBSERVATIONS = ("body-weight", "bmi", "body-height")
 COURSE_VALUESETS = ("pregnancy", "not-pregnant")
 COURSE_THRESHOLDS = (
-    "window_weight_days",
+    *WEIGHT_THRESHOLDS,
     "bmi_obese",
     "dosing_weight_min_height_cm",
     "dosing_weight_min_age_years",
@@ -36,6 +37,7 @@ COURSE_THRESHOLDS = (
     "ibw_base_male_kg",
     "ibw_base_female_kg",
     "ibw_kg_per_inch",
+    "kawasaki_repeat_hours",  # a repeat Kawasaki dose is its own course
 )
 
 

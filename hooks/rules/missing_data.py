@@ -1,5 +1,7 @@
 """missing-data: no body weight within the recent window (the dose cannot be checked): warning;
-for IV orders, no creatinine or eGFR within the recent window: info (contract §3).
+for IV orders, no creatinine or eGFR within the recent window: info (contract §3). A recent weight
+at or beyond ``weight_min_kg``/``weight_max_kg`` (0.3 and 350 kg) counts as none: it is used in
+no per-kg figure (``hooks.body_weight.recent_weight``) and a verified weight is asked for (§8).
 
 Not evaluated when observations could not be obtained at all: data-incomplete says so instead.
 """
@@ -7,6 +9,7 @@ Not evaluated when observations could not be obtained at all: data-incomplete sa
 from __future__ import annotations
 
 from hooks import evidence
+from hooks.body_weight import WEIGHT_THRESHOLDS, implausible_weight
 from hooks.findings import Finding, Proposal
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.common import companion
@@ -48,13 +51,27 @@ def check(inp: OrderInput) -> Finding | None:
     lines: list[str] = []
     proposals: list[Proposal] = []
     missing: list[str] = []
+    verify = False
     if no_weight:
         window = inp.thresholds.window_weight_days
-        missing.append("weight")
-        lines.append(
-            f"No usable body weight within {window} days: the weight-based dose cannot be checked"
-        )
-        lines += _what_there_is(inp, ("body-weight",), window)
+        implausible = implausible_weight(inp.ctx, inp.thresholds)
+        verify = implausible is not None
+        if implausible is not None:
+            low, high = inp.thresholds.weight_min_kg, inp.thresholds.weight_max_kg
+            missing.append("verified weight")
+            lines.append(
+                f"Implausible body weight: {evidence.observation(implausible)} is not between "
+                f"{evidence.plain_number(low)} and {evidence.plain_number(high)} kg (a unit or "
+                "entry error?): it is used for no dose, dosing weight or rate, so the "
+                "weight-based checks did not run"
+            )
+        else:
+            missing.append("weight")
+            lines.append(
+                f"No usable body weight within {window} days: the weight-based dose cannot be "
+                "checked"
+            )
+            lines += _what_there_is(inp, ("body-weight",), window)
         proposals.append(
             companion(
                 "Measure body weight", inp, "Weight for immune globulin dosing", "body-weight"
@@ -80,7 +97,8 @@ def check(inp: OrderInput) -> Finding | None:
         summary=f"Missing before immune globulin: recent {' and '.join(missing)}",
         evidence=tuple(lines),
         recommendation=(
-            "Obtain the missing measurement before the infusion: immune globulin is dosed by "
+            ("Weigh the patient and record the verified weight. " if verify else "")
+            + "Obtain the missing measurement before the infusion: immune globulin is dosed by "
             "weight, and IV products need BUN and serum creatinine before the initial infusion."
         ),
         proposals=tuple(proposals),
@@ -92,14 +110,16 @@ RULE = OrderRule(
     hooks=ORDER_HOOKS,
     checks="missing weight or renal labs",
     fires_when=(
-        "no usable body weight within 30 days; for IV orders no creatinine or eGFR within 30 days"
+        "no usable body weight within 30 days (a weight of 0.3 kg or less, or 350 kg or more, "
+        "is not usable: a verified weight is asked for); for IV orders no creatinine or eGFR "
+        "within 30 days"
     ),
     indicator="`warning` when weight is missing, else `info`",
     suggests="measure weight (LOINC 29463-7); BUN and creatinine",
     reads=Reads(
         prefetch=frozenset({"observations"}),
         observations=("body-weight", *RENAL_CONCEPTS, "bun"),
-        thresholds=("window_weight_days", "window_renal_days"),
+        thresholds=(*WEIGHT_THRESHOLDS, "window_renal_days"),
     ),
     check=check,
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
+from hooks.body_weight import WEIGHT_THRESHOLDS
 from hooks.context.model import IgHistory
 from hooks.context.read import within_days
 from hooks.courses import record_days
@@ -239,7 +240,7 @@ RULE = OrderRule(
             {"patient", "observations", "medicationRequests", "medicationStatements"}
         ),
         observations=("body-weight",),
-        thresholds=("recent_ivig_days", "scig_default_interval_weeks", "window_weight_days"),
+        thresholds=("recent_ivig_days", "scig_default_interval_weeks", *WEIGHT_THRESHOLDS),
     ),
     check=check,
 )

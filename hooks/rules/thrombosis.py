@@ -15,6 +15,7 @@ with a new factor; else `info` (a maintenance order with long-standing cardiovas
 from __future__ import annotations
 
 from hooks import evidence
+from hooks.body_weight import WEIGHT_THRESHOLDS
 from hooks.context.model import ConditionEntry
 from hooks.context.read import within_days
 from hooks.findings import Finding
@@ -234,7 +235,7 @@ RULE = OrderRule(
             "thrombosis_age",
             "triglycerides_mg_dl",
             "bmi_obese",
-            "window_weight_days",
+            *WEIGHT_THRESHOLDS,
             "thrombosis_lookback_days",
             "pregnancy_days",
             *TIER_THRESHOLDS,
