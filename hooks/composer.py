@@ -118,8 +118,9 @@ class _Composer:
         self.ctx, self.kb, self.settings, self.drafts = ctx, kb, settings, drafts
         self.orders = {order.reference: order for order in ctx.ig_orders}
         self.companions_offered: set[str] = set()
-        # Orders a card recommends removing (a duplicate of a current order): revising them, or
-        # ordering labs for them, on another card would be a second answer for one order.
+        # Orders a card recommends removing (a duplicate of a current order; immune globulin
+        # before plasma exchange in anti-GBM disease): revising them, or ordering labs for them,
+        # on another card would be a second answer for one order.
         self.removable = {
             action.order
             for draft in drafts
@@ -257,8 +258,8 @@ class _Composer:
         if reference in self.removable:
             return Revision(
                 order,
-                withheld="No revised order offered: a card recommends removing this order (a "
-                "duplicate); if it is kept, sign it again for its revised order.",
+                withheld="No revised order offered: a card recommends removing this order; if "
+                "it is kept, sign it again for its revised order.",
             )
         gaps = self._checks_not_run(order)
         if gaps:
