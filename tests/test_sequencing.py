@@ -105,7 +105,8 @@ def test_an_exchange_up_to_14_days_after_the_last_dose_fires_and_15_does_not() -
     (found,) = sequencing([GBS], [gbs_ig(), exchange(occurrenceDateTime="2026-07-03")])
     assert found.indicator == "warning" and found.proposals == ()
     assert any(
-        "2026-07-03 − last immune globulin dose 2026-06-19 = 14 days" in e for e in found.evidence
+        "2026-07-03 − last immune globulin dose before it 2026-06-19 = 14 days" in e
+        for e in found.evidence
     )
     assert "Choose one treatment, or give the immune globulin after the last exchange" in (
         found.recommendation
@@ -144,9 +145,29 @@ def test_an_exchange_order_after_immune_globulin_on_record_uses_its_last_schedul
         [GBS, given], [exchange()], hook="order-select", selections=["ServiceRequest/plex"]
     )
     assert any(
-        "2026-06-15 − last immune globulin dose 2026-06-05 = 10 days" in e for e in found.evidence
+        "2026-06-15 − last immune globulin dose before it 2026-06-05 = 10 days" in e
+        for e in found.evidence
     )
     assert found.proposals == ()  # GBS: never a removal
+
+
+def test_a_current_maintenance_regimen_counts_its_doses_up_to_the_exchange() -> None:
+    # every 4 weeks from 5 January: 2 Feb, 2 Mar, 30 Mar, 27 Apr, 25 May, 22 Jun
+    monthly = {"frequency": 1, "period": 4, "periodUnit": "wk"}
+    current = ig_order(
+        PID, "pid", "Privigen", dose=0.5, repeat=monthly, status="active", authored="2026-01-05"
+    )
+    current["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-01-05"}
+    focus = {"hook": "order-select", "selections": ["ServiceRequest/plex"]}
+    assert sequencing([current], [exchange()], **focus) == []  # 25 May: 21 days before
+    late = exchange(occurrenceDateTime="2026-06-30")  # 22 June: 8 days before
+    (found,) = sequencing([current], [late], **focus)
+    assert any(
+        "2026-06-30 − last immune globulin dose before it 2026-06-22 = 8 days" in e
+        for e in found.evidence
+    )
+    stopped = {**current, "status": "completed"}  # no doses projected past a finished order
+    assert sequencing([stopped], [late], **focus) == []
 
 
 def test_one_finding_when_both_orders_are_in_focus() -> None:

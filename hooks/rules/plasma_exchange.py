@@ -32,13 +32,16 @@ focus: other drafts and the record).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from hooks.context.model import ClinicalContext, IgOrder, SessionOrder
+from hooks.context.model import ClinicalContext, IgHistory, IgOrder, SessionOrder
 from hooks.context.read import Concept
 from hooks.courses import administration_days, record_days
+from hooks.dosing import DAYS_PER_UNIT, DURATION_WORDS
+from hooks.evidence import plain_number
 from hooks.findings import Finding, Proposal, RemoveOrder
 from hooks.knowledge_base import KnowledgeBase
 from hooks.rules import ig_therapy
@@ -90,8 +93,25 @@ class Infusion:
     first: date
     last: date
     basis: str
+    # A current maintenance regimen with no end: days between doses (its doses go on)
+    every: float | None = None
+
+    def last_dose_by(self, day: date) -> date | None:
+        """The last administration on or before ``day`` (None: none by then)."""
+        if day < self.first:
+            return None
+        if self.every is None:
+            return min(self.last, day)
+        doses = math.floor((day - self.first).days / self.every)
+        return self.first + timedelta(days=math.floor(doses * self.every))
 
     def shown(self) -> str:
+        if self.every is not None:
+            return (
+                f"{record(self.order.reference)}: {self.order.product_name} "
+                f"({record(self.status)}), every {plain_number(self.every)} days from "
+                f"{self.first}, no end ({self.basis})"
+            )
         span = str(self.first) if self.first == self.last else f"{self.first} to {self.last}"
         return (
             f"{record(self.order.reference)}: {self.order.product_name} "
@@ -104,6 +124,7 @@ class Conflict:
     infusion: Infusion
     exchange: Exchange
     day: date  # the first exchange day that falls in the window
+    last_dose: date  # the infusion's last administration on or before that day
 
 
 def _label(order: SessionOrder) -> str:
@@ -171,10 +192,30 @@ def _record_infusions(ctx: ClinicalContext) -> list[Infusion]:
         days = record_days(history)
         if days.first is None:
             continue  # no timing and no authoredOn: when it was given is unknown
+        every = _interval(history) if days.open_ended and history.current else None
         found.append(
-            Infusion(history.order, history.status, days.first, days.last or days.first, days.basis)
+            Infusion(
+                history.order,
+                history.status,
+                days.first,
+                days.last or days.first,
+                days.basis,
+                every,
+            )
         )
     return found
+
+
+def _interval(history: IgHistory) -> float | None:
+    """Days between the doses of a maintenance regimen (``timing.repeat``), if readable."""
+    dosages = history.order.order.dosages
+    repeat = dosages[0].repeat if dosages else None
+    if repeat is None or repeat.period is None:
+        return None
+    unit = (repeat.period_unit or "").strip().lower()
+    factor = DAYS_PER_UNIT.get(DURATION_WORDS.get(unit, unit))
+    days = repeat.period * factor / (repeat.frequency or 1) if factor else None
+    return days if days is not None and 1 <= days < math.inf else None
 
 
 def conflicts(
@@ -184,11 +225,12 @@ def conflicts(
     ``window`` days after its last."""
     found = []
     for infusion in infusions:
-        end = infusion.last + timedelta(days=window)
         for exchange in exchanges_:
-            day = next((d for d in exchange.days if infusion.first <= d <= end), None)
-            if day is not None:
-                found.append(Conflict(infusion, exchange, day))
+            for day in exchange.days:
+                dose = infusion.last_dose_by(day)
+                if dose is not None and (day - dose).days <= window:
+                    found.append(Conflict(infusion, exchange, day, dose))
+                    break
     return found
 
 
@@ -267,11 +309,12 @@ def _finding(
         return None
     indication = _indication(ctx, kb, found)
     cited, source = _citation(kb, indication)
-    latest = max(found, key=lambda c: c.infusion.last)
-    gap = (latest.day - latest.infusion.last).days
+    latest = max(found, key=lambda c: c.last_dose)
+    during = latest.day < latest.infusion.last and latest.infusion.every is None
+    gap = (latest.day - latest.last_dose).days
     when = (
         "during the immune globulin course"
-        if gap < 0
+        if during
         else "on the day of the last immune globulin dose"
         if gap == 0
         else f"{gap} days after the last immune globulin dose"
@@ -280,11 +323,11 @@ def _finding(
         *dict.fromkeys(f"Immune globulin: {c.infusion.shown()}" for c in found),
         *dict.fromkeys(f"Plasma exchange: {c.exchange.shown()}" for c in found),
         (
-            f"Plasma exchange {latest.day} − last immune globulin dose "
-            f"{latest.infusion.last} = {gap} days (flagged up to {window} days after the last)"
-            if gap >= 0
-            else f"Plasma exchange {latest.day} falls within the immune globulin course "
+            f"Plasma exchange {latest.day} falls within the immune globulin course "
             f"({latest.infusion.first} to {latest.infusion.last})"
+            if during
+            else f"Plasma exchange {latest.day} − last immune globulin dose before it "
+            f"{latest.last_dose} = {gap} days (flagged up to {window} days after a dose)"
         ),
     ]
     if cited:
