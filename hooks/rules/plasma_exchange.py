@@ -3,8 +3,9 @@
 
 It fires when an exchange is scheduled within ``plex_after_ivig_days`` (14, site setting) after an
 immune globulin administration: some exchange day falls from the first administration to the last
-plus the window. Immune globulin given after the last exchange (the sequence the guidelines allow)
-is silent. Dates:
+plus the window (a current maintenance regimen with no end: within the window after its last dose
+on or before that day). Immune globulin given after the last exchange (the sequence the guidelines
+allow) is silent. Dates:
 
 - an exchange (a plasma-exchange ServiceRequest of the session, selected or not; a plasma-exchange
   Procedure on record): every day ``occurrence[x]`` names; undated, the day it was ordered
@@ -411,9 +412,10 @@ def check_plasma_exchange_order(inp: PlasmaExchangeInput) -> Finding | None:
 
 FIRES_WHEN = (
     "a plasma exchange (CPT 36514 or plasma-exchange text; a draft of the call or a procedure "
-    "on record) scheduled, or undated and ordered, from the first immune globulin "
-    "administration to 14 days after the last; not when the immune globulin follows the last "
-    "exchange, nor for transplant rejection or desensitisation (matched by text)"
+    "on record) scheduled, or undated and ordered, during an immune globulin course or within "
+    "14 days after its last administration (a current maintenance regimen: its last dose "
+    "before the exchange); not when the immune globulin follows the last exchange, nor for "
+    "transplant rejection or desensitisation (matched by text)"
 )
 SUGGESTS = (
     "anti-GBM disease: removal of the immune globulin order (`resourceId`), never of the "
