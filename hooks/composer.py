@@ -119,8 +119,9 @@ class _Composer:
         self.ctx, self.kb, self.settings, self.drafts = ctx, kb, settings, drafts
         self.orders = {order.reference: order for order in ctx.ig_orders}
         self.companions_offered: set[str] = set()
-        # Orders a card recommends removing (a duplicate of a current order): revising them, or
-        # ordering labs for them, on another card would be a second answer for one order.
+        # Orders a card recommends removing (a duplicate of a current order; immune globulin
+        # before plasma exchange in anti-GBM disease): revising them, or ordering labs for them,
+        # on another card would be a second answer for one order.
         self.removable = {
             action.order
             for draft in drafts
@@ -169,6 +170,10 @@ class _Composer:
                 carried = offered
                 proposals.append(_revision_proposal(offered))
             notes += [r.withheld for r in course_revisions if r.withheld]
+            notes += [
+                f"Accepting the revised order also brings a reminder: {summary}."
+                for summary in dict.fromkeys(b for r in offered for b in r.brings)
+            ]
         elif any(changes_for(f) for f in draft.every) and carrier is not None:
             lead = next(
                 d.findings[0]
@@ -265,8 +270,8 @@ class _Composer:
         if reference in self.removable:
             return Revision(
                 order,
-                withheld="No revised order offered: a card recommends removing this order (a "
-                "duplicate); if it is kept, sign it again for its revised order.",
+                withheld="No revised order offered: a card recommends removing this order; if "
+                "it is kept, sign it again for its revised order.",
             )
         gaps = self._checks_not_run(order)
         if gaps:

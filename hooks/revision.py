@@ -49,6 +49,9 @@ class Revision:
     changes: tuple[OrderChange, ...] = ()
     resource: dict[str, Any] | None = None
     withheld: str | None = None
+    # Reminders the revised order brings that the ordered one did not (an info finding that asks
+    # for a lab, not for a change): they do not block it; the card names them.
+    brings: tuple[str, ...] = ()
 
     @property
     def offered(self) -> bool:
@@ -138,10 +141,13 @@ class Reviser:
             if isinstance(outcome, Revision):
                 return outcome
             refound, pending = outcome
-            new = {f.topic for f in refound} - self.topics
+            brings = tuple(
+                f.summary for f in refound if f.topic not in self.topics and _advisory(f)
+            )
+            new = {f.topic for f in refound if not _advisory(f)} - self.topics
             critical = any(f.indicator == "critical" for f in refound)
             if not pending and not new and not critical:
-                return self._offer(changes)
+                return replace(self._offer(changes), brings=brings)
             # a rate the new product's label asks for is a change to make (then it is satisfied)
             blocking = {f.topic for f in refound if not rate_only(f)} - self.topics
             if (
@@ -210,6 +216,12 @@ class Reviser:
             if product.id not in tried and product.id != ordered and not product.discontinued:
                 return product
         return None
+
+
+def _advisory(found: Finding) -> bool:
+    """A reminder, not a risk: an info finding that proposes no change to the order (the ABO
+    group before a course the revision raises to 2 g/kg). A revision may bring one."""
+    return found.indicator == "info" and not changes_for(found)
 
 
 _SWITCH_WHY = "Product chosen to pass every check for this patient"

@@ -155,9 +155,9 @@ def test_no_internal_names_and_only_document_links(
 def test_an_unverified_statement_reaches_a_card_with_the_plain_phrase(
     client: FlaskClient,
 ) -> None:
-    """The check above is not vacuous: a GBS order quotes the second-course statement, whose
-    citation the reference marks unverified."""
-    scenario = next(s for s in SCENARIOS if s["name"] == "ivig-in-plex-same-session")
+    """The check above is not vacuous: an autoimmune-encephalitis order quotes the statements on
+    when IVIG or plasma exchange is preferred, whose wording the reference marks unverified."""
+    scenario = next(s for s in SCENARIOS if s["name"] == "ivig-in-plex-autoimmune-encephalitis")
     cards = _cards(client, "order-sign", _request(scenario, "order-sign", inject=False))
     lines = [line for card in cards for line in card.get("detail", "").splitlines()]
     quoted = [line for line in lines if any(s in line for s in UNVERIFIED)]

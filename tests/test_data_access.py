@@ -133,7 +133,7 @@ def test_operation_outcome_prefetch_is_fetched_from_the_server(
     )
     topics = _topics(client.post(URL, json=_request(prefetch, FHIR_BASE)))
     assert [url.split("?")[0] for url in server.requests] == [f"{FHIR_BASE}/Observation"]
-    assert set(topics) == {"thrombosis-risk"}
+    assert set(topics) == {"thrombosis-risk", "hemolysis-risk"}  # 2 g/kg, no ABO group on file
 
 
 def test_operation_outcome_prefetch_without_server_is_reported(client: FlaskClient) -> None:
@@ -263,7 +263,7 @@ def test_queries_run_in_parallel(client: FlaskClient, fhir_mock: Any) -> None:
     topics = _topics(
         client.post(URL, json=_request({"patient": _prefetch()["patient"]}, FHIR_BASE))
     )
-    assert set(topics) == {"thrombosis-risk"}
+    assert set(topics) == {"thrombosis-risk", "hemolysis-risk"}  # 2 g/kg, no ABO group
 
 
 def test_slow_optional_query_is_cut_at_the_time_budget(tmp_path: Path, fhir_mock: Any) -> None:

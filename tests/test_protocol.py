@@ -293,7 +293,7 @@ def test_req_028_full_prefetch_needs_no_fhir_server(client: FlaskClient, fhir_mo
     response = post(client, "ivig-order-select", body)
     assert response.status_code == 200
     topics = topics_of(response.get_json()["cards"])
-    assert topics == ["thrombosis-risk"]
+    assert topics == ["thrombosis-risk", "hemolysis-risk"]  # 2 g/kg and no ABO group on file
     assert len(fhir_mock.calls) == 0
 
 
@@ -306,7 +306,7 @@ def test_req_034_060_missing_keys_fetched_from_fhir_server(client: FlaskClient, 
     )
     assert response.status_code == 200, response.get_json()
     topics = topics_of(response.get_json()["cards"])
-    assert topics == ["thrombosis-risk"], "weight and renal labs were fetched, so no missing-data"
+    assert topics == ["thrombosis-risk", "hemolysis-risk"], "labs were fetched: no missing-data"
     fetched = {urlsplit(url).path.rsplit("/", 1)[-1] for url in server.requests}
     assert fetched == {
         "Observation",
@@ -330,7 +330,7 @@ def test_prefetch_null_means_no_data_and_is_not_requeried(client: FlaskClient, f
     assert response.status_code == 200
     assert server.requests == []
     topics = set(topics_of(response.get_json()["cards"]))
-    assert topics == {"thrombosis-risk", "missing-data"}, "no observations: weight/labs missing"
+    assert topics == {"thrombosis-risk", "hemolysis-risk", "missing-data"}, "no observations"
 
 
 def test_req_052_operation_outcome_prefetch_is_refetched(client: FlaskClient, fhir_mock: Any):
@@ -343,7 +343,7 @@ def test_req_052_operation_outcome_prefetch_is_refetched(client: FlaskClient, fh
     assert response.status_code == 200, response.get_json()
     assert [urlsplit(url).path for url in server.requests] == ["/r4/Observation"]
     topics = topics_of(response.get_json()["cards"])
-    assert topics == ["thrombosis-risk"], "the refetched weight and labs were used"
+    assert topics == ["thrombosis-risk", "hemolysis-risk"], "the refetched weight was used"
 
 
 def test_req_052_operation_outcome_without_server_is_a_gap(client: FlaskClient):
@@ -385,7 +385,7 @@ def test_paginated_prefetch_next_page_is_followed(client: FlaskClient, fhir_mock
     assert response.status_code == 200, response.get_json()
     assert len(fhir_mock.calls) == 1
     topics = set(topics_of(response.get_json()["cards"]))
-    assert topics == {"thrombosis-risk", "iga-deficiency"}
+    assert topics == {"thrombosis-risk", "iga-deficiency", "hemolysis-risk"}
 
 
 def without_keys(body: dict[str, Any], *keys: str) -> dict[str, Any]:

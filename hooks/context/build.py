@@ -9,10 +9,11 @@ resources per call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any, TypeVar
 
 from cds_service.errors import InvalidHookRequest, Issue, PrefetchUnavailable
 from hooks.context import record
@@ -40,8 +41,10 @@ from hooks.context.read import Deviation, Malformed, Reader, reference_of
 from hooks.context.strict import validation_failures
 from hooks.knowledge_base import KnowledgeBase
 
+T = TypeVar("T")
 MAX_DRAFT_ORDERS = 200
 MAX_ORDER_DEPTH = 32
+MAX_SESSIONS = 100  # plasma-exchange sessions read from one occurrenceTiming
 NOT_HISTORY = ("entered-in-error", "cancelled", "draft")
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
 # Concepts whose every value is kept (ClinicalContext.history), not only the latest: the
@@ -151,6 +154,65 @@ def _session_order(raw: Mapping[str, Any], r: Reader) -> SessionOrder:
     return SessionOrder(r.reference, str(raw.get("resourceType")), code)
 
 
+def _plasma_exchange(raw: Mapping[str, Any], r: Reader, order: SessionOrder) -> SessionOrder:
+    """A plasma-exchange ServiceRequest: when it is ordered and scheduled, and what for. An
+    unreadable element is left out (the exchange is then undated, or has no reason)."""
+
+    def reasons() -> tuple[str, ...]:
+        items = r.objects(raw.get("reasonReference"), "reasonReference")
+        found = (r.reference_to(item, "reasonReference")[0] for item in items)
+        return tuple(ref for ref in found if ref)
+
+    return replace(
+        order,
+        authored=_lenient(lambda: r.date(raw.get("authoredOn"), "authoredOn"), None),
+        occurrence=_lenient(lambda: _occurrence(raw, r), ()),
+        reason_codes=_lenient(lambda: r.concepts(raw.get("reasonCode"), "reasonCode"), ()),
+        reason_references=_lenient(reasons, ()),
+    )
+
+
+def _lenient(read: Callable[[], T], otherwise: T) -> T:
+    try:
+        return read()
+    except Malformed:
+        return otherwise
+
+
+def _occurrence(raw: Mapping[str, Any], r: Reader) -> tuple[date, ...]:
+    """Every day ``occurrence[x]`` names: the dateTime; the period's start and end; the timing's
+    events, else its bounds and, from the start, ``count`` sessions at ``period`` intervals."""
+    if "occurrenceDateTime" in raw:
+        day = r.date(raw.get("occurrenceDateTime"), "occurrenceDateTime")
+        return (day,) if day else ()
+    period = r.obj(raw.get("occurrencePeriod"), "occurrencePeriod")
+    if period is not None:
+        ends = (
+            r.date(period.get("start"), "occurrencePeriod.start"),
+            r.date(period.get("end"), "occurrencePeriod.end"),
+        )
+        return tuple(sorted({day for day in ends if day}))
+    timing = r.obj(raw.get("occurrenceTiming"), "occurrenceTiming") or {}
+    event = timing.get("event")
+    values = event if isinstance(event, list) else [] if event is None else [event]
+    events = {day for value in values if (day := r.date(value, "occurrenceTiming.event"))}
+    if events:
+        return tuple(sorted(events))
+    repeat = r.obj(timing.get("repeat"), "occurrenceTiming.repeat") or {}
+    bounds = r.obj(repeat.get("boundsPeriod"), "occurrenceTiming.repeat.boundsPeriod") or {}
+    start = r.date(bounds.get("start"), "occurrenceTiming.repeat.boundsPeriod.start")
+    end = r.date(bounds.get("end"), "occurrenceTiming.repeat.boundsPeriod.end")
+    days = {day for day in (start, end) if day}
+    count = r.integer(repeat.get("count"), "occurrenceTiming.repeat.count")
+    length = r.number(repeat.get("period"), "occurrenceTiming.repeat.period")
+    unit = {"d": 1, "wk": 7}.get(r.code(repeat.get("periodUnit"), "periodUnit") or "")
+    frequency = r.number(repeat.get("frequency"), "occurrenceTiming.repeat.frequency") or 1
+    if start and count and length and unit and 0 < count <= MAX_SESSIONS and frequency > 0:
+        step = length * unit / frequency
+        days |= {start + timedelta(days=math.floor(i * step)) for i in range(count)}
+    return tuple(sorted(days))
+
+
 def focus_of(
     session: Session, fetched: Mapping[str, Mapping[str, Any]], kb: KnowledgeBase
 ) -> Focus:
@@ -186,6 +248,7 @@ def focus_of(
             and plasma_exchange.match(order.code.codes, order.code.texts) is not None
         )
         if is_plex:
+            order = _plasma_exchange(raw, r, order)
             plex_session.append(order)
             if focused:
                 plex_focus.append(order)

@@ -183,6 +183,13 @@ class SessionOrder:
     reference: str
     resource_type: str
     code: Concept | None  # ServiceRequest.code, MedicationRequest.medicationCodeableConcept
+    # Read for plasma-exchange orders only (plasma-exchange sequencing): when it is ordered,
+    # when it is scheduled (ServiceRequest.occurrence[x]: every day it names; () undated or
+    # unreadable), and what for (reasonCode; reasonReference to a Condition).
+    authored: date | None = None
+    occurrence: tuple[date, ...] = ()
+    reason_codes: tuple[Concept, ...] = ()
+    reason_references: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

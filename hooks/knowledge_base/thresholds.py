@@ -63,6 +63,9 @@ class Thresholds:
     recent_ivig_days: int
     scig_default_interval_weeks: float
     plex_after_ivig_days: int
+    gbs_second_course_min_days: int
+    gbs_second_course_max_days: int
+    gbs_second_course_min_g_per_kg: float
     iga_deficient_below_mg_dl: float
     iga_min_age_years: int
     sorbitol_hfi_age_years: int
