@@ -55,6 +55,7 @@ class Thresholds:
     thrombosis_lookback_days: int
     first_infusion_days: int
     pregnancy_days: int
+    postpartum_days: int
     egfr_severe: float
     creatinine_rise_mg_dl: float
     creatinine_rise_days: int
