@@ -18,7 +18,6 @@ from hooks.context.read import names_patient
 from hooks.findings import Finding
 from hooks.rules import data_incomplete, hypersensitivity, iga_deficiency, renal, thrombosis
 from hooks.rules.base import OrderInput
-from hooks.text import record
 
 SCT = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -351,7 +350,7 @@ def pregnancy(*resources: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 def test_pregnancy_dated_within_42_weeks_counts() -> None:
-    assert pregnancy(condition("p", PREGNANT, day(140))) == [(record("Pregnant"), "pregnancy")]
+    assert pregnancy(condition("p", PREGNANT, day(140))) == [("pregnancy", "pregnancy")]
     assert pregnancy(condition("p", PREGNANT, day(295))) == []  # 42 weeks = 294 days
     assert pregnancy(condition("p", PREGNANT, None)) == []  # undated: cannot be placed
 
@@ -370,16 +369,31 @@ def test_a_later_delivery_or_not_pregnant_record_ends_a_pregnancy(ended_by: dict
 
 def test_an_earlier_delivery_does_not_end_a_new_pregnancy() -> None:
     delivered = condition("d", {"text": "Spontaneous vaginal delivery"}, day(400), "resolved")
-    assert pregnancy(condition("p", PREGNANT, day(100)), delivered) == [
-        (record("Pregnant"), "pregnancy")
-    ]
+    assert pregnancy(condition("p", PREGNANT, day(100)), delivered) == [("pregnancy", "pregnancy")]
 
 
 def test_labour_without_delivery_is_no_delivery() -> None:
     labour = condition("l", {"text": "Preterm labor without delivery"}, day(30))
-    assert pregnancy(condition("p", PREGNANT, day(200)), labour) == [
-        (record("Pregnant"), "pregnancy")
-    ]
+    assert pregnancy(condition("p", PREGNANT, day(200)), labour) == [("pregnancy", "pregnancy")]
+
+
+def pregnancy_status(answer: str, display: str, days_ago: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": f"status-{answer}",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": LOINC, "code": "82810-3"}]},
+        "effectiveDateTime": day(days_ago),
+        "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer}], "text": display},
+    }
+
+
+def test_the_pregnancy_status_observation_is_a_pregnancy_record_or_ends_one() -> None:
+    assert pregnancy(pregnancy_status("LA15173-0", "Pregnant", 30)) == [("pregnancy", "pregnancy")]
+    assert pregnancy(pregnancy_status("LA15173-0", "Pregnant", 300)) == []
+    not_pregnant = pregnancy_status("LA26683-5", "Not pregnant", 10)
+    assert pregnancy(condition("p", PREGNANT, day(200)), not_pregnant) == []
 
 
 @pytest.mark.parametrize(

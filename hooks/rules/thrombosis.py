@@ -16,6 +16,8 @@ cardiovascular factors).
 
 from __future__ import annotations
 
+from datetime import date
+
 from hooks import evidence
 from hooks.context.read import within_days
 from hooks.findings import Finding
@@ -74,45 +76,65 @@ def _prior_thrombosis(inp: OrderInput) -> list[Factor]:
     return found
 
 
+def _dated_records(inp: OrderInput, name: str, *, active_only: bool) -> list[tuple[str, date]]:
+    """(evidence line, date) of every dated Condition in value set ``name``, and of the latest
+    pregnancy-status Observation when its answer is in it (LA15173-0 Pregnant, LA26683-5 Not
+    pregnant)."""
+    ctx, concept_set = inp.ctx, inp.kb.valueset(name)
+    found = [
+        (evidence.condition(c, m), c.date)
+        for c, m in ctx.conditions_in(concept_set, active_only=active_only)
+        if c.date
+    ]
+    status = ctx.latest("pregnancy-status")
+    if status is not None and status.date:
+        matched = concept_set.match(status.value_codes, (status.original,))
+        if matched:
+            found.append((f"{evidence.observation(status)} ({matched.describe()})", status.date))
+    return found
+
+
 def pregnancy_factors(inp: OrderInput) -> list[Factor]:
     """Pregnancy and the postpartum period (contract §8 "Thrombosis").
 
-    A pregnancy record (active) counts when dated within ``pregnancy_days`` (42 weeks) and no
-    delivery, postpartum or not-pregnant record is dated after it; an undated one cannot be
-    placed in the 42 weeks and does not count. A delivery or postpartum record dated within
-    ``postpartum_days`` (6 weeks) is the postpartum period, which counts. Delivery and
-    postpartum are matched by text: the reference gives no codes for them.
+    A pregnancy record (an active Condition, or the latest pregnancy-status answer) counts when
+    dated within ``pregnancy_days`` (42 weeks) and no delivery, postpartum or not-pregnant record
+    is dated after it; an undated one cannot be placed in the 42 weeks and does not count. A
+    delivery or postpartum record dated within ``postpartum_days`` (6 weeks) is the postpartum
+    period, which counts. Delivery and postpartum are matched by text: the reference gives no
+    codes for them.
     """
-    ctx, kb, limits = inp.ctx, inp.kb, inp.thresholds
-    ended = [
-        (c, m)
-        for name in ("delivery", "postpartum", "not-pregnant")
-        for c, m in ctx.conditions_in(kb.valueset(name), active_only=False)
-        if c.date
+    ctx, limits = inp.ctx, inp.thresholds
+    births = [
+        record
+        for name in ("delivery", "postpartum")
+        for record in _dated_records(inp, name, active_only=False)
     ]
-    found = [
-        Factor(record(c.label), f"Pregnancy: {evidence.condition(c, m)}", "pregnancy", c.date)
-        for c, m in ctx.conditions_in(kb.valueset("pregnancy"), active_only=True)
-        if c.date
-        and within_days(ctx.today, c.date, limits.pregnancy_days)
-        and not any(e.date and e.date > c.date for e, _ in ended)
+    ended = [d for _, d in births + _dated_records(inp, "not-pregnant", active_only=False)]
+    pregnant = [
+        (line, since)
+        for line, since in _dated_records(inp, "pregnancy", active_only=True)
+        if within_days(ctx.today, since, limits.pregnancy_days)
+        and not any(end > since for end in ended)
+    ]
+    postpartum = [
+        (line, since)
+        for line, since in births
+        if within_days(ctx.today, since, limits.postpartum_days)
     ]
     weeks = limits.postpartum_days // 7
-    postpartum = [
-        (c, m)
-        for name in ("delivery", "postpartum")
-        for c, m in ctx.conditions_in(kb.valueset(name), active_only=False)
-        if within_days(ctx.today, c.date, limits.postpartum_days)
-    ]
-    found += [
-        Factor(
-            f"postpartum (within {weeks} weeks)",
-            f"Postpartum (within {weeks} weeks): {evidence.condition(c, m)}",
-            "postpartum",
-            c.date,
+    found = []
+    # one pregnancy and one postpartum period, however many records say so: the earliest
+    # record is when it began (the tier's "new factor")
+    if pregnant:
+        line, since = min(pregnant, key=lambda item: item[1])
+        found.append(Factor("pregnancy", f"Pregnancy: {line}", "pregnancy", since))
+    if postpartum:
+        line, since = min(postpartum, key=lambda item: item[1])
+        name = f"postpartum (within {weeks} weeks)"
+        found.append(
+            Factor(name, f"Postpartum (within {weeks} weeks): {line}", "postpartum", since)
         )
-        for c, m in postpartum[:1]  # one period, however many records say so
-    ]
     return found
 
 
@@ -250,7 +272,7 @@ RULE = OrderRule(
             "tobacco-use",
             "current-smoker-answers",
         ),
-        observations=("triglycerides", "smoking-status", *OBESITY_READS),
+        observations=("triglycerides", "smoking-status", "pregnancy-status", *OBESITY_READS),
         knowledge=COURSE_KNOWLEDGE,
         thresholds=(
             "thrombosis_age",
