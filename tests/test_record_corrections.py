@@ -5,6 +5,7 @@ the scenarios (index.json) run the same cases through HTTP in both data modes.""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -484,21 +485,43 @@ def test_a_draft_order_for_another_patient_is_400(client: FlaskClient) -> None:
     assert "MedicationRequest/ivig for Patient/p2" in outcome["issue"][0]["diagnostics"]
 
 
-def test_the_ids_of_another_patients_resources_go_to_the_audit_only(
-    client: FlaskClient, app: Any
+@pytest.mark.parametrize("mode", ["prefetch", "fhir-fetch"])
+def test_another_patients_observation_over_http(
+    client: FlaskClient, app: Any, fhir_mock: Any, mode: str
 ) -> None:
-    from conftest import full_prefetch, hook_request, order_for, scenario_resources
+    """An EHR (or a FHIR server) that sends another patient's IgA of 5 mg/dL: no IgA card; the
+    data card says one Observation was not used; the audit record names it, the answer does
+    not. (Not a fixture scenario: a real FHIR server's patient-scoped search never returns it,
+    so the integration run could not show it.)"""
+    from conftest import (
+        FHIR_BASE,
+        FakeFhirServer,
+        cards_by_topic,
+        fired,
+        full_prefetch,
+        hook_request,
+        order_for,
+        scenario_resources,
+    )
     from test_logs_audit import audit_rows
 
-    name = "ivig-in-other-patient-observation"
-    body = hook_request(
-        "order-sign",
-        name,
-        [order_for("privigen-iv", name)],
-        full_prefetch(scenario_resources(name)),
-    )
+    name = "ivig-out-iga-normal"
+    foreign = lab("2458-8", 5, "mg/dL", ident="foreign-iga") | {
+        "subject": {"reference": "Patient/someone-else"}
+    }
+    resources = [*scenario_resources(name), foreign]
+    orders = [order_for("privigen-iv", name)]
+    if mode == "prefetch":
+        body = hook_request("order-sign", name, orders, prefetch=full_prefetch(resources))
+    else:
+        FakeFhirServer(fhir_mock, resources)  # it answers every search with every resource
+        body = hook_request("order-sign", name, orders, fhir_server=FHIR_BASE)
     response = _post(client, body)
     assert response.status_code == 200
-    assert "extension" not in response.get_json()  # not in the answer
+    answer = response.get_json()
+    assert fired(answer["cards"]) == {"data-incomplete": "warning"}
+    detail = cards_by_topic(answer["cards"])["data-incomplete"]["detail"]
+    assert "name another patient" in detail and ": 1 Observation" in detail
+    assert "foreign-iga" not in json.dumps(answer)  # its id is not in the answer
     [row] = audit_rows(app)
-    assert f"Observation/{name}-iga-other" in row["notes"]
+    assert "Observation/foreign-iga" in row["notes"]
