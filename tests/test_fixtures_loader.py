@@ -67,7 +67,7 @@ def test_cli_load_twice_is_idempotent(
     client = fhir_client(medplum_fhir)
     bundles = fixture_bundles(prefix)
     want = expected(prefix)
-    assert len(bundles) == 114 and len(want) == 577
+    assert len(bundles) == 125 and len(want) == 634
     try:
         for _ in range(2):
             status = cli.main(["fixtures", "load", "--fhir-base", medplum_fhir, "--prefix", prefix])
