@@ -76,13 +76,13 @@ def test_cli_load_twice_is_idempotent(
             progress = [line for line in lines if line.startswith("[")]
             assert len(progress) == len(bundles)  # one line per bundle
             assert progress[0].startswith(f"[1/{len(bundles)}] scenarios/")
-            assert lines[-1] == f"ivig-cds fixtures: 577 resources put on {medplum_fhir}"
+            assert lines[-1] == f"ivig-cds fixtures: {len(want)} resources put on {medplum_fhir}"
             assert stored(client, prefix) == want  # the same resources, no duplicates
         # Stored as put: the prefixed id and the rewritten patient reference.
         weight = client.read(f"Observation/{prefix}ivig-in-ig-anaphylaxis-weight", Deadline(10))
         assert weight["subject"] == {"reference": f"Patient/{prefix}ivig-in-ig-anaphylaxis"}
     finally:
-        assert fixtures_loader.unload(client, prefix) == 577
+        assert fixtures_loader.unload(client, prefix) == len(want)
     assert stored(client, prefix) == set()
 
 
@@ -157,7 +157,7 @@ def _matching(template: str, bundle: fixtures_loader.FixtureBundle) -> list[str]
 
 def test_unload_removes_them_and_may_run_twice(medplum_fhir: str) -> None:
     client, prefix = fhir_client(medplum_fhir), "tu-"
-    assert fixtures_loader.load(client, prefix) == 577
+    assert fixtures_loader.load(client, prefix) == len(fixture_resources())
     patient = f"{prefix}ivig-in-ig-anaphylaxis"
     query = f"Observation?patient={patient}&code=http://loinc.org|29463-7"
     assert len(client.search(query, Deadline(10)).resources) == 1
@@ -166,7 +166,8 @@ def test_unload_removes_them_and_may_run_twice(medplum_fhir: str) -> None:
     assert client.search(query, Deadline(10)).resources == []
     with pytest.raises(FhirNotFound):
         client.read(f"Patient/{patient}", Deadline(10))
-    assert fixtures_loader.unload(client, prefix) == 577  # nothing left: not an error
+    # nothing left: not an error
+    assert fixtures_loader.unload(client, prefix) == len(fixture_resources())
 
 
 # --- a server that refuses ---------------------------------------------------------------------
@@ -352,7 +353,7 @@ def test_invalid_ids_are_refused_before_anything_is_sent(
 
 def test_the_real_fixtures_fit_the_id_rules_with_the_default_prefix() -> None:
     resources = fixture_resources()
-    assert len(resources) == 577
+    assert len(resources) == 634
     assert all(r["id"].startswith("ivig-") and len(r["id"]) <= 64 for r in resources)
     references = json.dumps(resources)
     assert '"Patient/ivig-ivig-in-ig-anaphylaxis"' in references
