@@ -129,6 +129,7 @@ class Runtime:
             new_uuid=self.uuid_factory,
             extension=request.get("extension") or {},
             ehr_profile=caller.ehr_profile if caller is not None else None,
+            fhir_server=request.get("fhirServer"),
         )
         answer = service.handler(call)
         suppressed = self._repeated(service.hook, request, caller, answer.cards)
@@ -142,7 +143,7 @@ class Runtime:
                 self.registry.knowledge_version,
                 request_id,
                 caller.iss if caller is not None else None,
-                answer.audit_notes,
+                answer.audit_notes + answer.audit_only,
                 suppressed,
             )
         )

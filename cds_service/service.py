@@ -1,7 +1,8 @@
 """What a CDS service is, independent of HTTP: its discovery entry, prefetch templates and handler.
 
 A handler receives a :class:`HookCall` and returns an :class:`Answer`: the cards, and notes for
-the audit record (client deviations the service tolerated). It asks ``call.data`` for patient data
+the audit record (client deviations the service tolerated; the ids of another patient's
+resources, which were ignored). It asks ``call.data`` for patient data
 only when it needs it, so a call with nothing to check answers without touching prefetch or a FHIR
 server.
 """
@@ -55,12 +56,14 @@ class HookCall:
     new_uuid: Callable[[], str]
     extension: Mapping[str, Any] = field(default_factory=dict)  # the request's own extensions
     ehr_profile: str | None = None  # the authenticated client's configured EHR profile
+    fhir_server: str | None = None  # the request's fhirServer (absolute references under it)
 
 
 @dataclass(frozen=True)
 class Answer:
     cards: list[Card]
-    audit_notes: tuple[str, ...] = ()
+    audit_notes: tuple[str, ...] = ()  # for the audit and the response's extension
+    audit_only: tuple[str, ...] = ()  # for the audit record alone (another patient's ids)
 
 
 Handler = Callable[[HookCall], Answer]

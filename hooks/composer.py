@@ -92,6 +92,10 @@ def compose(
         code = groups.group_of(found.topic, found.indicator)
         if course in stopped and groups.group_of(found.topic, "critical") == DO_NOT_GIVE:
             code = DO_NOT_GIVE
+        elif course in stopped and found.indicator == "info":
+            # A reminder for an order the service says not to give (labs before the course, a
+            # monitoring note) is not worth reading beside "do not give": it is left out.
+            continue
         buckets.setdefault((course, code), []).append(found)
     keys = sorted(buckets, key=lambda k: (_course_rank(k[0], ctx), position[k[1]]))
     by_code = {group.code: group for group in groups.groups}

@@ -34,7 +34,8 @@ def shown(entry: ObservationEntry) -> str:
     """The value in the concept's unit, and as recorded when that differs."""
     if entry.value is None:
         return record(entry.original)
-    converted = f"{plain_number(entry.value)} {entry.unit or ''}".strip()
+    value = f"{entry.comparator or ''}{plain_number(entry.value)}"  # "<7 mg/dL"
+    converted = f"{value} {entry.unit or ''}".strip()
     if entry.original == converted:
         return converted
     return f"{converted} (recorded {record(entry.original)})"

@@ -92,7 +92,7 @@ class Checker:
     product_codes: Mapping[str, Coding]  # the site's Epic preference-list codes
 
     def __call__(self, call: HookCall) -> Answer:
-        session = read_session(call.service.hook, call.context)
+        session = read_session(call.service.hook, call.context, call.fhir_server)
         focus = self._focus(session, call)
         if call.service.hook != "patient-view" and focus.empty:
             return Answer([])
@@ -116,7 +116,12 @@ class Checker:
         plans = compose(findings, ctx, self.kb, self.settings)
         profile = self.options.profile_for(call.extension, call.ehr_profile)
         cards = make_cards(plans, ctx, self.kb, call.new_uuid, profile, self.product_codes)
-        return Answer(cards, ctx.deviation_notes)
+        ignored = (
+            ("Ignored as another patient's data: " + ", ".join(ctx.other_patient),)
+            if ctx.other_patient
+            else ()
+        )
+        return Answer(cards, ctx.deviation_notes, ignored)
 
     def _focus(self, session: Session, call: HookCall) -> Focus:
         wanted = session.references_to_read()

@@ -403,10 +403,11 @@ def test_an_order_with_no_medication_gets_no_card(client: FlaskClient) -> None:
 
 
 def test_prefetched_patient_of_another_id_is_refused(client: FlaskClient) -> None:
+    """Another patient's record is not this patient's essential data: 412 (contract §9)."""
     prefetch = _prefetch()
     prefetch["patient"] = prefetch["patient"] | {"id": "someone-else"}
     response = client.post(URL, json=_request(prefetch))
-    assert response.status_code == 400
+    assert response.status_code == 412
     issue = response.get_json()["issue"][0]
     assert issue["expression"] == ["prefetch.patient"]
     assert "Patient/someone-else" in issue["diagnostics"]

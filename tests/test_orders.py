@@ -22,7 +22,7 @@ def order(
         "id": "o1",
         "status": "draft",
         "intent": "order",
-        "subject": {"reference": "Patient/p"},
+        "subject": {"reference": "Patient/p1"},  # the context patient (contexts.PATIENT)
     }
     resource.update(medication)
     if route:

@@ -26,7 +26,7 @@ def octagam_raw(dose_and_rate: dict[str, Any] | None, **extra: Any) -> dict[str,
         "id": "o1",
         "status": "draft",
         "intent": "order",
-        "subject": {"reference": "Patient/p"},
+        "subject": {"reference": "Patient/p1"},  # the context patient (contexts.PATIENT)
         "dosageInstruction": [dosage],
         "medicationCodeableConcept": {"text": "Octagam 10%"},
         **extra,

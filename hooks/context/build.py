@@ -37,7 +37,14 @@ from hooks.context.orders import (
     read_medication_order,
     recognise,
 )
-from hooks.context.read import Deviation, Malformed, Reader, reference_of
+from hooks.context.read import (
+    Deviation,
+    Malformed,
+    Reader,
+    about_another_patient,
+    reference_of,
+    subject_of,
+)
 from hooks.context.strict import validation_failures
 from hooks.knowledge_base import KnowledgeBase
 
@@ -64,6 +71,7 @@ class Session:
     entries: tuple[dict[str, Any], ...]
     in_focus: frozenset[str]  # references of the orders in focus
     medications: Mapping[str, Mapping[str, Any]]  # Medication resources of draftOrders
+    fhir_server: str | None = None  # the request's fhirServer: absolute references under it
 
     def references_to_read(self) -> list[str]:
         """Medications that orders in focus point to and the request does not hold."""
@@ -118,15 +126,24 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def read_session(hook: str, context: Mapping[str, Any]) -> Session:
+def read_session(hook: str, context: Mapping[str, Any], fhir_server: str | None = None) -> Session:
     """The draft orders of an order hook (``context.draftOrders``); bounded in count and depth.
-    patient-view has no ordering session: an empty one."""
+    patient-view has no ordering session: an empty one. A draft order for another patient than
+    ``context.patientId`` is a request the service must not answer (400)."""
     drafts = context.get("draftOrders") or {}
     entries = [entry["resource"] for entry in drafts.get("entry", [])]
     if len(entries) > MAX_DRAFT_ORDERS:
         message = f"draftOrders holds {len(entries)} resources; at most {MAX_DRAFT_ORDERS} are read"
         raise InvalidHookRequest(message, [Issue(message, "context.draftOrders")])
     references = [reference_of(raw) for raw in entries]
+    patient_id = str(context["patientId"])
+    for raw, reference in zip(entries, references, strict=True):
+        if about_another_patient(raw, patient_id, fhir_server):
+            message = (
+                f"draftOrders holds {reference} for {subject_of(raw)}, "
+                f"not for context.patientId {patient_id}"
+            )
+            raise InvalidHookRequest(message, [Issue(message, "context.draftOrders")])
     if hook == "order-select":
         in_focus = frozenset(context["selections"])
     else:
@@ -140,7 +157,7 @@ def read_session(hook: str, context: Mapping[str, Any]) -> Session:
         for raw, ref in zip(entries, references, strict=True)
         if raw.get("resourceType") == "Medication"
     }
-    return Session(hook, str(context["patientId"]), tuple(entries), in_focus, medications)
+    return Session(hook, patient_id, tuple(entries), in_focus, medications, fhir_server)
 
 
 def _session_order(raw: Mapping[str, Any], r: Reader) -> SessionOrder:
@@ -270,10 +287,11 @@ def _patient(resources: Sequence[Any], patient_id: str) -> tuple[PatientFacts, l
         issue = Issue("Essential data 'patient' holds no FHIR R4 Patient", "prefetch.patient")
         raise PrefetchUnavailable("the Patient could not be obtained", [issue])
     if patient.get("id") != patient_id:
+        # Another patient's record is no record of this one: the essential data is missing (412)
         message = (
             f"prefetch.patient is Patient/{patient.get('id')} but context.patientId is {patient_id}"
         )
-        raise InvalidHookRequest(message, [Issue(message, "prefetch.patient")])
+        raise PrefetchUnavailable(message, [Issue(message, "prefetch.patient")])
     r = Reader(f"Patient/{patient_id}", [])
     skipped = []
     try:
@@ -338,7 +356,8 @@ class _Record:
             r.reference, str(raw.get("resourceType")), status, concept, display, authored
         )
         if current:
-            self.medications.append(current)
+            given = record.administration(raw, r, concept, meds)
+            self.medications.append(replace(current, **given._asdict()))
         elif status not in NOT_HISTORY:
             self.past_medications.append(
                 record.medication_entry(r.reference, status, concept, display, authored)
@@ -406,6 +425,7 @@ def build_context(
         for raw in raws
         if isinstance(raw, dict) and raw.get("resourceType") == "Medication"
     }
+    other_patient: list[str] = []
     for raw in raws:
         if not isinstance(raw, dict) or not isinstance(raw.get("resourceType"), str):
             built.skipped.append(
@@ -413,6 +433,9 @@ def build_context(
             )
             continue
         reference = reference_of(raw)
+        if about_another_patient(raw, session.patient_id, session.fhir_server):
+            other_patient.append(reference)  # never read; counted on the data card
+            continue
         if reference in invalid:
             built.skipped.append(Skipped(reference, invalid[reference]))
             continue
@@ -451,6 +474,7 @@ def build_context(
         ig_history=tuple(built.history),
         gaps=gaps,
         skipped=tuple(built.skipped),
+        other_patient=tuple(other_patient),
         deviations=tuple(dict.fromkeys(deviations)),
         membership=kb.membership,
     )

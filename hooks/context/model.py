@@ -14,6 +14,7 @@ prefetch key, skipped resources, unusable values, tolerated deviations.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,6 +25,8 @@ from hooks.knowledge_base.schema import Product
 from hooks.terminology import Code, ConceptSet, Match, MembershipIndex
 
 Route = Literal["IV", "SC"]
+Comparator = Literal["<", "<=", ">", ">="]  # FHIR R4 QuantityComparator
+COMPARATORS: tuple[Comparator, ...] = ("<", "<=", ">", ">=")
 T = TypeVar("T")
 
 
@@ -72,6 +75,34 @@ class ObservationEntry:
     unit: str | None
     original: str  # the value as recorded, e.g. "150 umol/L"
     value_codes: tuple[Code, ...] = ()
+    # valueQuantity.comparator: "<7 mg/dL" is a value below 7, not the value 7
+    comparator: Comparator | None = None
+
+
+def compare(entry: ObservationEntry, op: Comparator, limit: float) -> bool | None:
+    """Whether the recorded value is ``op limit``: True or False when every value the record
+    allows answers the same, None when its comparator leaves it open (IgA "<10" against 7) or
+    it has no number. Without a comparator, the number itself is compared."""
+    if entry.value is None:
+        return None
+    v = entry.value
+    # the values the record allows: from low to high, each end open or closed
+    low, low_open, high, high_open = {
+        None: (v, False, v, False),
+        "<": (-math.inf, True, v, True),
+        "<=": (-math.inf, True, v, False),
+        ">": (v, True, math.inf, True),
+        ">=": (v, False, math.inf, True),
+    }[entry.comparator]
+    if op == "<":
+        every, none = high < limit or (high == limit and high_open), low >= limit
+    elif op == "<=":
+        every, none = high <= limit, low > limit or (low == limit and low_open)
+    elif op == ">":
+        every, none = low > limit or (low == limit and low_open), high <= limit
+    else:
+        every, none = low >= limit, high < limit or (high == limit and high_open)
+    return True if every else False if none else None
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,14 @@ class MedicationEntry:
     identified: bool = True  # False: it points to a Medication the request does not hold
     # MedicationRequest.authoredOn; MedicationStatement effectiveDateTime, else dateAsserted
     authored: date | None = None
+    # How it is given (renal: a nephrotoxic drug counts by its route), in the order the rule
+    # reads them: the codes, texts and displays of dosageInstruction.route (MedicationStatement:
+    # dosage.route); the dose form (Medication.form, else the concept's own texts, which for an
+    # RxNorm drug name the form: "vancomycin 125 MG Oral Capsule"); dosage instruction texts.
+    route_codes: tuple[Code, ...] = ()
+    route_texts: tuple[str, ...] = ()
+    form_texts: tuple[str, ...] = ()
+    instruction_texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -264,6 +303,9 @@ class ClinicalContext:
     ig_history: tuple[IgHistory, ...] = ()
     gaps: Mapping[str, str] = field(default_factory=dict)  # prefetch key -> why (and checks)
     skipped: tuple[Skipped, ...] = ()
+    # Resources whose subject or patient is another patient (``Type/id``): never read; the data
+    # card says how many of which type, the audit names them.
+    other_patient: tuple[str, ...] = ()
     deviations: tuple[Deviation, ...] = ()
     # Which value sets each record item belongs to, computed once per item from the knowledge's
     # index: rules ask about dozens of value sets. A cache, not data: excluded from comparisons.
@@ -284,6 +326,15 @@ class ClinicalContext:
     def deviation_notes(self) -> tuple[str, ...]:
         """The tolerated deviations, each said once: for the cards' detail and the audit."""
         return tuple(sorted({d.describe() for d in self.deviations}))
+
+    @property
+    def other_patient_counts(self) -> dict[str, int]:
+        """How many resources of each type named another patient and were ignored."""
+        counts: dict[str, int] = {}
+        for reference in self.other_patient:
+            kind = reference.partition("/")[0]
+            counts[kind] = counts.get(kind, 0) + 1
+        return dict(sorted(counts.items()))
 
     @property
     def current_ig(self) -> tuple[IgHistory, ...]:

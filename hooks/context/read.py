@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
@@ -250,6 +251,44 @@ class Reader:
             self.text(reference.get("reference"), f"{path}.reference"),
             self.text(reference.get("display"), f"{path}.display"),
         )
+
+
+# A literal reference: [base/]Type/id[/_history/version] (FHIR R4 §2.3.0 "Literal references")
+_LITERAL = re.compile(
+    r"(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?"
+)
+
+
+def names_patient(reference: str, patient_id: str, fhir_server: str | None) -> bool | None:
+    """Whether a ``Reference.reference`` names the patient ``Patient/<patient_id>``: matched on
+    type and id, relative or absolute under ``fhir_server``. False for another resource (another
+    patient, a Group, a Patient on another server); None when it cannot tell (``urn:uuid:``,
+    ``#contained``)."""
+    found = _LITERAL.fullmatch(reference.strip())
+    if found is None:
+        return None
+    base = found.group("base")
+    same_base = base is None or (
+        fhir_server is not None and base.rstrip("/").lower() == fhir_server.rstrip("/").lower()
+    )
+    return found.group("type") == "Patient" and found.group("id") == patient_id and same_base
+
+
+def subject_of(raw: Mapping[str, Any]) -> str | None:
+    """The reference of a resource's ``subject`` (else ``patient``, AllergyIntolerance's): who
+    it is about. None when it has none, or none that is a literal reference string."""
+    for name in ("subject", "patient"):
+        value = raw.get(name)
+        if isinstance(value, dict):
+            reference = value.get("reference")
+            return reference if isinstance(reference, str) else None
+    return None
+
+
+def about_another_patient(raw: Mapping[str, Any], patient_id: str, fhir_server: str | None) -> bool:
+    """The resource's subject or patient names someone other than the context patient."""
+    subject = subject_of(raw)
+    return subject is not None and names_patient(subject, patient_id, fhir_server) is False
 
 
 def reference_of(raw: dict[str, Any]) -> str:

@@ -13,7 +13,9 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from hooks.context.model import (
+    COMPARATORS,
     AllergyEntry,
+    Comparator,
     ConditionEntry,
     MedicationEntry,
     ObservationEntry,
@@ -120,7 +122,10 @@ def observation_value(
     concept = kb.observations[head.concept]
 
     def entry(
-        value: float | None, original: str, answers: tuple[Code, ...] = ()
+        value: float | None,
+        original: str,
+        answers: tuple[Code, ...] = (),
+        comparator: Comparator | None = None,
     ) -> ObservationEntry:
         return ObservationEntry(
             r.reference,
@@ -133,6 +138,7 @@ def observation_value(
             concept.unit,
             original,
             answers,
+            comparator,
         )
 
     if concept.coded:
@@ -146,16 +152,21 @@ def observation_value(
     quantity = r.quantity(raw.get("valueQuantity"), "valueQuantity")
     if quantity is None:
         return UnusableObservation(entry(None, ""), "it has no numeric value")
-    # A comparator is shown with the value ("<7 mg/dL"); the checks still compare the number
-    # itself, which is right for the common bounds (eGFR ">60" is not below 60; IgA "<5" is
-    # below 7) and not for all (IgA "<10" against 7): see "Not done yet" in docs/clinical-review.md.
+    # A comparator is kept with the value ("<7 mg/dL" is below 7): the rules compare through
+    # ``model.compare``, which says when a comparator leaves a comparison open (IgA "<10" against
+    # 7), and the data card names such a value instead of guessing.
     recorded = f"{quantity.comparator or ''}{recorded_number(quantity.value)} "
     recorded = (recorded + quantity.unit_shown).strip()
+    comparator = next((c for c in COMPARATORS if c == quantity.comparator), None)
+    if quantity.comparator is not None and comparator is None:
+        return UnusableObservation(
+            entry(None, recorded), "its comparator is not one of <, <=, >, >= (FHIR R4)"
+        )
     factors = kb.unit_factors[head.concept]
     for key in quantity.unit_keys():
         factor = factors.get(key)
         if factor is not None:
-            return entry(quantity.value * factor, recorded)
+            return entry(quantity.value * factor, recorded, comparator=comparator)
     return UnusableObservation(
         entry(None, recorded), f"its unit cannot be converted to {concept.unit}"
     )
@@ -257,6 +268,60 @@ def medication_date(raw: Mapping[str, Any], r: Reader) -> date | None:
         if found:
             return found
     return None
+
+
+class Administration(NamedTuple):
+    """How a medication record says it is given (``MedicationEntry``'s route fields)."""
+
+    route_codes: tuple[Code, ...] = ()
+    route_texts: tuple[str, ...] = ()
+    form_texts: tuple[str, ...] = ()
+    instruction_texts: tuple[str, ...] = ()
+
+
+def administration(
+    raw: Mapping[str, Any],
+    r: Reader,
+    medication: Concept | None,
+    medications: Mapping[str, Mapping[str, Any]],
+) -> Administration:
+    """The route of every dosage, the dose form (the Medication's ``form``, else the texts of
+    the medication's concept, which name the form for an RxNorm drug) and the dosage texts. Read
+    leniently: a malformed element is no route, and an unknown route counts as systemic for
+    the rule that reads it, so nothing is lost by not skipping the resource."""
+    key = "dosageInstruction" if raw.get("resourceType") == "MedicationRequest" else "dosage"
+    codes: list[Code] = []
+    routes: list[str] = []
+    instructions: list[str] = []
+    try:
+        for item in r.objects(raw.get(key), key):
+            route = r.concept(item.get("route"), f"{key}.route")
+            if route is not None:
+                codes += route.codes
+                routes += route.texts
+            for name in ("text", "patientInstruction"):
+                text = r.text(item.get(name), f"{key}.{name}")
+                if text:
+                    instructions.append(text)
+    except Malformed:
+        pass
+    forms: list[str] = []
+    try:
+        target, _ = r.reference_to(raw.get("medicationReference"), "medicationReference")
+        found: Any = None
+        if target and target.startswith("#"):
+            contained = r.objects(raw.get("contained"), "contained")
+            found = next((c for c in contained if f"#{c.get('id')}" == target), None)
+        elif target:
+            found = medications.get(target)
+        form = r.concept(found.get("form"), "Medication.form") if found else None
+        if form is not None:
+            forms += form.texts
+    except Malformed:
+        pass
+    if medication is not None:
+        forms += medication.texts
+    return Administration(tuple(codes), tuple(routes), tuple(forms), tuple(instructions))
 
 
 def allergy(raw: Mapping[str, Any], r: Reader) -> AllergyEntry | None:

@@ -80,6 +80,7 @@ class Thresholds:
     hydration_protocol_volume_ml: float
     hydration_protocol_rate_ml_h: float
     pregnancy_days: int
+    postpartum_days: int
     egfr_severe: float
     creatinine_rise_mg_dl: float
     creatinine_rise_days: int

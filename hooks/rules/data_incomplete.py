@@ -13,6 +13,9 @@ from hooks import evidence
 from hooks.body_weight import WEIGHT_THRESHOLDS
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.comparisons import CONCEPTS as COMPARED
+from hooks.rules.comparisons import THRESHOLDS as COMPARED_WITH
+from hooks.rules.comparisons import undecided
 from hooks.rules.missing_data import RENAL_CONCEPTS, renal_labs_missing, weight_missing
 from hooks.text import record
 
@@ -58,6 +61,14 @@ def problems(inp: OrderInput) -> list[str]:
         for m in ctx.medications
         if not m.identified
     ]
+    found += undecided(ctx, inp.thresholds, inp.order.route)
+    counts = ctx.other_patient_counts
+    if counts:
+        listed = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+        found.append(
+            f"Not used, because they name another patient (not {record(ctx.patient.reference)}): "
+            f"{listed} (the audit record names them)"
+        )
     if ctx.patient.birth_date is None:
         found.append(
             f"{record(ctx.patient.reference)} has no birth date: age-based risk factors "
@@ -90,7 +101,9 @@ RULE = OrderRule(
         "data a check needs could not be had: a prefetch key missing or an OperationOutcome and "
         "not fetchable, a failed or timed-out fetch, paging cut short, a resource that cannot be "
         "read, an element of the order that cannot be read, a value in a unit that cannot be "
-        "converted, an unidentified medication, no birth date"
+        "converted, a value whose comparator leaves a threshold comparison open (IgA < 10 "
+        "mg/dL against 7), resources naming another patient (ignored), an unidentified "
+        "medication, no birth date"
     ),
     indicator="`warning`",
     suggests="none: the card names the checks that could not run",
@@ -100,8 +113,10 @@ RULE = OrderRule(
         prefetch=frozenset(
             {"patient", "observations", "medicationRequests", "medicationStatements"}
         ),
-        observations=("body-weight", *RENAL_CONCEPTS),
-        thresholds=(*WEIGHT_THRESHOLDS, "window_renal_days"),
+        # and the values the order rules compare with thresholds, to name those a comparator
+        # leaves open ("<10 mg/dL" against 7)
+        observations=tuple(dict.fromkeys(("body-weight", *RENAL_CONCEPTS, *COMPARED))),
+        thresholds=(*WEIGHT_THRESHOLDS, "window_renal_days", *COMPARED_WITH),
     ),
     about_data=True,
     check=check,

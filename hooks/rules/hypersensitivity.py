@@ -4,18 +4,35 @@ Anaphylaxis or a severe systemic reaction to human immune globulin (criticality 
 reaction, or coded anaphylaxis) is a class contraindication: critical, delete the order. Any other
 documented reaction to immune globulin, IgA or blood products/plasma (contract §6): warning,
 premedication and a slower rate per protocol.
+
+Human immune globulin includes the hyperimmune human products (anti-D, hepatitis B, rabies,
+tetanus, CMV, varicella-zoster, botulism immune globulin): the exclusion list of contract §1 is
+for orders only. Animal-derived products (anti-thymocyte globulins, antivenoms, antitoxins,
+digoxin Fab) and monoclonal antibodies are not human immune globulin (contract §8): an allergy
+named so does not count, even when its text says "immune globulin", unless it is coded as human
+immune globulin.
 """
 
 from __future__ import annotations
+
+import re
 
 from hooks import evidence
 from hooks.context.model import AllergyEntry
 from hooks.findings import Finding, Proposal, RemoveOrder
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.common import instruction
+from hooks.terminology import ConceptSet, Match
 
 TOPIC = "ig-hypersensitivity"
-SUBSTANCES = ("immune-globulin-substance", "iga-substance", "blood-products")
+# human immune globulin, then the related substances of a documented reaction (contract §6)
+HUMAN_IG = ("immune-globulin-substance", "hyperimmune-globulin-substance")
+RELATED = ("iga-substance", "blood-products")
+NOT_HUMAN_IG = "non-human-globulins"
+# the value sets documented_reactions reads (the iga-deficiency rule reads them through it)
+SUBSTANCES = (*HUMAN_IG, *RELATED, NOT_HUMAN_IG)
+# A monoclonal antibody's name ends in -mab (rituximab, eculizumab): the INN stem.
+MONOCLONAL = re.compile(r"(?<![A-Za-z])[A-Za-z]{2,}mab(?![A-Za-z])", re.IGNORECASE)
 
 
 def is_severe(allergy: AllergyEntry, inp: OrderInput) -> bool:
@@ -25,20 +42,33 @@ def is_severe(allergy: AllergyEntry, inp: OrderInput) -> bool:
     return allergy.criticality == "high" or allergy.severe_reaction or anaphylaxis is not None
 
 
+def not_human_ig(allergy: AllergyEntry, inp: OrderInput) -> bool:
+    """Its substance is named as an animal-derived globulin or a monoclonal antibody."""
+    texts = (allergy.label, *(c.display for c in allergy.codes if c.display))
+    return inp.kb.valueset(NOT_HUMAN_IG).match((), texts) is not None or any(
+        MONOCLONAL.search(text) for text in texts
+    )
+
+
+def _first(concept_sets: list[ConceptSet], allergy: AllergyEntry) -> Match | None:
+    return next(
+        (m for cs in concept_sets if (m := cs.match(allergy.codes, (allergy.label,)))), None
+    )
+
+
 def documented_reactions(inp: OrderInput) -> list[tuple[AllergyEntry, str, bool]]:
-    """(allergy, evidence line, is it to immune globulin itself) for every counting reaction."""
+    """(allergy, evidence line, is it to immune globulin itself) for every counting reaction.
+    A text match does not count for a substance named as animal-derived or monoclonal; a code
+    of human immune globulin does."""
     found = []
-    ig, *related = (inp.kb.valueset(name) for name in SUBSTANCES)
+    human = [inp.kb.valueset(name) for name in HUMAN_IG]
+    related = [inp.kb.valueset(name) for name in RELATED]
     for allergy in inp.ctx.allergies:
-        matched = ig.match(allergy.codes, (allergy.label,))
-        if matched:
-            found.append((allergy, evidence.allergy(allergy, matched), True))
+        to_ig = _first(human, allergy)
+        matched = to_ig or _first(related, allergy)
+        if matched is None or (matched.code is None and not_human_ig(allergy, inp)):
             continue
-        for concept_set in related:
-            matched = concept_set.match(allergy.codes, (allergy.label,))
-            if matched:
-                found.append((allergy, evidence.allergy(allergy, matched), False))
-                break
+        found.append((allergy, evidence.allergy(allergy, matched), to_ig is not None))
     return found
 
 
@@ -101,8 +131,11 @@ RULE = OrderRule(
     hooks=ORDER_HOOKS,
     checks="hypersensitivity to immune globulin",
     fires_when=(
-        "an allergy/intolerance to immune globulin (or to IgA, blood products, plasma) that "
-        "counts: not refuted, entered-in-error, inactive or resolved"
+        "an allergy/intolerance to human immune globulin, hyperimmune products included (anti-D, "
+        "hepatitis B, rabies, tetanus, CMV, varicella-zoster, botulism), or to IgA, blood "
+        "products, plasma, that counts: not refuted, entered-in-error, inactive or resolved; "
+        "not one named as an animal-derived globulin (anti-thymocyte globulin, antivenom, "
+        "antitoxin, digoxin Fab) or a monoclonal antibody"
     ),
     indicator=(
         "`critical` for anaphylaxis or a severe reaction to immune globulin (criticality high, "

@@ -15,6 +15,7 @@ from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
 from hooks.knowledge_base.schema import Product
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.common import companion
+from hooks.rules.comparisons import IGA_LOW
 from hooks.rules.hypersensitivity import SUBSTANCES, documented_reactions
 
 TOPIC = "iga-deficiency"
@@ -23,8 +24,10 @@ TOPIC = "iga-deficiency"
 def _low_iga_lab(inp: OrderInput) -> str | None:
     latest = inp.ctx.latest("serum-iga")
     below, min_age = inp.thresholds.iga_deficient_below_mg_dl, inp.thresholds.iga_min_age_years
-    if latest is None or latest.value is None or latest.value >= below:
+    # "<7 mg/dL" is below 7; "<10 mg/dL" is left open, and the data card names it
+    if not IGA_LOW.holds(latest, inp.thresholds):
         return None
+    assert latest is not None
     birth = inp.ctx.patient.birth_date
     # The ESID criterion is about the age at the test: infants have physiologically low IgA.
     tested_on = latest.date or inp.ctx.today

@@ -2,8 +2,14 @@
 
 Renal insufficiency (CKD or AKI coded and active, latest eGFR below or creatinine above the
 thresholds, a creatinine rise meeting the KDIGO AKI definition), diabetes, age > 65, volume
-depletion, sepsis, paraproteinemia, a current nephrotoxic drug, or a sucrose-containing product.
-Subcutaneous products carry no renal boxed warning.
+depletion, sepsis, paraproteinemia, a current nephrotoxic drug, a current loop diuretic ("loop
+diuretic (risk of volume depletion)", an ordinary factor, not a nephrotoxin), or a
+sucrose-containing product. Subcutaneous products carry no renal boxed warning.
+
+A nephrotoxic drug counts when it is given IV or IM, or by mouth when it is absorbed (not oral
+vancomycin or neomycin), or when its route is unknown; not a topical, ophthalmic, otic or inhaled
+form (contract §8). The route is read from ``dosageInstruction.route``, else the dose form of the
+medication (Medication.form, or the form an RxNorm drug name holds), else the dosage text.
 
 The tier (``boxed_tier``, contract §7.3): `warning` with a high-severity factor (eGFR < 30, AKI
 coded or by a creatinine rise, sepsis, volume depletion, a sucrose product, a high-dose course),
@@ -16,7 +22,7 @@ from __future__ import annotations
 from datetime import date
 
 from hooks import evidence
-from hooks.context.model import ClinicalContext, ObservationEntry
+from hooks.context.model import ClinicalContext, MedicationEntry, ObservationEntry
 from hooks.context.read import within_days
 from hooks.findings import Finding, Proposal
 from hooks.knowledge_base import KnowledgeBase, Thresholds
@@ -32,6 +38,7 @@ from hooks.rules.common import (
     minimum_rate,
     run_start,
 )
+from hooks.rules.comparisons import CREATININE_HIGH, EGFR_LOW, EGFR_SEVERE
 from hooks.rules.ig_therapy import COURSE_KNOWLEDGE, COURSE_OBSERVATIONS, THERAPY_PREFETCH
 from hooks.text import record
 
@@ -46,7 +53,13 @@ CONDITIONS = {
     "sepsis": SEPSIS,
     "paraproteinemia": None,
 }
-MEDICATIONS = ("nephrotoxic-medications",)
+NEPHROTOXIC = "nephrotoxic-medications"
+LOOP_DIURETICS = "loop-diuretics"
+NOT_ABSORBED_ORALLY = "poorly-absorbed-oral-medications"
+# route, dose form or text -> how it is given; the first that says so wins (counting first)
+ROUTES = {"systemic-injection-routes": "IV/IM", "oral-routes": "oral", "local-routes": "local"}
+MEDICATIONS = (NEPHROTOXIC, LOOP_DIURETICS, NOT_ABSORBED_ORALLY, *ROUTES)
+LOOP_DIURETIC = "loop diuretic (risk of volume depletion)"
 OBSERVATIONS = ("egfr", "serum-creatinine")
 THRESHOLDS = (
     "renal_age",
@@ -65,7 +78,13 @@ def creatinine_rise(ctx: ClinicalContext, limits: Thresholds) -> Factor | None:
     """AKI by the KDIGO creatinine criteria: the latest creatinine (within the renal window) at
     least 0.3 mg/dL above a value of the previous 2 days, or at least 1.5 times the lowest of the
     previous 7 days. Results are dated, not timed: 48 hours is read as 2 calendar days."""
-    values = [v for v in ctx.values("serum-creatinine") if v.value is not None and v.date]
+    # A value with a comparator ("<0.5") is no number to subtract: the rise is read from exact
+    # values only.
+    values = [
+        v
+        for v in ctx.values("serum-creatinine")
+        if v.value is not None and v.date and v.comparator is None
+    ]
     if not values or not within_days(ctx.today, values[0].date, limits.window_renal_days):
         return None
     latest, earlier = values[0], values[1:]
@@ -113,28 +132,30 @@ def predisposing_factors(
             Factor(record(c.label), evidence.condition(c, m), why, c.date)
             for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
         ]
+    # Compared with their comparators ("<30" is below 60); one a comparator leaves open is not
+    # a factor, and the data card names it (comparisons.undecided).
     egfr = ctx.latest("egfr")
-    if egfr and egfr.value is not None and egfr.value < limits.egfr:
-        severe = egfr.value < limits.egfr_severe
+    if EGFR_LOW.holds(egfr, limits):
+        assert egfr is not None and egfr.value is not None
+        severe = EGFR_SEVERE.holds(egfr, limits)
         found.append(
             Factor(
-                f"eGFR {egfr.value:.0f}",
+                f"eGFR {egfr.comparator or ''}{egfr.value:.0f}",
                 f"Renal insufficiency: {evidence.observation(egfr)} (eGFR < {limits.egfr:g})",
                 severe_egfr(limits) if severe else None,
-                run_start(
-                    ctx.values("egfr"), lambda v: v.value is not None and v.value < limits.egfr
-                ),
+                run_start(ctx.values("egfr"), lambda v: EGFR_LOW.holds(v, limits)),
             )
         )
     creatinine = ctx.latest("serum-creatinine")
     high = limits.creatinine_mg_dl
-    if creatinine and creatinine.value is not None and creatinine.value > high:
+    if CREATININE_HIGH.holds(creatinine, limits):
+        assert creatinine is not None and creatinine.value is not None
         found.append(
             Factor(
-                f"creatinine {creatinine.value:.2f} mg/dL",
+                f"creatinine {creatinine.comparator or ''}{creatinine.value:.2f} mg/dL",
                 f"Renal insufficiency: {evidence.observation(creatinine)} (> {high:g} mg/dL)",
                 since=run_start(
-                    ctx.values("serum-creatinine"), lambda v: v.value is not None and v.value > high
+                    ctx.values("serum-creatinine"), lambda v: CREATININE_HIGH.holds(v, limits)
                 ),
             )
         )
@@ -150,14 +171,55 @@ def predisposing_factors(
                 since=birthday(born, limits.renal_age + 1),
             )
         )
-    for name in MEDICATIONS:
-        concept_set = kb.valueset(name)
-        since = ctx.first_prescribed(concept_set)
-        found += [
-            Factor(record(m.label), f"Nephrotoxic drug: {evidence.medication(m, how)}", None, since)
-            for m, how in ctx.medications_in(concept_set)
-        ]
+    nephrotoxic = kb.valueset(NEPHROTOXIC)
+    since = ctx.first_prescribed(nephrotoxic)
+    for m, how in ctx.medications_in(nephrotoxic):
+        given = nephrotoxic_exposure(m, kb)
+        if given is not None:
+            line = f"Nephrotoxic drug: {evidence.medication(m, how)}; {given}"
+            found.append(Factor(record(m.label), line, None, since))
+    loop = kb.valueset(LOOP_DIURETICS)
+    since = ctx.first_prescribed(loop)
+    found += [
+        Factor(
+            LOOP_DIURETIC,
+            f"Loop diuretic (risk of volume depletion): {evidence.medication(m, how)}",
+            None,
+            since,
+        )
+        for m, how in ctx.medications_in(loop)
+    ]
     return found
+
+
+def route_of(m: MedicationEntry, kb: KnowledgeBase) -> tuple[str, str] | None:
+    """How a medication is given, and where that was read: its route, else its dose form, else
+    its text (card contract §8 "Renal"); None when none of them says."""
+    for where, texts in (
+        ("route", m.route_texts),
+        ("dose form", m.form_texts),
+        ("dosage text", m.instruction_texts),
+    ):
+        for name, route in ROUTES.items():
+            codes = m.route_codes if where == "route" else ()
+            if kb.valueset(name).match(codes, texts) is not None:
+                return route, where
+    return None
+
+
+def nephrotoxic_exposure(m: MedicationEntry, kb: KnowledgeBase) -> str | None:
+    """Why a current nephrotoxic drug counts (given IV or IM, by mouth and absorbed, or by an
+    unknown route), or None when it does not: a topical, ophthalmic, otic or inhaled form, or
+    oral vancomycin or neomycin, which are not absorbed."""
+    found = route_of(m, kb)
+    if found is None:
+        return "route not recorded (counted)"
+    route, where = found
+    if route == "local":
+        return None
+    if route == "oral" and kb.valueset(NOT_ABSORBED_ORALLY).match(m.codes, (m.label,)):
+        return None
+    return f"{route} (from its {where})"
 
 
 def risk_factors(inp: OrderInput) -> list[Factor]:
@@ -291,7 +353,9 @@ RULE = OrderRule(
         "IV route and any of: active CKD or AKI, latest eGFR < 60, latest creatinine > 1.3 "
         "mg/dL, a creatinine rise ≥ 0.3 mg/dL in 2 days or ≥ 1.5 times the lowest of 7 days, "
         "active diabetes, age > 65, volume depletion, sepsis, paraproteinemia, a current "
-        "nephrotoxic drug, a sucrose-containing product"
+        "nephrotoxic drug given IV, IM or by mouth when absorbed, or by an unknown route (not "
+        "oral vancomycin or neomycin; not topical, ophthalmic, otic or inhaled forms), a "
+        "current loop diuretic (risk of volume depletion), a sucrose-containing product"
     ),
     indicator=(
         "`warning` with a high-severity factor (eGFR < 30, AKI coded or by a creatinine rise, "

@@ -4,19 +4,22 @@ Advanced age; history of venous or arterial thrombosis (any clinical status: a r
 still a history); hypercoagulable conditions (any status: mostly lifelong); active immobilization,
 central venous catheter and hyperviscosity (or triglycerides >= threshold); current estrogens, drugs
 with their own boxed thrombosis warning and other listed prothrombotic drugs; pregnancy (dated
-within 42 weeks, no later not-pregnant record); cardiovascular risk factors. Applies to IV and SC.
+within 42 weeks, no later delivery, postpartum or not-pregnant record) and the postpartum period
+(a delivery or postpartum record within 6 weeks); cardiovascular risk factors. Applies to IV and SC.
 
 The tier (``boxed_tier``): `warning` with a high-severity factor (prior thrombosis within the
 look-back, hypercoagulable condition, hyperviscosity, immobilisation, central line, estrogen or a
-drug with its own boxed thrombosis warning, pregnancy, a high-dose course), on a first infusion, or
-with a new factor; else `info` (a maintenance order with long-standing cardiovascular factors).
+drug with its own boxed thrombosis warning, pregnancy or postpartum, a high-dose course), on a
+first infusion, or with a new factor; else `info` (a maintenance order with long-standing
+cardiovascular factors).
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 from hooks import evidence
 from hooks.body_weight import WEIGHT_THRESHOLDS
-from hooks.context.model import ConditionEntry
 from hooks.context.read import within_days
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
@@ -33,6 +36,7 @@ from hooks.rules.common import (
     obesity,
     run_start,
 )
+from hooks.rules.comparisons import TRIGLYCERIDES_HIGH
 from hooks.rules.ig_therapy import COURSE_KNOWLEDGE, THERAPY_PREFETCH
 from hooks.text import record
 
@@ -59,7 +63,8 @@ MEDICATIONS = {
     "boxed-thrombosis-medications": "a drug with its own boxed thrombosis warning",
     "prothrombotic-medications": None,
 }
-PREGNANCY = ("pregnancy", "not-pregnant")
+# a pregnancy record; the records that end it (the postpartum period counts of itself)
+PREGNANCY = ("pregnancy", "not-pregnant", "delivery", "postpartum")
 
 
 def _prior_thrombosis(inp: OrderInput) -> list[Factor]:
@@ -76,20 +81,66 @@ def _prior_thrombosis(inp: OrderInput) -> list[Factor]:
     return found
 
 
-def _pregnancies(inp: OrderInput) -> list[tuple[ConditionEntry, str]]:
-    """Active pregnancy records dated within pregnancy_days, not followed by a not-pregnant one
-    (an undated record cannot be placed in the 42 weeks, so it does not count)."""
-    ctx, days = inp.ctx, inp.thresholds.pregnancy_days
-    ended = [
-        c.date
-        for c, _ in ctx.conditions_in(inp.kb.valueset("not-pregnant"), active_only=False)
+def _dated_records(inp: OrderInput, name: str, *, active_only: bool) -> list[tuple[str, date]]:
+    """(evidence line, date) of every dated Condition in value set ``name``, and of the latest
+    pregnancy-status Observation when its answer is in it (LA15173-0 Pregnant, LA26683-5 Not
+    pregnant)."""
+    ctx, concept_set = inp.ctx, inp.kb.valueset(name)
+    found = [
+        (evidence.condition(c, m), c.date)
+        for c, m in ctx.conditions_in(concept_set, active_only=active_only)
         if c.date
     ]
-    return [
-        (c, evidence.condition(c, m))
-        for c, m in ctx.conditions_in(inp.kb.valueset("pregnancy"), active_only=True)
-        if c.date and within_days(ctx.today, c.date, days) and not any(e > c.date for e in ended)
+    status = ctx.latest("pregnancy-status")
+    if status is not None and status.date:
+        matched = concept_set.match(status.value_codes, (status.original,))
+        if matched:
+            found.append((f"{evidence.observation(status)} ({matched.describe()})", status.date))
+    return found
+
+
+def pregnancy_factors(inp: OrderInput) -> list[Factor]:
+    """Pregnancy and the postpartum period (contract §8 "Thrombosis").
+
+    A pregnancy record (an active Condition, or the latest pregnancy-status answer) counts when
+    dated within ``pregnancy_days`` (42 weeks) and no delivery, postpartum or not-pregnant record
+    is dated after it; an undated one cannot be placed in the 42 weeks and does not count. A
+    delivery or postpartum record dated within ``postpartum_days`` (6 weeks) is the postpartum
+    period, which counts. Delivery and postpartum are matched by text: the reference gives no
+    codes for them.
+    """
+    ctx, limits = inp.ctx, inp.thresholds
+    births = [
+        record
+        for name in ("delivery", "postpartum")
+        for record in _dated_records(inp, name, active_only=False)
     ]
+    ended = [d for _, d in births + _dated_records(inp, "not-pregnant", active_only=False)]
+    pregnant = [
+        (line, since)
+        for line, since in _dated_records(inp, "pregnancy", active_only=True)
+        if within_days(ctx.today, since, limits.pregnancy_days)
+        and not any(end > since for end in ended)
+    ]
+    postpartum = [
+        (line, since)
+        for line, since in births
+        if within_days(ctx.today, since, limits.postpartum_days)
+    ]
+    weeks = limits.postpartum_days // 7
+    found = []
+    # one pregnancy and one postpartum period, however many records say so: the earliest
+    # record is when it began (the tier's "new factor")
+    if pregnant:
+        line, since = min(pregnant, key=lambda item: item[1])
+        found.append(Factor("pregnancy", f"Pregnancy: {line}", "pregnancy", since))
+    if postpartum:
+        line, since = min(postpartum, key=lambda item: item[1])
+        name = f"postpartum (within {weeks} weeks)"
+        found.append(
+            Factor(name, f"Postpartum (within {weeks} weeks): {line}", "postpartum", since)
+        )
+    return found
 
 
 def risk_factors(inp: OrderInput) -> list[Factor]:
@@ -116,14 +167,14 @@ def risk_factors(inp: OrderInput) -> list[Factor]:
             for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
         ]
     triglycerides, limit = ctx.latest("triglycerides"), limits.triglycerides_mg_dl
-    if triglycerides and triglycerides.value is not None and triglycerides.value >= limit:
+    if triglycerides and TRIGLYCERIDES_HIGH.holds(triglycerides, limits):  # ">500" is left open
         found.append(
             Factor(
                 "very high triglycerides",
                 f"Hyperviscosity: {evidence.observation(triglycerides)} (≥ {limit:g} mg/dL)",
                 "hyperviscosity",
                 run_start(
-                    ctx.values("triglycerides"), lambda v: v.value is not None and v.value >= limit
+                    ctx.values("triglycerides"), lambda v: TRIGLYCERIDES_HIGH.holds(v, limits)
                 ),
             )
         )
@@ -134,10 +185,7 @@ def risk_factors(inp: OrderInput) -> list[Factor]:
             Factor(record(m.label), evidence.medication(m, how), medication_why, since)
             for m, how in ctx.medications_in(concept_set)
         ]
-    found += [
-        Factor(record(c.label), f"Pregnancy: {line}", "pregnancy", c.date)
-        for c, line in _pregnancies(inp)
-    ]
+    found += pregnancy_factors(inp)
     for name in CARDIOVASCULAR:
         found += [
             Factor(
@@ -196,16 +244,17 @@ RULE = OrderRule(
         "(any status); hypercoagulable condition; active immobilization, central venous "
         "catheter or hyperviscosity (myeloma, Waldenström, MGUS, cryoglobulinemia; "
         "triglycerides ≥ 1000 mg/dL); current estrogen, a drug with its own boxed thrombosis "
-        "warning or another listed prothrombotic drug; pregnancy (within 42 weeks); "
+        "warning or another listed prothrombotic drug; pregnancy (within 42 weeks, not "
+        "followed by a delivery or not-pregnant record); postpartum (within 6 weeks); "
         "hypertension, diabetes, hyperlipidemia, coronary disease, heart failure, current "
         "smoking, obesity (BMI ≥ 30 or coded)"
     ),
     indicator=(
         "`warning` with a high-severity factor (prior thrombosis, hypercoagulable condition, "
         "hyperviscosity, immobilisation, central line, estrogen or a drug with its own boxed "
-        "thrombosis warning, pregnancy, a course ≥ 2 g/kg or ≥ 1 g/kg in a day), on a first "
-        "infusion (no immune globulin in 90 days) or with a factor newer than the last immune "
-        "globulin order; else `info`"
+        "thrombosis warning, pregnancy or postpartum, a course ≥ 2 g/kg or ≥ 1 g/kg in a "
+        "day), on a first infusion (no immune globulin in 90 days) or with a factor newer "
+        "than the last immune globulin order; else `info`"
     ),
     suggests=(
         "pre-infusion hydration (MedicationRequest) only from a site protocol and never for a "
@@ -229,7 +278,13 @@ RULE = OrderRule(
             "current-smoker-answers",
             *VOLUME_VALUESETS,
         ),
-        observations=("triglycerides", "smoking-status", *OBESITY_READS, *VOLUME_OBSERVATIONS),
+        observations=(
+            "triglycerides",
+            "smoking-status",
+            "pregnancy-status",
+            *OBESITY_READS,
+            *VOLUME_OBSERVATIONS,
+        ),
         knowledge=COURSE_KNOWLEDGE,
         thresholds=(
             "thrombosis_age",
@@ -238,6 +293,7 @@ RULE = OrderRule(
             *WEIGHT_THRESHOLDS,
             "thrombosis_lookback_days",
             "pregnancy_days",
+            "postpartum_days",
             *TIER_THRESHOLDS,
             *VOLUME_THRESHOLDS,
             *RATE_THRESHOLDS,
