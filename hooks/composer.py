@@ -30,6 +30,8 @@ from hooks.findings import (
 from hooks.knowledge_base import KnowledgeBase
 from hooks.knowledge_base.schema import CardGroup
 from hooks.revision import Reviser, Revision, changes_for, describe
+from hooks.rules.base import OrderInput
+from hooks.rules.common import infusion_volume, volume_sensitivity
 
 RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
 CARRIERS = ("PRODUCT", "DOSE", "BOXEDWARNING")  # the first that contributes carries the revision
@@ -174,10 +176,14 @@ class _Composer:
                 carried = offered
                 proposals.append(_revision_proposal(offered))
             notes += [r.withheld for r in course_revisions if r.withheld]
+            # What the revised order brings (the ABO group before a course it raises to 2
+            # g/kg) is offered here: an EHR sends no second call for the accepted order.
+            brought = [b for r in offered for b in r.brings]
             notes += [
                 f"Accepting the revised order also brings a reminder: {summary}."
-                for summary in dict.fromkeys(b for r in offered for b in r.brings)
+                for summary in dict.fromkeys(b.summary for b in brought)
             ]
+            proposals += self._companions(brought)
         elif any(changes_for(f) for f in draft.every) and carrier is not None:
             lead = next(
                 d.findings[0]
@@ -283,7 +289,14 @@ class _Composer:
                 order, withheld=f"No revised order offered: {gaps} (see the data card)."
             )
         topics = {f.topic for f in own}
-        return Reviser(order, topics, self.kb, self.reevaluate).revise(proposed)
+        return Reviser(
+            order, topics, self.kb, self.reevaluate, volume_sensitive=self._volume_sensitive(order)
+        ).revise(proposed)
+
+    def _volume_sensitive(self, order: IgOrder) -> bool:
+        """As the boxed-warning cards judge it (``hooks.rules.common.volume_sensitivity``)."""
+        inp = OrderInput(self.ctx, order, self.kb, self.settings.thresholds)
+        return bool(volume_sensitivity(inp, infusion_volume(inp)))
 
     def _course_findings(self, course: tuple[str, ...]) -> Iterator[Finding]:
         for draft in self.drafts:

@@ -51,7 +51,7 @@ class Revision:
     withheld: str | None = None
     # Reminders the revised order brings that the ordered one did not (an info finding that asks
     # for a lab, not for a change): they do not block it; the card names them.
-    brings: tuple[str, ...] = ()
+    brings: tuple[Finding, ...] = ()
 
     @property
     def offered(self) -> bool:
@@ -73,10 +73,14 @@ class Reviser:
         topics: set[str],
         kb: KnowledgeBase,
         recheck: Callable[[IgOrder], tuple[Finding, ...]],
+        *,
+        volume_sensitive: bool = False,
     ) -> None:
         """``topics``: what the rules found on the order; ``recheck``: the rules over a revised
-        order, in the call's context."""
+        order, in the call's context; ``volume_sensitive``: a switch tries 10% products first
+        (contract §9, half the volume of a 5% product)."""
         self.order, self.topics, self.kb, self.recheck = order, topics, kb, recheck
+        self.volume_sensitive = volume_sensitive
 
     def revise(self, proposed: list[tuple[str, OrderChange]]) -> Revision:
         changes = merged(proposed)
@@ -141,9 +145,7 @@ class Reviser:
             if isinstance(outcome, Revision):
                 return outcome
             refound, pending = outcome
-            brings = tuple(
-                f.summary for f in refound if f.topic not in self.topics and _advisory(f)
-            )
+            brings = tuple(f for f in refound if f.topic not in self.topics and _advisory(f))
             new = {f.topic for f in refound if not _advisory(f)} - self.topics
             critical = any(f.indicator == "critical" for f in refound)
             if not pending and not new and not critical:
@@ -212,6 +214,8 @@ class Reviser:
         proposed = [c.product for _, c in pending if isinstance(c, ProductChange)]
         ordered = self.order.product.id if self.order.product else None
         others = self.kb.catalogue.substitutes(self.order.route, self.order.product)
+        if self.volume_sensitive:  # stable: catalogue order within each concentration
+            others = sorted(others, key=lambda p: (p.concentration_percent or 0) < 10)
         for product in [*proposed, *others]:
             if product.id not in tried and product.id != ordered and not product.discontinued:
                 return product

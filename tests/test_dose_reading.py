@@ -348,5 +348,15 @@ def test_an_ml_order_of_a_single_concentration_product_revised_in_grams_and_ml()
     [revised] = updates(cards)
     assert dosage(revised)["doseAndRate"][0]["doseQuantity"]["value"] == 28
     assert "28 g (280 mL of Privigen 10%, was 200 mL)" in dosage(revised)["text"]
+    # 28 g × 5 = 140 g = 2 g/kg: the revision brings the hemolysis reminder (no ABO group on
+    # file), and its orders are on the same card: the EHR sends no second call for it.
+    carrier = next(
+        c
+        for c in cards
+        if any(a["type"] == "update" for s in c.get("suggestions", []) for a in s["actions"])
+    )
+    labels = [s["label"] for s in carrier["suggestions"]]
+    assert "Order: ABO blood group" in labels and "Order: Hemoglobin" in labels, labels
+    assert "also brings a reminder: Hemolysis risk unknown" in carrier["detail"]
     epic = answer(record, [order], WOMAN, profile="epic")
     assert "dose 28 g (280 mL of Privigen 10%, was 200 mL) per administration" in str(epic)

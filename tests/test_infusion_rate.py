@@ -274,3 +274,15 @@ def test_esrd_dialysis_oliguria_and_infancy_are_volume_sensitive() -> None:
     assert "Age under 1" in "\n".join(thrombosis.evidence)
     # 0.4 g/kg × 7 kg = 2.8 g ÷ 10 g/100 mL = 28 mL = 4 mL/kg
     assert "28 mL per administration, 4 mL/kg" in "\n".join(thrombosis.evidence)
+
+
+def test_pregnancy_and_a_not_pregnant_record_are_not_volume_sensitivity() -> None:
+    """Contract §8 "Volume" lists heart failure, ESRD or dialysis, oliguric AKI, age under 1 and
+    a large order volume: a pregnancy record (or a not-pregnant one) keeps the label's hydration
+    advice (found in the pharmacist's review: both once made the patient "volume-sensitive")."""
+    order = ig_order(PATIENT_ID, "o1", "Privigen", dose=0.4)
+    for name, display in (("pregnancy", "Pregnancy"), ("not-pregnant", "Not pregnant")):
+        found, _ = run([W70, HTN, condition(PATIENT_ID, name, display, 3)], order)
+        boxed = found["thrombosis-risk"]
+        assert "Volume-sensitive" not in "\n".join(boxed.evidence), name
+        assert "ensure adequate hydration" in boxed.recommendation, name

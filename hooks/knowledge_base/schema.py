@@ -154,7 +154,7 @@ class Product(Model):
     manufacturer: NonEmpty  # documentation
     match_names: tuple[NonEmpty, ...] = Field(min_length=1)
     routes: tuple[Route, ...] = Field(min_length=1)
-    concentration_percent: float | None  # documentation until volumes are computed
+    concentration_percent: float | None  # doses in mL, volumes, rates in mL/h, 10% preference
     excipients: frozenset[str]
     excipients_unverified: frozenset[str]
     iga: Iga

@@ -90,7 +90,10 @@ def current_smoking(inp: OrderInput) -> list[tuple[str, date | None]]:
 
 
 # What ``hydration`` reads (the rules that call it declare these).
-VOLUME_VALUESETS = ("heart-failure", "end-stage-renal-disease", "oliguria", *COURSE_VALUESETS)
+# The conditions that make a patient volume-sensitive (contract §8 "Volume")
+VOLUME_CONDITIONS = ("heart-failure", "end-stage-renal-disease", "oliguria")
+# What volume_sensitivity reads: those, and the pregnancy value sets the dosing weight reads
+VOLUME_VALUESETS = (*VOLUME_CONDITIONS, *COURSE_VALUESETS)
 VOLUME_THRESHOLDS = (
     "volume_sensitive_age_years",
     "volume_ml_per_kg_day",
@@ -155,7 +158,7 @@ def volume_sensitivity(inp: OrderInput, volume: Volume | None) -> list[str]:
     ctx, kb, limits = inp.ctx, inp.kb, inp.thresholds
     found = [
         evidence.condition(c, m)
-        for name in VOLUME_VALUESETS
+        for name in VOLUME_CONDITIONS
         for c, m in ctx.conditions_in(kb.valueset(name), active_only=True)
     ]
     if ctx.age is not None and ctx.age < limits.volume_sensitive_age_years:

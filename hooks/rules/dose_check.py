@@ -200,9 +200,8 @@ def check(inp: OrderInput) -> Finding | None:
         return None  # one day of a course being ordered: never "low" at order-select (§7.4)
     what = "per cycle" if course.regimen == "interval" else "per course"
     range_lines = [
-        f"{r.display}: {g.kind} {plain_number(g.low_g_per_kg)}-{plain_number(g.high_g_per_kg)} "
-        f"g/kg ({g.description}{'; ' + NOT_CHECKED if g.unverified else ''}); "
-        f"source: {r.source.label}"
+        f"{r.display}: {g.kind} {_usual(g)} g/kg "
+        f"({g.description}{'; ' + NOT_CHECKED if g.unverified else ''}); source: {r.source.label}"
         for r in ranges
         for g in r.regimens
     ]
@@ -213,10 +212,7 @@ def check(inp: OrderInput) -> Finding | None:
         f"Allowed: the range ±{plain_number(tolerance * 100)}%; {plain_number(value)} g/kg "
         f"fits none",
     )
-    nearest = (
-        f"the nearest range is {indication.display} "
-        f"{plain_number(regimen.low_g_per_kg)}-{plain_number(regimen.high_g_per_kg)} g/kg {what}"
-    )
+    nearest = f"the nearest range is {indication.display} {_usual(regimen)} g/kg {what}"
     summary = (
         f"Dose {plain_number(value)} g/kg {what} is outside the {names} range"
         if course.single_order

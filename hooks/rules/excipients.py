@@ -84,7 +84,8 @@ def _young_child(inp: OrderInput, product: Product, found: set[str]) -> _YoungCh
         lines = (
             f"{product.brand} {how} {rule.excipient}: {rule.basis}",
             f"Patient aged {_months(born, inp.ctx.today)} months (under {limit} years); no "
-            f"record that {condition} has been excluded (a condition recorded as refuted)",
+            f"record that {condition} has been excluded (to record that, enter {condition} "
+            "as a condition with verification status refuted)",
         )
         return _YoungChild(
             lines, certain and rule.indicator == "critical", rule.excipient, condition

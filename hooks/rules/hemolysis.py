@@ -18,6 +18,7 @@ import re
 
 from hooks import evidence
 from hooks.context.model import ObservationEntry
+from hooks.evidence import plain_number
 from hooks.findings import CreateOrder, Finding, Proposal
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.ig_therapy import COURSE_OBSERVATIONS, COURSE_THRESHOLDS, COURSE_VALUESETS
@@ -68,7 +69,10 @@ def check(inp: OrderInput) -> Finding | None:
     return Finding(
         topic=TOPIC,
         indicator="warning",
-        summary=f"Hemolysis risk: blood group {group} and a {course.known_g_per_kg:g} g/kg course",
+        summary=(
+            f"Hemolysis risk: blood group {group} and a "
+            f"{plain_number(course.known_g_per_kg)} g/kg course"
+        ),
         evidence=tuple(lines),
         recommendation=(
             "Immune globulin carries anti-A/anti-B antibodies. Measure hemoglobin (and hematocrit) "
@@ -105,7 +109,7 @@ def _unknown_group(
         indicator="info",
         summary=(
             f"Hemolysis risk unknown: no ABO group on file before a "
-            f"{course.known_g_per_kg:g} g/kg course"
+            f"{plain_number(course.known_g_per_kg)} g/kg course"
         ),
         evidence=tuple(lines),
         recommendation=(

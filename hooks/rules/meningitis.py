@@ -4,6 +4,7 @@ note migraine patients may be more susceptible, and the syndrome is more frequen
 from __future__ import annotations
 
 from hooks import evidence
+from hooks.evidence import plain_number
 from hooks.findings import Finding
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
 from hooks.rules.common import (
@@ -33,7 +34,8 @@ def check(inp: OrderInput) -> Finding | None:
         topic=TOPIC,
         indicator="info",
         summary=(
-            f"Migraine history and a {course.known_g_per_kg:g} g/kg course: aseptic meningitis risk"
+            f"Migraine history and a {plain_number(course.known_g_per_kg)} g/kg course: "
+            "aseptic meningitis risk"
         ),
         evidence=(*migraine, *course.steps, *fluids.lines),
         recommendation=(
