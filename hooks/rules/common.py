@@ -295,11 +295,44 @@ def minimum_rate(inp: OrderInput) -> Proposal:
         start = initial_rate(labelled_rates(inp, product)[0]) if titration(inp, product) else None
         initial = start[0] if start is not None and start[1] else None
         changes = (Instruction(text), RateCap(cap, initial, conversion.kg, conversion.mg_per_ml))
+    elif product is not None and (started := _titration_range(inp, product)) is not None:
+        # No at-risk cap in the label, but a titration infusion (contract §8 "Rate"): the order
+        # gets the labelled initial rate up to the labelled maximum, never an unverified one.
+        first, limit, steps, why = started
+        weight = dosing_weight(inp.ctx, inp.kb, inp.thresholds)
+        conversion = Conversion(
+            weight.value if weight else None, mg_per_ml(product.concentration_percent)
+        )
+        text = (
+            f"Infuse at the minimum practicable rate (boxed warning); {why}: start at "
+            f"{conversion.shown(first)}, increase as tolerated to at most "
+            f"{conversion.shown(limit)}" + (f" ({steps})" if steps else "")
+        )
+        label = f"Start at {conversion.shown(first)}, at most {conversion.shown(limit)}"
+        changes = (Instruction(text), RateCap(limit, first, conversion.kg, conversion.mg_per_ml))
     else:
         text = "Infuse at the minimum practicable rate (boxed warning)"
         label = "Add a minimum-practicable-rate instruction to the order"
         changes = (Instruction(text),)
     return Proposal(label, (ReviseOrder(inp.order.reference, changes, text),))
+
+
+def _titration_range(inp: OrderInput, product: Product) -> tuple[float, float, str, str] | None:
+    """The labelled initial rate, the labelled limit for the indication (the lowest maximum for
+    an unlabelled one), the label's steps and why the infusion is a titration one; None when it
+    is not one or a figure is unverified (quoted by infusion-rate, never written)."""
+    why = titration(inp, product)
+    if why is None:
+        return None
+    entries, _ = labelled_rates(inp, product)
+    start = initial_rate(entries)
+    maxima = [r for r in entries if r.max_mg_kg_min]
+    if start is None or not start[1] or not maxima:
+        return None
+    limit = min(maxima, key=lambda r: r.max_mg_kg_min or 0.0)
+    if limit.unverified or limit.max_mg_kg_min is None:
+        return None
+    return start[0], limit.max_mg_kg_min, start[2], why.split(":")[0]
 
 
 def instruction(inp: OrderInput, label: str, text: str) -> Proposal:

@@ -1,6 +1,7 @@
 // A FHIR R4 server for the test suite: Medplum's FHIR engine (@medplum/fhir-router) with its
 // in-memory repository, behind this small HTTP adapter. Test use only: no authentication, no
-// persistence, search is a linear scan over everything loaded.
+// persistence, search is a linear scan over everything loaded. GET answers are cached until the
+// next write (the suites read the same searches many times: both order hooks, both data modes).
 //
 //   node server.mjs [--port N] [--host 127.0.0.1]      (or FHIR_SERVER_PORT / FHIR_SERVER_HOST)
 //
@@ -30,6 +31,10 @@ const { FhirRouter, MemoryRepository } = await import('@medplum/fhir-router');
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const MAX_BODY_BYTES = 50 * 1024 * 1024;
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+const CACHE_ENTRIES = 5000;
+// url -> [status, body, headers] of a GET; any other method empties it, so a read never sees
+// data older than the last write.
+const answered = new Map();
 
 const { values: args } = parseArgs({
   options: {
@@ -122,6 +127,12 @@ async function handle(req, res) {
     send(res, 200, capabilityStatement());
     return;
   }
+  if (req.method !== 'GET') {
+    answered.clear();
+  } else if (answered.has(req.url)) {
+    send(res, ...answered.get(req.url));
+    return;
+  }
   let body;
   const text = await readBody(req);
   if (text.trim()) {
@@ -154,6 +165,12 @@ async function handle(req, res) {
   }
   if (status === 201 && resource?.resourceType && resource?.id) {
     headers.Location = `${origin}/${resource.resourceType}/${resource.id}/_history/${resource.meta?.versionId ?? '1'}`;
+  }
+  if (req.method === 'GET' && status < 300) {
+    if (answered.size >= CACHE_ENTRIES) {
+      answered.clear();
+    }
+    answered.set(req.url, [status, resource ?? result, headers]);
   }
   send(res, status, resource ?? result, headers);
 }
