@@ -73,13 +73,7 @@ def _young_child(inp: OrderInput, product: Product, found: set[str]) -> _YoungCh
         excluded = inp.kb.valueset(rule.excluded)
         if inp.ctx.refuted_in(excluded):
             continue
-        how = (
-            "contains"
-            if certain
-            else "may contain (not every product of the family)"
-            if product.family
-            else f"may contain ({NOT_CHECKED})"
-        )
+        how = _how(product, certain)
         condition = excluded.title.lower()
         lines = (
             f"{product.brand} {how} {rule.excipient}: {rule.basis}",
@@ -111,13 +105,7 @@ def check(inp: OrderInput) -> Finding | None:
         found = _matches(inp, rule.valueset, rule.kind)
         if not found:
             continue
-        how = (
-            "contains"
-            if certain
-            else "may contain (not every product of the family)"
-            if product.family
-            else f"may contain ({NOT_CHECKED})"
-        )
+        how = _how(product, certain)
         lines.append(f"{product.brand} {how} {rule.excipient}: {rule.basis}")
         lines += found
         critical = critical or (certain and rule.indicator == "critical")
@@ -192,3 +180,12 @@ RULE = OrderRule(
     ),
     check=check,
 )
+
+
+def _how(product: Product, certain: bool) -> str:
+    """How sure the catalogue is that the product holds the excipient, in a card's words."""
+    if certain:
+        return "contains"
+    if product.family:
+        return "may contain (not every product of the family)"
+    return f"may contain ({NOT_CHECKED})"
