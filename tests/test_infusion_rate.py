@@ -286,3 +286,30 @@ def test_pregnancy_and_a_not_pregnant_record_are_not_volume_sensitivity() -> Non
         boxed = found["thrombosis-risk"]
         assert "Volume-sensitive" not in "\n".join(boxed.evidence), name
         assert "ensure adequate hydration" in boxed.recommendation, name
+
+
+def test_a_volume_sensitive_patient_on_a_5_percent_product_is_offered_a_10_percent_one() -> None:
+    """Contract §8 "Volume": heart failure, Octagam 5% 0.4 g/kg × 70 kg = 28 g = 560 mL a day
+    (8 mL/kg); a 10% product of the route halves it (280 mL). Accepted, nothing more is asked."""
+    failing = condition(PATIENT_ID, "heart-failure", "Heart failure", 3)
+    record = [W70, failing]
+    found, plans = run(record, ig_order(PATIENT_ID, "o1", "Octagam 5%", dose=0.4))
+    switches = [
+        c
+        for p in found["thrombosis-risk"].proposals
+        for a in p.actions
+        if isinstance(a, ReviseOrder)
+        for c in a.changes
+        if isinstance(c, ProductChange)
+    ]
+    assert [(c.product.concentration_percent or 0) >= 10 for c in switches] == [True]
+    assert "560 mL per administration, 8 mL/kg" in "\n".join(found["thrombosis-risk"].evidence)
+    again = rechecked(record, plans)
+    assert not any(
+        isinstance(c, ProductChange)
+        for f in again.values()
+        for p in f.proposals
+        for a in p.actions
+        if isinstance(a, ReviseOrder)
+        for c in a.changes
+    )

@@ -11,7 +11,15 @@ from hooks.body_weight import computed_bmi, dosing_weight
 from hooks.context.model import ClinicalContext, IgHistory, ObservationEntry
 from hooks.courses import last_administration
 from hooks.dosing import Dose
-from hooks.findings import CreateOrder, Instruction, OrderChange, Proposal, RateCap, ReviseOrder
+from hooks.findings import (
+    CreateOrder,
+    Instruction,
+    OrderChange,
+    ProductChange,
+    Proposal,
+    RateCap,
+    ReviseOrder,
+)
 from hooks.knowledge_base import KnowledgeBase, Thresholds
 from hooks.knowledge_base.schema import Product, Rate
 from hooks.rates import Conversion, mg_per_ml, number
@@ -194,8 +202,11 @@ def hydration(inp: OrderInput, why: str) -> Hydration:
             )
         else:
             lines.append("Infusion volume: not computed (no dose in grams or no concentration)")
+        switch = ten_percent(inp)
+        if switch is not None:
+            lines.append(f"A 10% product of the route: {switch.brand} (half the volume of 5%)")
         return Hydration(
-            (),
+            () if switch is None else (_switch_to(inp, switch),),
             tuple(lines),
             "The patient is volume-sensitive: no hydration order is suggested; weigh the "
             "infusion volume and any fluids with the treating team (a 10% product gives half "
@@ -216,6 +227,33 @@ def hydration(inp: OrderInput, why: str) -> Hydration:
             "Hydrate before the infusion per the site protocol.",
         )
     return Hydration((), (), f"The label says: {LABEL_HYDRATION}.")
+
+
+def ten_percent(inp: OrderInput) -> Product | None:
+    """For a volume-sensitive patient on a product under 10%: the first 10% product of the
+    route (labelled for the indication where one is), contract §8 "Volume"; else None."""
+    product = inp.order.product
+    if product is None or product.concentration_percent is None:
+        return None
+    if product.concentration_percent >= 10:
+        return None
+    found = inp.kb.catalogue.substitutes(inp.order.route, product, labelled_as(inp))
+    return next((p for p in found if (p.concentration_percent or 0) >= 10), None)
+
+
+def _switch_to(inp: OrderInput, product: Product) -> Proposal:
+    why = f"Volume-sensitive: {product.brand} (10%) gives half the volume of a 5% product"
+    return Proposal(
+        f"Switch to {product.brand} (10%)",
+        (ReviseOrder(inp.order.reference, (ProductChange(product, why),), why),),
+    )
+
+
+def labelled_as(inp: OrderInput) -> set[str]:
+    """The order's indications as product labels name them (ITP, CIDP, PI ...)."""
+    by_valueset = {r.valueset: r for r in inp.kb.dose_ranges}
+    found = indications_of(inp.order.order, inp.ctx, inp.kb.valuesets, by_valueset)
+    return {label for f in found for label in by_valueset[f.valueset].labelled_as}
 
 
 def companion(label: str, inp: OrderInput, why: str, *orderables: str) -> Proposal:

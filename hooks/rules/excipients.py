@@ -18,7 +18,7 @@ from hooks.context.model import age_on
 from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
 from hooks.knowledge_base.schema import Product
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.indications import indications_of
+from hooks.rules.common import labelled_as
 from hooks.text import NOT_CHECKED
 
 TOPIC = "excipient-contraindication"
@@ -40,13 +40,6 @@ def alternative(inp: OrderInput, avoid: set[str]) -> Product | None:
     catalogue = inp.kb.catalogue
     found = catalogue.substitutes(inp.order.route, inp.order.product, labelled_as(inp), avoid)
     return found[0] if found else None
-
-
-def labelled_as(inp: OrderInput) -> set[str]:
-    """The order's indications as product labels name them (ITP, CIDP, PI ...)."""
-    by_valueset = {r.valueset: r for r in inp.kb.dose_ranges}
-    found = indications_of(inp.order.order, inp.ctx, inp.kb.valuesets, by_valueset)
-    return {label for f in found for label in by_valueset[f.valueset].labelled_as}
 
 
 @dataclass(frozen=True)

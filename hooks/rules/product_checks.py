@@ -15,7 +15,7 @@ from __future__ import annotations
 from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
 from hooks.knowledge_base.schema import Product
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.excipients import labelled_as
+from hooks.rules.common import labelled_as
 from hooks.rules.indications import indications_of
 
 ROUTE_MISSING = "route-missing"
