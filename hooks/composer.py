@@ -23,6 +23,7 @@ from hooks.findings import (
     DoseChange,
     Finding,
     Indicator,
+    ProductChange,
     Proposal,
     RemoveOrder,
     ReviseOrder,
@@ -36,6 +37,7 @@ from hooks.rules.common import infusion_volume, volume_sensitivity
 RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
 CARRIERS = ("PRODUCT", "DOSE", "BOXEDWARNING")  # the first that contributes carries the revision
 DO_NOT_GIVE = "DONOTGIVE"
+DATA = "DATA"
 
 
 @dataclass(frozen=True)
@@ -139,10 +141,15 @@ class _Composer:
         }
 
     def plans(self) -> Iterator[CardPlan]:
-        carriers = self._carriers()
         revisions = {
-            course: tuple(self._revision(ref, course) for ref in course) for course in carriers
+            course: tuple(self._revision(ref, course) for ref in course)
+            for course in self._carriers()
         }
+        self.drafts = [
+            kept for draft in self.drafts if (kept := _without_moot(draft, revisions)) is not None
+        ]
+        carriers = self._carriers()  # a dropped draft may have been the carrier
+        revisions = {course: revisions[course] for course in carriers}
         for draft in self.drafts:
             yield self._plan(draft, carriers, revisions)
 
@@ -283,7 +290,7 @@ class _Composer:
                 withheld="No revised order offered: a card recommends removing this order; if "
                 "it is kept, sign it again for its revised order.",
             )
-        gaps = self._checks_not_run(order)
+        gaps = self._checks_not_run(order, course)
         if gaps:
             return Revision(
                 order, withheld=f"No revised order offered: {gaps} (see the data card)."
@@ -303,11 +310,18 @@ class _Composer:
             if draft.course == course:
                 yield from draft.every
 
-    def _checks_not_run(self, order: IgOrder) -> str:
-        """Partial answers (contract §9): a revision depends on every check having run."""
+    def _checks_not_run(self, order: IgOrder, course: tuple[str, ...]) -> str:
+        """Partial answers (contract §7.1, §9): a revision depends on every check having run."""
         parts = []
         if self.ctx.gaps:
             parts.append("some of the record could not be read, so not every check ran")
+        if any(
+            draft.group.code == DATA and RANK[found.indicator] > RANK["info"]
+            for draft in self.drafts
+            if draft.course in ((), course)
+            for found in draft.every
+        ):  # a missing weight, an undecidable lab, another patient's data: a check did not run
+            parts.append("a contraindication or dose check could not run")
         if order.order.unreadable:
             parts.append(
                 f"part of the order could not be read ({', '.join(order.order.unreadable)})"
@@ -318,6 +332,26 @@ class _Composer:
         """The rules over a revised order in the call's context, where it takes the place of
         the draft with its reference (its course included: ``hooks.courses.course_of``)."""
         return evaluate_order(self.ctx, order, self.kb, self.settings)
+
+
+def _without_moot(
+    draft: _Draft, revisions: Mapping[tuple[str, ...], tuple[Revision, ...]]
+) -> _Draft | None:
+    """The draft without the titration-rate information of a product the course's revised
+    order replaces: the revised order carries the new product's own rates, and a card quoting
+    the old product's would contradict it. None when nothing is left."""
+    if not any(
+        isinstance(c, ProductChange) for r in revisions.get(draft.course, ()) for c in r.changes
+    ):
+        return draft
+
+    def moot(found: Finding) -> bool:
+        return found.topic == "infusion-rate" and found.indicator == "info"
+
+    shown = tuple(f for f in draft.findings if not moot(f))
+    if not shown:
+        return None
+    return replace(draft, findings=shown, every=tuple(f for f in draft.every if not moot(f)))
 
 
 def _removals(findings: Iterable[Finding]) -> Iterator[Proposal]:

@@ -85,7 +85,7 @@ class Conversion:
         if not self.kg or not self.mg_per_ml:
             return (
                 f"{number(mg_kg_min, 2)} mg/kg/min (no mL/h: "
-                + ("no recent weight" if not self.kg else "the concentration is not known")
+                + ("no usable body weight" if not self.kg else "the concentration is not known")
                 + ")"
             )
         mg_min = mg_kg_min * self.kg

@@ -223,22 +223,24 @@ def test_revise_order_is_the_rate_rules_only_change() -> None:
     assert all(isinstance(c, RateCap) for c in action.changes)
 
 
-def test_the_epic_profile_writes_the_rate_out_in_both_units() -> None:
-    """Epic: a rate change that keeps the product is text, every value written out."""
-    record = [W70, PID]
-    ctx = context_of(record, [pid_order("Privigen", 420, "mL/h")], patient=ADULT)
+def epic_answer(record: list[dict[str, Any]], order: dict[str, Any]) -> tuple[str, list[str]]:
+    """The card text and the suggestion action types of the Epic profile."""
+    ctx = context_of(record, [order], patient=ADULT)
     plans = compose(evaluate(ctx, KB, SETTINGS), ctx, KB, SETTINGS)
     counter = itertools.count()
-    cards = make_cards(plans, ctx, KB, lambda: f"u{next(counter)}", "epic")
-    text = " ".join(card.to_json()["detail"] for card in cards).replace("\\", "")
+    cards = [c.to_json() for c in make_cards(plans, ctx, KB, lambda: f"u{next(counter)}", "epic")]
+    text = " ".join(card["detail"] for card in cards).replace("\\", "")
+    actions = [
+        a["type"] for card in cards for s in card.get("suggestions", []) for a in s["actions"]
+    ]
+    return text, actions
+
+
+def test_the_epic_profile_writes_the_rate_out_in_both_units() -> None:
+    """Epic: a rate change that keeps the product is text, every value written out."""
+    text, actions = epic_answer([W70, PID], pid_order("Privigen", 420, "mL/h"))
     # first infusion: 0.5 mg/kg/min = 21 mL/h, up to 8 mg/kg/min = 336 mL/h
     assert "start at 0.5 mg/kg/min (21 mL/h), then up to 8 mg/kg/min (336 mL/h)" in text
-    actions = [
-        a["type"]
-        for card in cards
-        for s in card.to_json().get("suggestions", [])
-        for a in s["actions"]
-    ]
     assert "update" not in actions
 
 
@@ -313,3 +315,138 @@ def test_a_volume_sensitive_patient_on_a_5_percent_product_is_offered_a_10_perce
         if isinstance(a, ReviseOrder)
         for c in a.changes
     )
+
+
+# --- a titration infusion ordered without a rate (contract §8 "Rate") ------------------------
+
+
+def unrated(product: str) -> dict[str, Any]:
+    return ig_order(
+        PATIENT_ID, "o1", product, dose=0.5, repeat=MONTHLY, reason="primary-immunodeficiency"
+    )
+
+
+def test_a_first_infusion_without_a_rate_gets_the_range_as_information() -> None:
+    # Privigen PI: initial 0.5 mg/kg/min × 70 kg = 35 mg/min = 2.1 g/h = 21 mL/h of 100 mg/mL;
+    # maximum 8 mg/kg/min × 70 kg = 560 mg/min = 33.6 g/h = 336 mL/h
+    found, plans = run([W70, PID], unrated("Privigen"))
+    rate = found["infusion-rate"]
+    assert rate.indicator == "info"
+    text = "\n".join(rate.evidence)
+    assert "Ordered rate: none stated" in text
+    assert "first infusion" in text
+    assert "0.5 mg/kg/min × 70 kg = 35 mg/min = 2.1 g/h = 21 mL/h" in text
+    assert "8 mg/kg/min × 70 kg = 560 mg/min = 33.6 g/h = 336 mL/h" in text
+    assert rate.recommendation.startswith("Start at 0.5 mg/kg/min (21 mL/h)")
+    span = revised_rate(plans)["rateRange"]
+    assert (span["low"]["value"], span["high"]["value"]) == (0.5, 8)
+    assert "infusion-rate" not in rechecked([W70, PID], plans)
+
+
+def test_a_maintenance_infusion_without_a_rate_gets_no_rate_card() -> None:
+    found, _ = run([W70, PID, given_before("Privigen")], unrated("Privigen"))
+    assert "infusion-rate" not in found
+
+
+def test_with_a_boxed_warning_factor_the_range_is_on_the_boxed_warning_card_only() -> None:
+    # hypertension: the thrombosis card's minimum-rate revision carries the same 0.5 to 8 range
+    record = [W70, PID, HTN]
+    found, plans = run(record, unrated("Privigen"))
+    assert "infusion-rate" not in found
+    span = revised_rate(plans)["rateRange"]
+    assert (span["low"]["value"], span["high"]["value"]) == (0.5, 8)
+    assert "infusion-rate" not in rechecked(record, plans)
+
+
+def test_an_unverified_initial_rate_without_an_ordered_rate_is_quoted_not_written() -> None:
+    found, plans = run([W70, PID], unrated("Flebogamma 10% DIF"))
+    rate = found["infusion-rate"]
+    assert NOT_CHECKED in "\n".join(rate.evidence)
+    assert not rate.proposals and "not written into the order" in rate.recommendation
+    assert not [
+        r for p in plans for r in p.revisions if any(isinstance(c, RateCap) for c in r.changes)
+    ]
+
+
+def test_epic_gets_the_titration_of_an_unrated_order_as_text() -> None:
+    text, actions = epic_answer([W70, PID], unrated("Privigen"))
+    assert "start at 0.5 mg/kg/min (21 mL/h), then up to 8 mg/kg/min (336 mL/h)" in text
+    assert "update" not in actions
+
+
+def test_no_rate_is_written_into_an_order_whose_route_is_not_given() -> None:
+    # Gammagard Liquid is labelled IV and SC: with no route the IV checks run on an assumed IV
+    # route, so the range is quoted (0.8 mg/kg/min × 70 kg × 60 ÷ 100 = 33.6 mL/h), not written
+    order = unrated("Gammagard Liquid")
+    del order["dosageInstruction"][0]["route"]
+    found, plans = run([W70, PID], order)
+    rate = found["infusion-rate"]
+    assert "start at 0.8 mg/kg/min (33.6 mL/h)" in rate.summary
+    assert not rate.proposals and "route is not given" in rate.recommendation
+    assert not [
+        r for p in plans for r in p.revisions if any(isinstance(c, RateCap) for c in r.changes)
+    ]
+
+
+def test_a_switch_back_to_a_product_given_long_ago_is_a_new_product() -> None:
+    # Privigen in 2024, Gammagard Liquid 4 weeks ago, Privigen again: a switch (contract §8)
+    old = ig_order(
+        PATIENT_ID, "old", "Privigen", dose=0.5, status="completed", authored="2024-03-01"
+    )
+    found, plans = run([W70, PID, old, given_before("Gammagard Liquid")], unrated("Privigen"))
+    rate = found["infusion-rate"]
+    assert "new product: the patient's latest immune globulin is Gammagard Liquid" in (
+        "\n".join(rate.evidence)
+    )
+    span = revised_rate(plans)["rateRange"]
+    assert (span["low"]["value"], span["high"]["value"]) == (0.5, 8)
+
+
+def test_the_titration_order_says_the_rate_in_ml_per_hour_for_the_nurse() -> None:
+    _, plans = run([W70, PID], unrated("Privigen"))
+    [revision] = [r for p in plans for r in p.revisions]
+    assert revision.resource is not None
+    [instruction] = revision.resource["dosageInstruction"][0]["additionalInstruction"]
+    assert instruction["text"] == (
+        "Titration infusion: start at 0.5 mg/kg/min (21 mL/h); if tolerated, increase "
+        "stepwise to at most 8 mg/kg/min (336 mL/h)"
+    )
+
+
+def test_no_rate_is_written_on_a_boxed_warning_card_when_the_route_is_not_given() -> None:
+    order = unrated("Gammagard Liquid")
+    del order["dosageInstruction"][0]["route"]
+    found, plans = run([W70, PID, HTN], order)
+    assert "infusion-rate" not in found  # the boxed-warning card speaks for the rate
+    assert not [
+        r for p in plans for r in p.revisions if any(isinstance(c, RateCap) for c in r.changes)
+    ]
+    assert "route is not given" in "\n".join(
+        c.text for p in plans for r in p.revisions for c in r.changes if hasattr(c, "text")
+    )
+
+
+def test_without_a_usable_weight_no_rate_is_written() -> None:
+    found, plans = run([PID], unrated("Privigen"))
+    rate = found["infusion-rate"]
+    assert not rate.proposals and "without a usable body weight" in rate.recommendation
+    assert "no usable body weight" in "\n".join(rate.evidence)
+    assert not [r for p in plans for r in p.revisions]
+
+
+def test_a_product_switch_takes_the_new_products_rates_and_drops_the_old_ones() -> None:
+    """Hyperprolinemia on Privigen: the revised order is another product; the card quoting
+    Privigen's initial rate would contradict the revised order's Gammagard Liquid 0.8 to 8
+    mg/kg/min (0.8 × 70 × 60 ÷ 100 = 33.6 mL/h)."""
+    prolinemia = condition(PATIENT_ID, "hyperprolinemia", "Hyperprolinemia", 3)
+    record = [W70, PID, prolinemia]
+    ctx = context_of(record, [unrated("Privigen")], patient=ADULT)
+    findings = evaluate(ctx, KB, SETTINGS)
+    assert "infusion-rate" in {f.topic for f in findings}  # found for Privigen ...
+    plans = compose(findings, ctx, KB, SETTINGS)
+    shown = {f.topic for p in plans for f in p.findings}
+    assert "infusion-rate" not in shown  # ... and not shown beside the switch
+    [revision] = [r for p in plans for r in p.revisions]
+    assert any(isinstance(c, ProductChange) for c in revision.changes)
+    span = revised_rate(plans)["rateRange"]
+    assert (span["low"]["value"], span["high"]["value"]) == (0.8, 8)

@@ -519,7 +519,11 @@ def test_another_patients_observation_over_http(
     response = _post(client, body)
     assert response.status_code == 200
     answer = response.get_json()
-    assert fired(answer["cards"]) == {"data-incomplete": "warning", "hemolysis-risk": "info"}
+    assert fired(answer["cards"]) == {
+        "data-incomplete": "warning",
+        "hemolysis-risk": "info",
+        "infusion-rate": "info",  # a first infusion ordered without a rate
+    }
     detail = cards_by_topic(answer["cards"])["data-incomplete"]["detail"]
     assert "name another patient" in detail and ": 1 Observation" in detail
     assert "foreign-iga" not in json.dumps(answer)  # its id is not in the answer

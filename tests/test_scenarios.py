@@ -245,7 +245,8 @@ def test_the_sandbox_request_fixture_is_checked(client: FlaskClient) -> None:
     reasonCode) gets immune globulin cards, and says once what it tolerated."""
     body = load_json("requests/sandbox-order-select.json")
     cards = _call(client, "order-select", body)["cards"]
-    assert set(fired_findings(cards)) == {"dose-check", "indication-guidance"}  # reason read
+    # the reason is read; a first infusion without a rate gets the titration rate
+    assert set(fired_findings(cards)) == {"dose-check", "indication-guidance", "infusion-rate"}
     dose = cards_by_topic(cards)["dose-check"]
     assert "'{pill}' is not g, mg, g/kg or mg/kg" in dose["detail"]
     notes = [card["detail"] for card in cards if NOTE in card["detail"]]

@@ -285,9 +285,19 @@ def titration(inp: OrderInput, product: Product) -> str | None:
         return "first infusion: no earlier immune globulin order on record"
     if not any(_same_product(h, product) for h in previous):
         return f"new product: no earlier {product.brand} order on record"
-    if any(h.current for h in previous):
+    # The product the patient is on now (a current order), else the one given last: a switch
+    # back to a product given years ago is a new product too.
+    current = [h for h in previous if h.current]
+    dated = [(d, h) for h in previous if (d := last_administration(h)) is not None]
+    latest = current
+    if not latest and dated:
+        latest = [max(dated, key=lambda dh: dh[0])[1]]
+    if latest and not any(_same_product(h, product) for h in latest):
+        names = ", ".join(dict.fromkeys(h.order.product_name for h in latest))
+        return f"new product: the patient's latest immune globulin is {names}"
+    if current:
         return None
-    days = [d for h in previous if (d := last_administration(h)) is not None]
+    days = [d for d, _ in dated]
     if not days:
         return None
     last: date = max(days)
@@ -319,7 +329,16 @@ def minimum_rate(inp: OrderInput) -> Proposal:
     product = inp.order.product
     cap = product.rate_cap_at_risk_mg_kg_min if product else None
     changes: tuple[OrderChange, ...]
-    if product is not None and cap is not None:
+    if inp.order.route_assumed:
+        # IV was assumed so the IV checks run: an IV rate is not written into an order whose
+        # route is not given (it may be given SC); the route card asks for it
+        text = (
+            "Infuse at the minimum practicable rate (boxed warning); no rate is written into "
+            "the order while its route is not given"
+        )
+        label = "Add a minimum-practicable-rate instruction to the order"
+        changes = (Instruction(text),)
+    elif product is not None and cap is not None:
         weight = dosing_weight(inp.ctx, inp.kb, inp.thresholds)
         conversion = Conversion(
             weight.value if weight else None, mg_per_ml(product.concentration_percent)

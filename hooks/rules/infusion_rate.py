@@ -12,8 +12,9 @@ practicable". A first infusion, a new product (a switch included) or more than
 Above the limit, or a titration infusion that starts above the initial rate: a warning, with the
 rate change for the revised order (``RateCap``: the limit, and the initial rate as the low end of
 a range). A rate the reference marks unverified is quoted with the plain phrase and never
-written into an order. An order without a rate is not checked here (the boxed-warning cards cap
-it for at-risk patients); a rate that cannot be converted is said so.
+written into an order; a rate that cannot be converted is said so. A titration infusion ordered
+without a rate gets the range as information (with a boxed-warning risk factor the boxed-warning
+card writes it instead, beside the minimum-practicable-rate advice).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from hooks import evidence
 from hooks.body_weight import dosing_weight
-from hooks.findings import Finding, Proposal, RateCap, ReviseOrder
+from hooks.findings import Finding, Instruction, Proposal, RateCap, ReviseOrder
 from hooks.knowledge_base.schema import Product, Rate
 from hooks.rates import Conversion, OrderedRate, mg_per_ml, ordered_rates
 from hooks.rules import renal, thrombosis
@@ -51,8 +52,8 @@ def label_limit(entries: list[Rate], indication: str, product: Product) -> Limit
         basis = f"labelled maximum of {product.brand} for {lowest.indication}"
     else:
         basis = (
-            f"lowest labelled maximum of {product.brand} ({lowest.indication}): the order's "
-            "indication has no labelled rate"
+            f"lowest labelled maximum of {product.brand} ({lowest.indication}): no labelled rate "
+            "for the order's indication, or it names none"
         )
     return Limit(lowest.max_mg_kg_min, basis, not lowest.unverified)
 
@@ -69,8 +70,10 @@ def check(inp: OrderInput) -> Finding | None:
         return None
     rates = ordered_rates(inp.order.order.raw)
     entries, indication = labelled_rates(inp, product)
-    if not rates or not entries:
+    if not entries:
         return None
+    if not rates:
+        return _unrated_titration(inp, product, entries, indication)
     weight = dosing_weight(inp.ctx, inp.kb, inp.thresholds)
     conversion = Conversion(
         weight.value if weight else None, mg_per_ml(product.concentration_percent)
@@ -158,6 +161,72 @@ def check(inp: OrderInput) -> Finding | None:
     )
 
 
+def _unrated_titration(
+    inp: OrderInput, product: Product, entries: list[Rate], indication: str
+) -> Finding | None:
+    """A titration infusion ordered without a rate and without a boxed-warning risk factor: the
+    labelled initial rate up to the limit, as information (contract §8 "Rate"). The order states
+    no rate to be wrong, but the labels relate adverse reactions to the infusion rate, and a
+    first infusion at a pump's or an order set's default can be far above the initial rate."""
+    why = titration(inp, product)
+    limit = label_limit(entries, indication, product)
+    start = initial_rate(entries)
+    if why is None or limit is None or start is None or boxed_factors(inp):
+        return None
+    first, first_verified, how = start
+    weight = dosing_weight(inp.ctx, inp.kb, inp.thresholds)
+    conversion = Conversion(
+        weight.value if weight else None, mg_per_ml(product.concentration_percent)
+    )
+    shown = conversion.shown(first) + ("" if first_verified else f" ({NOT_CHECKED})")
+    lines = [
+        "Ordered rate: none stated",
+        f"Titration infusion ({why})",
+        f"Labelled initial rate: {shown}",
+        f"Initial rate in mL/h: {conversion.steps(first, product.concentration_percent)}",
+        f"Limit: {_quoted(limit, conversion)} ({limit.basis})",
+        f"Limit in mL/h: {conversion.steps(limit.mg_kg_min, product.concentration_percent)}",
+    ]
+    if weight is not None:
+        lines.append(f"Dosing weight: {evidence.observation(weight)}")
+    steps = (
+        f"start at {shown}"
+        + (f" ({how})" if how else "")
+        + f"; if tolerated, increase stepwise to at most {_quoted(limit, conversion)}"
+    )
+    recommendation = steps[0].upper() + steps[1:] + "."
+    proposals: tuple[Proposal, ...] = ()
+    if inp.order.route_assumed:  # IV was assumed for the checks: the route comes first
+        recommendation += (
+            " The rate is not written into the order while its route is not given (route card)."
+        )
+    elif weight is None:  # a range a pump cannot be set to; the data card asks for the weight
+        recommendation += " The rate is not written into the order without a usable body weight."
+    elif first_verified and limit.verified:
+        cap = RateCap(limit.mg_kg_min, first, conversion.kg, conversion.mg_per_ml)
+        # the order's own text for the nurse, in mL/h too (rateRange is mg/kg/min)
+        written = Instruction(f"Titration infusion: {steps}")
+        proposals = (
+            Proposal(
+                "Add the titration rate to the order",
+                (ReviseOrder(inp.order.reference, (cap, written), recommendation),),
+            ),
+        )
+    else:
+        recommendation += (
+            " The rates are not written into the order: a labelled value is not yet checked "
+            "against the source."
+        )
+    return Finding(
+        topic=TOPIC,
+        indicator="info",
+        summary=f"{product.brand}, {why.split(':')[0]}: no rate ordered; start at {shown}",
+        evidence=tuple(lines),
+        recommendation=recommendation,
+        proposals=proposals,
+    )
+
+
 def _rate_change(
     limit: Limit,
     highest: float,
@@ -231,12 +300,15 @@ RULE = OrderRule(
         "labelled maximum for its indication (else the product's lowest labelled maximum; the "
         "at-risk cap, e.g. 3.3 mg/kg/min for Panzyga and Octagam 10%, with a boxed-warning risk "
         "factor); or a first infusion, a new product or > 8 weeks since the last administration "
-        "that starts above the labelled initial rate; a rate that cannot be converted (info)"
+        "that starts above the labelled initial rate; a rate that cannot be converted (info); "
+        "a titration infusion ordered without a rate and without a boxed-warning risk factor "
+        "(info)"
     ),
-    indicator="`warning`; `info` when the rate could not be converted",
+    indicator="`warning`; `info` when the rate could not be converted or none was ordered",
     suggests=(
         "the rate revised to the limit (mg/kg/min), with a range from the labelled initial rate "
-        "on a titration infusion; an unverified labelled rate is quoted, never written"
+        "on a titration infusion (also added to a titration order without a rate); an "
+        "unverified labelled rate is quoted, never written"
     ),
     reads=_union(
         thrombosis.RULE.reads,
