@@ -54,6 +54,8 @@ from harness import (
     wait_ready,
 )
 
+from cds_service.cli import worker_class
+
 SERVICE = "ivig-order-select"
 DELAY_S = 0.050
 GOALS = {"p50": 3.5, "throughput": 0.30, "in_process_ms": 2.0}
@@ -249,8 +251,8 @@ def http_phase(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
 def report_http(found: dict[str, Any], args: argparse.Namespace) -> None:
     floor, service = found["results"]["floor"], found["results"]["service"]
     print(
-        f"Over HTTP: gunicorn, {args.workers} workers x {os.environ.get('IVIG_CDS_THREADS', '4')} "
-        f"threads each, the same settings for both; {os.cpu_count()} CPUs shared with the load "
+        f"Over HTTP: gunicorn, {args.workers} {worker_class()} workers, the same settings for "
+        f"both; {os.cpu_count()} CPUs shared with the load "
         f"generator; {args.rounds} interleaved rounds (median of rounds)"
     )
     print(f"  {'concurrency 1, p50 ms':28} {'floor':>8} {'service':>8} {'ratio':>7}")

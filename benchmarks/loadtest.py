@@ -151,6 +151,96 @@ class Run:
         )
 
 
+# --- slow clients (issue 12) ---
+
+
+class SlowClients:
+    """``count`` connections that each send a request line, then one header byte a second, for
+    ``limit_s``; a connection the server drops is opened again, so ``count`` stay held."""
+
+    def __init__(self, port: int, count: int, limit_s: float) -> None:
+        self.port, self.count, self.until = port, count, time.monotonic() + limit_s
+        self.dropped = 0
+        self.threads = [threading.Thread(target=self._hold, daemon=True) for _ in range(count)]
+
+    def _hold(self) -> None:
+        import socket
+
+        while time.monotonic() < self.until:
+            try:
+                with socket.create_connection((HOST, self.port), timeout=5) as sock:
+                    sock.sendall(b"POST /cds-services/x HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    while time.monotonic() < self.until:
+                        time.sleep(1)
+                        sock.sendall(b"a")
+            except OSError:
+                self.dropped += 1
+                time.sleep(0.2)
+
+    def __enter__(self) -> SlowClients:
+        for thread in self.threads:
+            thread.start()
+        time.sleep(1.0)  # all connected before the load starts
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.until = 0.0
+        for thread in self.threads:
+            thread.join(timeout=3)
+
+
+def health_probe(port: int, until: float, worst: list[float], failures: list[str]) -> None:
+    """GET /healthz every 0.5 s until ``until``: the slowest answer, and what failed."""
+    while time.monotonic() < until:
+        began = time.monotonic()
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=5)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status != 200:
+                failures.append("healthz not 200")
+            conn.close()
+        except (OSError, http.client.HTTPException) as exc:
+            failures.append(f"healthz {type(exc).__name__}")
+        worst.append(time.monotonic() - began)
+        time.sleep(0.5)
+
+
+def with_slow_clients(args: argparse.Namespace, port: int, payloads: list[str]) -> bool:
+    """The same level without, then with, ``--slow-clients`` held open the whole time: no
+    errors, p99 within 2x, /healthz under 1 s throughout."""
+    level, count = args.sustained_concurrency, args.slow_clients
+    print(f"\nSlow clients: concurrency {level}, without and with {count} slow connections")
+    print(HEADER)
+    runs = []
+    for slow in (0, count):
+        run = Run(port, payloads, level, args.requests, args.seconds, args.timeout)
+        worst: list[float] = []
+        failures: list[str] = []
+        with SlowClients(port, slow, args.seconds + 10) as held:
+            probe = threading.Thread(
+                target=health_probe,
+                args=(port, time.monotonic() + args.seconds, worst, failures),
+                daemon=True,
+            )
+            probe.start()
+            run.join(run.start())
+            probe.join(timeout=args.seconds + 10)
+        slowest = max(worst, default=0.0)
+        print(f"{run.line()}   slow {slow}, dropped {held.dropped}, /healthz worst {slowest:.3f} s")
+        if run.errors:
+            errors_summary(run.errors)
+        args.errors += len(run.errors) + len(failures)
+        runs.append((percentile(sorted(run.latencies_ms), 99), max(worst, default=0.0)))
+    (p99_without, _), (p99_with, health_worst) = runs
+    ok = p99_with <= 2 * p99_without and health_worst < 1.0
+    print(
+        f"  p99 {p99_with:.1f} ms with, {p99_without:.1f} ms without "
+        f"({p99_with / p99_without:.2f}x; limit 2x); /healthz worst {health_worst:.3f} s "
+        f"(limit 1 s) -> {'PASS' if ok else 'FAIL'}"
+    )
+    return ok
+
+
 def slope_kb_per_min(points: list[tuple[float, int]]) -> float:
     """Least-squares slope of (seconds, KB) points, in KB per minute."""
     if len(points) < 2:
@@ -259,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--growth-kb-per-min", type=float, default=1024)
     parser.add_argument("--warmup-requests", type=int, default=24, help="before the levels")
     parser.add_argument("--timeout", type=float, default=30, help="per request, s")
+    parser.add_argument(
+        "--slow-clients", type=int, default=50, help="held open in the slow-client phase"
+    )
     args = parser.parse_args(argv)
     args.errors = 0
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -287,8 +380,9 @@ def main(argv: list[str] | None = None) -> int:
             sizes = sorted(len(p) // 1024 for p in payloads)
             before = workers_rss(proc.pid)
             print(
-                f"ivig-cds serve: gunicorn on http://{HOST}:{port}, {args.workers} workers "
-                f"x 4 threads, {os.cpu_count()} CPUs"
+                f"ivig-cds serve: gunicorn on http://{HOST}:{port}, {args.workers} "
+                f"{os.environ.get('IVIG_CDS_WORKER_CLASS', 'gevent')} workers, "
+                f"{os.cpu_count()} CPUs"
             )
             print(
                 f"order-select, {len(payloads)} Synthea patients in turn, full narrow prefetch "
@@ -313,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                     errors_summary(run.errors)
                 args.errors += len(run.errors)
 
+            slow_ok = with_slow_clients(args, port, payloads)
             steady = sustained(args, port, payloads, proc.pid)
             after = workers_rss(proc.pid)
             print("\nWorker RSS:")
@@ -321,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             replaced = sorted(set(before) ^ set(after))
             if replaced:
                 print(f"  workers replaced during the run: {replaced}")
-            ok = args.errors == 0 and not replaced and steady
+            ok = args.errors == 0 and not replaced and steady and slow_ok
         except (RuntimeError, StopIteration, KeyError) as exc:
             print(f"loadtest: {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:

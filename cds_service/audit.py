@@ -254,6 +254,22 @@ class AuditWriter:
         self._thread.start()
         _WRITERS.add(self)
 
+    def spool_writable(self) -> bool:
+        """Whether a record could be spooled now (readiness): a file is created, written and
+        removed in the spool directory. A full or read-only disk says no."""
+        probe = os.path.join(self._spool.directory, f".ready-{os.getpid()}-{time.time_ns()}")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"ready\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError:
+            return False
+        return True
+
     def submit(self, record: AuditRecord) -> None:
         """Spool and queue one record; returns at once."""
         with self._lock:

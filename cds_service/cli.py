@@ -41,7 +41,12 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "threads": int(os.environ.get("IVIG_CDS_THREADS", "4")),
+        # gevent by measurement: 10 clients trickling a header byte every 3 s held every gthread
+        # thread (2 workers x 4) and /healthz stopped answering; with gevent a slow client is a
+        # parked greenlet: 50 of them, /healthz worst 5 ms (docs/operations.md "Slow clients").
+        "worker_class": worker_class(),
+        "worker_connections": int(os.environ.get("IVIG_CDS_WORKER_CONNECTIONS", "1000")),
+        "threads": int(os.environ.get("IVIG_CDS_THREADS", "4")),  # gthread only
         "timeout": int(os.environ.get("IVIG_CDS_TIMEOUT_S", "30")),
         # Recycle each worker after about this many requests (jitter: not all at once), a guard
         # against leaks; `make loadtest` shows flat memory, so it need not be often.
@@ -53,6 +58,32 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         # A worker that exits (recycled, or stopping) first writes its queued audit records.
         "worker_exit": _flush_audit,
     }
+
+
+def worker_class() -> str:
+    """``IVIG_CDS_WORKER_CLASS``: ``gevent`` (the default) or ``gthread``."""
+    chosen = os.environ.get("IVIG_CDS_WORKER_CLASS", "gevent")
+    if chosen not in ("gevent", "gthread"):
+        raise SystemExit(f"IVIG_CDS_WORKER_CLASS must be gevent or gthread, not {chosen!r}")
+    return chosen
+
+
+# gevent must patch the standard library before ssl and requests are imported, else an https
+# request recurses in ssl (gevent's documented order). This module imported them already (the
+# cds_service package does), so ``serve`` starts a fresh interpreter that patches first.
+PATCHED_BOOT = (
+    "from gevent import monkey; monkey.patch_all(); import sys; "
+    "from cds_service.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _patched_first(argv: list[str]) -> None:
+    """Replace this process by one that patches with gevent before any other import."""
+    from gevent import monkey
+
+    if worker_class() == "gevent" and not monkey.is_module_patched("socket"):
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-c", PATCHED_BOOT, *argv])
 
 
 def _flush_audit(_server: Any, _worker: Any) -> None:
@@ -89,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "fixtures":
         return _fixtures(args)
+    _patched_first(sys.argv[1:] if argv is None else argv)
     settings = load_settings(Settings, os.environ, {})  # fails fast on a bad setting
     configure_logging(settings.log_level, settings.log_format)
     print(f"ivig-cds: serving on http://{args.host}:{args.port}/cds-services")

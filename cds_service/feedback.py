@@ -34,8 +34,9 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.types import TypeDecorator
 
 from cds_service.audit import AuditRecord
 from cds_service.errors import InvalidHookRequest, Issue, StoreUnavailable, UnknownCard
@@ -44,15 +45,32 @@ log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
+
+class NulFree(TypeDecorator[str]):
+    """A string column that drops NUL: PostgreSQL text cannot hold it (the insert fails and the
+    batch with it), and a NUL carries no meaning in any field the service stores."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+class NulFreeText(NulFree):
+    impl = Text
+    cache_ok = True
+
+
 issued_cards = Table(
     "issued_card",
     metadata,
-    Column("uuid", String(100), primary_key=True),
-    Column("service_id", String(100), nullable=False, index=True),
-    Column("hook_instance", String(200), nullable=False),
-    Column("topic", String(100)),
-    Column("indicator", String(20), nullable=False),
-    Column("suggestion_uuids", Text, nullable=False),
+    Column("uuid", NulFree(100), primary_key=True),
+    Column("service_id", NulFree(100), nullable=False, index=True),
+    Column("hook_instance", NulFree(200), nullable=False),
+    Column("topic", NulFree(100)),
+    Column("indicator", NulFree(20), nullable=False),
+    Column("suggestion_uuids", NulFreeText, nullable=False),
     Column("issued_at", DateTime(timezone=True), nullable=False),
     # Made but left out of an order-sign answer: order-select showed it (contract §7.6).
     Column("suppressed", Boolean),
@@ -62,17 +80,17 @@ hook_calls = Table(
     "hook_call",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("service_id", String(100), nullable=False, index=True),
-    Column("hook_instance", String(200), nullable=False, index=True),
-    Column("request_id", String(100)),
-    Column("client", String(300)),  # the authenticated issuer, when auth is on
-    Column("knowledge_version", String(100), nullable=False),
+    Column("service_id", NulFree(100), nullable=False, index=True),
+    Column("hook_instance", NulFree(200), nullable=False, index=True),
+    Column("request_id", NulFree(100)),
+    Column("client", NulFree(300)),  # the authenticated issuer, when auth is on
+    Column("knowledge_version", NulFree(100), nullable=False),
     # JSON: [{"uuid", "topic", "indicator"}], and "suppressed": true on a card left out
-    Column("cards", Text, nullable=False),
+    Column("cards", NulFreeText, nullable=False),
     Column("called_at", DateTime(timezone=True), nullable=False),
-    Column("notes", Text),  # JSON list: client deviations the service tolerated
+    Column("notes", NulFreeText),  # JSON list: client deviations the service tolerated
     # The audit writer's id of the record: a replayed spool never stores one twice.
-    Column("record_id", String(40)),
+    Column("record_id", NulFree(40)),
     Index("ix_hook_call_record_id", "record_id", unique=True),
 )
 
@@ -80,17 +98,22 @@ feedback = Table(
     "feedback",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("card_uuid", String(100), ForeignKey("issued_card.uuid"), nullable=False, index=True),
-    Column("service_id", String(100), nullable=False),
-    Column("outcome", String(20), nullable=False),
-    Column("accepted_suggestions", Text),
-    Column("override_system", Text),
-    Column("override_code", Text),
-    Column("override_display", Text),
-    Column("user_comment", Text),
+    Column("card_uuid", NulFree(100), ForeignKey("issued_card.uuid"), nullable=False, index=True),
+    Column("service_id", NulFree(100), nullable=False),
+    Column("outcome", NulFree(20), nullable=False),
+    Column("accepted_suggestions", NulFreeText),
+    Column("override_system", NulFreeText),
+    Column("override_code", NulFreeText),
+    Column("override_display", NulFreeText),
+    Column("user_comment", NulFreeText),
     Column("outcome_timestamp", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# Readiness writes a row here and rolls it back: a database that answers SELECT 1 but cannot be
+# written (read-only, disk full) is not ready to keep what the service shows.
+ready_probe = Table("ready_probe", metadata, Column("id", Integer, primary_key=True))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -189,6 +212,19 @@ class FeedbackStore:
             log.error("feedback not stored: %s", type(exc).__name__)
             raise StoreUnavailable("the feedback store is unavailable; nothing was stored") from exc
         return len(items)
+
+    def writable(self) -> str:
+        """ "" when a write would succeed; else what failed (the exception's class name)."""
+        try:
+            with self.engine.connect() as connection:
+                transaction = connection.begin()
+                try:
+                    connection.execute(insert(ready_probe).values(id=1))
+                finally:
+                    transaction.rollback()
+        except SQLAlchemyError as exc:
+            return type(exc).__name__
+        return ""
 
     def count_feedback(self, card_uuid: str) -> int:
         with self.engine.connect() as connection:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -67,6 +68,24 @@ def make_session(pool_size: int) -> requests.Session:
     return session
 
 
+class ServerPools:
+    """A fetch pool per FHIR server base URL (issue 12): a server that answers slowly fills its
+    own pool, never another's. The allowlist bounds how many there are."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._lock = threading.Lock()
+
+    def for_server(self, base_url: str) -> ThreadPoolExecutor:
+        with self._lock:
+            pool = self._pools.get(base_url)
+            if pool is None:
+                pool = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="fhir")
+                self._pools[base_url] = pool
+            return pool
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -77,12 +96,10 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     uuid_factory: Callable[[], str] = new_uuid
     repeats: RepeatMemory | None = None  # order-select -> order-sign memory (contract §7.6)
-    executor: ThreadPoolExecutor = field(init=False)
+    pools: ServerPools = field(init=False)
 
     def __post_init__(self) -> None:
-        self.executor = ThreadPoolExecutor(
-            max_workers=self.settings.fhir_max_workers, thread_name_prefix="fhir"
-        )
+        self.pools = ServerPools(self.settings.fhir_max_workers)
 
     def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
         """Store feedback; a card issued a moment ago may still be queued for the audit store."""
@@ -117,7 +134,7 @@ class Runtime:
             client=client,
             no_client_reason=no_client_reason,
             deadline=Deadline(self.settings.request_budget_s),
-            executor=self.executor,
+            executor=self.pools.for_server(client.base_url if client else ""),
         )
         now = self.clock()
         call = HookCall(
@@ -181,14 +198,16 @@ class Runtime:
     def _client_for(
         self, request: dict[str, Any], allowed_servers: tuple[str, ...] | None = None
     ) -> tuple[FhirClient | None, str]:
-        """``allowed_servers``: the authenticated client's FHIR servers; None: the allowlist."""
+        """``allowed_servers``: the authenticated client's FHIR servers, which apply on top of the
+        operator's allowlist (a server must be on both); None: the allowlist alone."""
         server = request.get("fhirServer")
         if not server:
             return None, "the request names no fhirServer"
-        if allowed_servers is None:
-            allowed_servers = self.settings.allowed_fhir_servers
-        if not is_allowed_server(server, allowed_servers):
-            log.warning("refused fhirServer %s: not an allowed FHIR server", server)
+        if not is_allowed_server(server, self.settings.allowed_fhir_servers):
+            log.warning("refused fhirServer %s: not on IVIG_CDS_ALLOWED_FHIR_SERVERS", server)
+            return None, f"fhirServer {server} is not an allowed FHIR server"
+        if allowed_servers is not None and not is_allowed_server(server, allowed_servers):
+            log.warning("refused fhirServer %s: not one of the client's FHIR servers", server)
             return None, f"fhirServer {server} is not an allowed FHIR server"
         token = (request.get("fhirAuthorization") or {}).get("access_token")
         return (

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 import redis
 import responses
+import sqlalchemy
+import sqlalchemy.exc
 from auth_keys import (
     PUBLIC_BASE,
     JwksServer,
@@ -40,10 +43,12 @@ from conftest import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
+from test_feedback import POSTGRES_URL
 
 from cds_service.auth import load_trusted_issuers
 from cds_service.auth.issuers import parse_jwk_set
-from cds_service.auth.replay import replay_key
+from cds_service.auth.replay import DatabaseReplayCache, ReplayCacheUnavailable, replay_key
 from cds_service.config import ConfigError
 
 EHR = "https://ehr.example.org"  # keys at a jwks_url on the local server, jku allowlisted
@@ -317,6 +322,19 @@ FORGERIES: dict[str, tuple[Forgery, str]] = {
 }
 
 
+def test_a_tab_after_bearer_is_refused_without_logging_the_token(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12: with a tab for the space, the whole header was the "scheme", and its first 20
+    characters (13 of them the token's) were logged."""
+    token = token_for(ES, DISCOVERY)
+    with caplog.at_level(logging.INFO):
+        response = client.get(DISCOVERY, headers={"Authorization": "Bearer\t" + token})
+    assert_refused(response, token)
+    assert "not Bearer" in auth_reasons(caplog)
+    assert token[:8] not in caplog.text
+
+
 @pytest.mark.parametrize("name", list(FORGERIES))
 def test_forged_token_is_refused_without_detail(
     client: FlaskClient,
@@ -460,6 +478,25 @@ def test_fhir_server_of_another_issuer_is_never_called(
     assert other_hits == []
 
 
+def test_a_client_server_off_the_operators_allowlist_is_never_called(
+    tmp_path: Path, jwks_server: JwksServer
+) -> None:
+    """Issue 12: in JWT mode a server on the issuer's ``fhir_servers`` but not on
+    IVIG_CDS_ALLOWED_FHIR_SERVERS was called with the access token. Both lists apply."""
+    app = auth_app(tmp_path, jwks_server, ALLOWED_FHIR_SERVERS=[OTHER_FHIR])  # not FHIR_BASE
+    body = json.loads(
+        (FIXTURES / "requests" / "order-select-missing-prefetch-keys.json").read_text()
+    )
+    del body["prefetch"]["conditions"]  # essential: fetched from fhirServer, or 412
+    assert body["fhirServer"] == FHIR_BASE  # on EHR's fhir_servers
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(jwks_server.base)
+        fhir = FakeFhirServer(mock, scenario_resources("ivig-in-dvt-resolved-history"))
+        refused = app.test_client().post(SELECT, json=body, headers=bearer(token_for(ES, SELECT)))
+        assert refused.status_code == 412, refused.get_json()
+        assert fhir.requests == []
+
+
 # --- the shared replay cache (Redis) -------------------------------------------------------------
 
 
@@ -495,17 +532,65 @@ def test_replay_is_refused_across_instances_sharing_redis(
         redis_db.delete(key)
 
 
-def test_without_redis_each_instance_has_its_own_cache(
+def test_without_redis_workers_sharing_the_database_refuse_a_replay(
     tmp_path: Path, jwks_server: JwksServer
 ) -> None:
-    """Why production sets IVIG_CDS_REDIS_URL: the in-memory cache protects one process only."""
+    """Two gunicorn workers (two apps) on one database, no Redis: the second refuses the token
+    the first accepted (issue 12: each worker once kept its own in-memory cache)."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    first = auth_app(tmp_path / "a", jwks_server).test_client()
-    second = auth_app(tmp_path / "b", jwks_server).test_client()
+    shared = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    first = auth_app(tmp_path / "a", jwks_server, DATABASE_URL=shared).test_client()
+    second = auth_app(tmp_path / "b", jwks_server, DATABASE_URL=shared).test_client()
     token = token_for(ES, DISCOVERY)
     assert first.get(DISCOVERY, headers=bearer(token)).status_code == 200
-    assert_refused(first.get(DISCOVERY, headers=bearer(token)))
-    assert second.get(DISCOVERY, headers=bearer(token)).status_code == 200
+    assert_refused(second.get(DISCOVERY, headers=bearer(token)), token)
+    assert_refused(first.get(DISCOVERY, headers=bearer(token)), token)
+
+
+def test_the_database_cache_forgets_a_key_once_it_expires(tmp_path: Path) -> None:
+    now = [1000.0]
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'jti.sqlite3'}")
+    cache = DatabaseReplayCache(engine, clock=lambda: now[0])
+    assert cache.first_use("k", 300) and not cache.first_use("k", 300)
+    now[0] += 299
+    assert not cache.first_use("k", 300)
+    now[0] += 2  # 301 s later: the token has expired, so its jti may be seen again
+    assert cache.first_use("k", 300)
+
+
+def test_the_database_cache_unavailable_is_neither_accept_nor_refuse(tmp_path: Path) -> None:
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'jti.sqlite3'}")
+    cache = DatabaseReplayCache(engine)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("DROP TABLE jwt_jti"))
+    with pytest.raises(ReplayCacheUnavailable):
+        cache.first_use("k", 300)
+
+
+@pytest.mark.postgres
+def test_the_database_cache_is_shared_on_postgresql() -> None:
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    schema = f"ivig_jti_{uuid.uuid4().hex}"
+    try:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        admin.dispose()
+        if REQUIRE_SERVICES:
+            pytest.fail(f"PostgreSQL is required (IVIG_CDS_REQUIRE_SERVICES=1): {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    engines = [sqlalchemy.create_engine(url) for _ in range(2)]
+    try:
+        one, other = (DatabaseReplayCache(engine) for engine in engines)
+        assert one.first_use("k", 300)
+        assert not other.first_use("k", 300)
+    finally:
+        for engine in engines:
+            engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def test_unreachable_redis_is_a_503_not_an_accept(tmp_path: Path, jwks_server: JwksServer) -> None:

@@ -30,6 +30,7 @@ from conftest import (
     searchset,
 )
 from flask.testing import FlaskClient
+from production_server import SEARCHED_TYPES
 
 SCENARIO = "ivig-in-dvt-resolved-history"
 PATIENT = SCENARIO
@@ -251,14 +252,7 @@ def test_queries_run_in_parallel(client: FlaskClient, fhir_mock: Any) -> None:
         kind = request.url.split("?")[0].rsplit("/", 1)[-1]
         return 200, {}, json.dumps(searchset([r for r in resources if r["resourceType"] == kind]))
 
-    for kind in (
-        "Condition",
-        "Observation",
-        "AllergyIntolerance",
-        "MedicationRequest",
-        "MedicationStatement",
-        "Procedure",
-    ):
+    for kind in SEARCHED_TYPES:
         fhir_mock.add_callback(responses.GET, f"{FHIR_BASE}/{kind}", callback=answer)
     topics = _topics(
         client.post(URL, json=_request({"patient": _prefetch()["patient"]}, FHIR_BASE))
@@ -372,6 +366,31 @@ def test_external_medication_is_read_from_the_server(client: FlaskClient, fhir_m
     body = _request(_prefetch(), FHIR_BASE, order="ig-medication-reference-external")
     topics = _topics(client.post(URL, json=body))
     assert "recognised by text 'Privigen'" in topics["thrombosis-risk"]["detail"]
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "Medication/..;/Patient/x",
+        "Medication/..%2FPatient%2Fx",
+        "Medication/..",
+        "Medication/a?b=c",
+    ],
+)
+def test_a_medication_reference_that_is_not_type_and_id_never_reaches_the_server(
+    client: FlaskClient, fhir_mock: Any, reference: str
+) -> None:
+    """Issue 12: ``..;/`` and ``..%2F`` in a Medication reference reached the FHIR server as a
+    path. Only ``Type/id`` is read; the order is checked on its display."""
+    order = order_for("ig-medication-reference-external", PATIENT)
+    order["medicationReference"] = {"reference": reference, "display": "Privigen"}
+    body = hook_request(
+        "order-select", PATIENT, [order], prefetch=_prefetch(), fhir_server=FHIR_BASE
+    )
+    response = client.post(URL, json=body)
+    assert response.status_code == 200, response.get_json()
+    assert [c.request.url for c in fhir_mock.calls if "Medication" in c.request.url] == []
+    assert "Privigen" in _topics(response)["thrombosis-risk"]["summary"]
 
 
 def test_external_medication_without_server_uses_the_display(client: FlaskClient) -> None:

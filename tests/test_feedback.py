@@ -511,6 +511,32 @@ def test_store_down_is_503_and_says_nothing_was_stored(issued: Issued) -> None:
     assert rows(working, "feedback") == []
 
 
+def test_a_nul_in_feedback_text_is_dropped_before_the_database(issued: Issued) -> None:
+    """Issue 12: PostgreSQL text cannot hold NUL, so the insert (and the batch) failed."""
+    item = overridden(issued.card["uuid"], comment="half\x00 rate")
+    response = post_feedback(issued.client, {"feedback": [item]})
+    assert response.status_code == 200, response.get_json()
+    [row] = rows(issued.engine, "feedback")
+    assert row["user_comment"] == "half rate"
+
+
+def test_a_hook_instance_with_a_nul_is_400_and_nothing_is_recorded(
+    database: Database, tmp_path: Path
+) -> None:
+    app = new_app(database, tmp_path)
+    resources = scenario_resources(SCENARIO)
+    patient_id = next(r["id"] for r in resources if r["resourceType"] == "Patient")
+    body = hook_request(
+        "order-select", patient_id, [order_for(ORDER, patient_id)], full_prefetch(resources)
+    )
+    body["hookInstance"] = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea\x00"
+    response = app.test_client().post(f"/cds-services/{SELECT}", json=body)
+    assert response.status_code == 400
+    assert "hookInstance: must not contain control characters" in outcome_text(response.get_json())
+    assert app.extensions["ivig_cds"].audit.flush()
+    assert rows(app.extensions["ivig_cds"].store.engine, "hook_call") == []
+
+
 def test_feedback_survives_into_a_second_app_on_the_same_database(
     database: Database, tmp_path: Path
 ) -> None:

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
+import sqlalchemy
+import sqlalchemy.exc
 import yaml
-from conftest import FHIR_BASE, FIXTURES, ROOT, FakeFhirServer, make_app, scenario_resources
+from conftest import (
+    FHIR_BASE,
+    FIXTURES,
+    REQUIRE_SERVICES,
+    ROOT,
+    FakeFhirServer,
+    make_app,
+    scenario_resources,
+)
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
+from test_feedback import POSTGRES_URL
 
 from cds_service.api.metrics import EXTENSION, fhir_outcome, fhir_resource_type, install_metrics
 from cds_service.feedback import make_engine
@@ -82,6 +96,60 @@ def test_readyz_not_ready_when_the_database_does_not_answer(client: FlaskClient,
     assert "database" in outcome["issue"][0]["diagnostics"]
     assert "postgres@" not in response.get_data(as_text=True), "no connection URL in the body"
     assert client.get("/healthz").status_code == 200, "liveness does not depend on the database"
+
+
+def test_readyz_not_ready_when_the_database_answers_but_cannot_be_written(
+    client: FlaskClient, app: Flask, tmp_path: Path
+) -> None:
+    """Issue 12: a database that answers SELECT 1 but takes no write (here a read-only SQLite
+    file; on PostgreSQL a read-only transaction) said "ready" while records could not be kept."""
+    path = tmp_path / "read-only.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE ready_probe (id INTEGER PRIMARY KEY)")
+    # read-only by the URI, not by file mode: the tests may run as root
+    app.extensions["ivig_cds"].store.engine = make_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    response = client.get("/readyz")
+    assert response.status_code == 503, response.get_json()
+    assert "cannot be written" in response.get_json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.postgres
+def test_readyz_not_ready_on_a_read_only_postgresql(client: FlaskClient, app: Flask) -> None:
+    """PostgreSQL in read-only transactions (a standby, or default_transaction_read_only) answers
+    SELECT 1 and refuses every write: once "ready", now not."""
+    url = make_url(POSTGRES_URL).update_query_dict(
+        {"options": "-c default_transaction_read_only=on"}
+    )
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"PostgreSQL is required (IVIG_CDS_REQUIRE_SERVICES=1): {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    app.extensions["ivig_cds"].store.engine = engine
+    try:
+        response = client.get("/readyz")
+    finally:
+        engine.dispose()
+    assert response.status_code == 503, response.get_json()
+    assert "cannot be written" in response.get_json()["issue"][0]["diagnostics"]
+
+
+def test_readyz_not_ready_when_the_audit_spool_cannot_be_written(
+    client: FlaskClient, app: Flask
+) -> None:
+    spool = Path(app.extensions["ivig_cds"].audit._spool.directory)
+    shutil.rmtree(spool)
+    spool.write_text("a file where the directory was")  # nothing can be created in it
+    try:
+        response = client.get("/readyz")
+    finally:  # the audit writer replays from it now and then
+        spool.unlink()
+        spool.mkdir()
+    assert response.status_code == 503, response.get_json()
+    assert "audit spool" in response.get_json()["issue"][0]["diagnostics"]
 
 
 def test_readyz_not_ready_without_knowledge(client: FlaskClient, app: Flask):

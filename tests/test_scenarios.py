@@ -28,6 +28,7 @@ from conftest import (
     fired as fired_findings,
 )
 from flask.testing import FlaskClient
+from production_server import SEARCHED_TYPES
 
 from hooks.registry import REGISTRY
 
@@ -116,17 +117,7 @@ def test_scenario_fetched_from_fhir_server(
     body = hook_request(hook, patient_id, orders, fhir_server=FHIR_BASE, selections=selected)
     _check(scenario, _call(client, hook, body)["cards"], patient_id, hook)
     fetched = sorted(url.removeprefix(FHIR_BASE + "/").split("?")[0] for url in server.requests)
-    assert fetched == sorted(
-        [
-            f"Patient/{patient_id}",
-            "Condition",
-            "Observation",
-            "AllergyIntolerance",
-            "MedicationRequest",
-            "MedicationStatement",
-            "Procedure",
-        ]
-    )
+    assert fetched == sorted([f"Patient/{patient_id}", *SEARCHED_TYPES])
 
 
 def test_same_cards_in_both_modes(client: FlaskClient, fhir_mock: Any) -> None:

@@ -32,7 +32,7 @@ DISCOVERY_PATH = "/cds-services"
 
 def install_jwt_auth(app: Flask, settings: Settings, runtime: Runtime) -> JwtVerifier:
     """Check the trusted issuers (``ConfigError`` at start-up) and guard every route."""
-    verifier = build_verifier(settings, make_session(2))
+    verifier = build_verifier(settings, make_session(2), runtime.store.engine)
     base_url = settings.public_base_url.rstrip("/")
     open_discovery = settings.auth_open_discovery
 

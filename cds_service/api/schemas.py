@@ -44,7 +44,14 @@ class HookRequestSchema(Schema):
         unknown = EXCLUDE
 
     hook = fields.String(required=True, validate=validate.Length(min=1))
-    hookInstance = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    hookInstance = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=200),
+            # an identifier (a UUID in CDS Hooks): a control character is an error, not data
+            validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters"),
+        ],
+    )
     fhirServer = fields.Url(require_tld=False, schemes={"http", "https"})
     fhirAuthorization = fields.Nested(FhirAuthorizationSchema)
     context = fields.Dict(required=True)

@@ -7,8 +7,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.api import metrics
 from cds_service.api.handlers import operation_outcome
@@ -76,14 +74,16 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    """Readiness: the database answers ``SELECT 1`` and the clinical knowledge is loaded."""
+    """Readiness: the database takes a write (rolled back), the audit spool takes a file, and
+    the clinical knowledge is loaded: what the service shows can be recorded."""
     issues = []
-    try:
-        with runtime().store.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        log.warning("not ready: the database does not answer (%s)", type(exc).__name__)
-        issues.append(Issue("not ready: the database does not answer SELECT 1"))
+    failed = runtime().store.writable()
+    if failed:
+        log.warning("not ready: the database cannot be written (%s)", failed)
+        issues.append(Issue("not ready: the database cannot be written"))
+    if not runtime().audit.spool_writable():
+        log.warning("not ready: the audit spool directory cannot be written")
+        issues.append(Issue("not ready: the audit spool directory cannot be written"))
     registry = runtime().registry
     version = registry.knowledge_version
     if not version or next(iter(registry), None) is None:

@@ -1,20 +1,33 @@
 """The ``jti`` replay cache: a token is accepted once, and its jti is kept for its lifetime.
 
 With ``IVIG_CDS_REDIS_URL`` the cache is Redis (``SET key NX EX ttl``), shared by every worker and
-instance; otherwise an in-memory TTL dict, which only protects one process.
+instance; otherwise the service's database (the feedback and audit store: a SQLite file or
+PostgreSQL), shared by every worker and by every instance on that database. Never in a process's
+memory: gunicorn runs two workers by default, and a token refused by one would pass the other.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 import redis
+from sqlalchemy import Column, Float, MetaData, String, Table, delete, insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 KEY_PREFIX = "ivig-cds:jti:"
+PURGE_INTERVAL_S = 60.0
+
+_metadata = MetaData()
+_seen = Table(
+    "jwt_jti",
+    _metadata,
+    Column("key", String(100), primary_key=True),  # replay_key(): a prefix and a sha256
+    Column("expires_at", Float, nullable=False),  # epoch seconds: workers share no monotonic clock
+)
 
 
 class ReplayCacheUnavailable(Exception):
@@ -33,26 +46,6 @@ class ReplayCache(Protocol):
         ...
 
 
-class MemoryReplayCache:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._expiry: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._next_purge = 0.0
-
-    def first_use(self, key: str, ttl_s: int) -> bool:
-        now = self._clock()
-        with self._lock:
-            if now >= self._next_purge:
-                self._expiry = {k: t for k, t in self._expiry.items() if t > now}
-                self._next_purge = now + 60.0
-            expires = self._expiry.get(key)
-            if expires is not None and expires > now:
-                return False
-            self._expiry[key] = now + max(ttl_s, 1)
-            return True
-
-
 class RedisReplayCache:
     def __init__(self, url: str) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
@@ -64,5 +57,35 @@ class RedisReplayCache:
             raise ReplayCacheUnavailable(type(error).__name__) from None
 
 
-def make_replay_cache(redis_url: str) -> ReplayCache:
-    return RedisReplayCache(redis_url) if redis_url else MemoryReplayCache()
+class DatabaseReplayCache:
+    """The jti cache in the service's database: the key is a primary key, so a second insert of
+    a live key fails, in one statement, whichever worker or instance made the first."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        self._engine, self._clock = engine, clock
+        self._next_purge = 0.0
+        try:
+            _metadata.create_all(engine)
+        except SQLAlchemyError:  # workers start together: another may have just created it
+            _metadata.create_all(engine)
+
+    def first_use(self, key: str, ttl_s: int) -> bool:
+        now = self._clock()
+        expired = _seen.c.expires_at <= now
+        try:
+            with self._engine.begin() as connection:
+                if now >= self._next_purge:  # every expired key, now and then
+                    connection.execute(delete(_seen).where(expired))
+                    self._next_purge = now + PURGE_INTERVAL_S
+                else:  # this key's expired entry no longer counts
+                    connection.execute(delete(_seen).where(_seen.c.key == key, expired))
+                connection.execute(insert(_seen).values(key=key, expires_at=now + max(ttl_s, 1)))
+            return True
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as error:
+            raise ReplayCacheUnavailable(type(error).__name__) from None
+
+
+def make_replay_cache(redis_url: str, engine: Engine) -> ReplayCache:
+    return RedisReplayCache(redis_url) if redis_url else DatabaseReplayCache(engine)

@@ -15,6 +15,7 @@ contain the token.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
+from sqlalchemy.engine import Engine
 
 from cds_service.auth.issuers import SigningKey, TrustedIssuer, load_trusted_issuers
 from cds_service.auth.jwks import JwksCache
@@ -182,12 +184,18 @@ class JwtVerifier:
         return key
 
 
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,19}")
+
+
 def bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise AuthenticationFailed("no Authorization header")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
-        raise AuthenticationFailed(f"Authorization scheme {scheme[:20]!r} is not Bearer")
+        # The scheme is named only when it is a plain word: "Bearer<TAB><jwt>" is one "scheme",
+        # and quoting its start would log part of the token (issue 12).
+        named = repr(scheme) if SCHEME.fullmatch(scheme) else "that is not one word"
+        raise AuthenticationFailed(f"Authorization scheme {named} is not Bearer")
     token = token.strip()
     if not token or " " in token:
         raise AuthenticationFailed("the Bearer credentials are not one token")
@@ -204,7 +212,7 @@ def scrub(reason: str, token: str) -> str:
     return reason
 
 
-def build_verifier(settings: Settings, session: Any) -> JwtVerifier:
+def build_verifier(settings: Settings, session: Any, engine: Engine) -> JwtVerifier:
     """Start-up: parse the trusted issuers and set up key and replay caches (``ConfigError``)."""
     base = urlsplit(settings.public_base_url)
     if base.scheme not in ("https", "http") or not base.hostname or base.query or base.fragment:
@@ -217,7 +225,7 @@ def build_verifier(settings: Settings, session: Any) -> JwtVerifier:
             f"{ENV_PREFIX}JWT_LEEWAY_S and JWKS_REFRESH_MIN_INTERVAL_S must not be negative"
         )
     try:
-        replay = make_replay_cache(settings.redis_url)
+        replay = make_replay_cache(settings.redis_url, engine)
     except ValueError as error:
         raise ConfigError(f"{ENV_PREFIX}REDIS_URL: {error}") from None
     return JwtVerifier(

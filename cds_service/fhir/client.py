@@ -13,15 +13,20 @@ request's deadline passes even if bytes keep trickling in, and a search stops co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit
 
+import gevent
 import requests
 import urllib3.exceptions
+from gevent import monkey
 
 from cds_service.errors import (
     FhirAuthError,
@@ -95,6 +100,9 @@ def _origin(url: str, *, allow_query: bool) -> _Origin | None:
         _DEFAULT_PORTS[scheme] if port is None else port,
         parts.path.rstrip("/"),
     )
+
+
+RELATIVE_REFERENCE = re.compile(r"(?P<type>[A-Z][A-Za-z]{1,63})/(?P<id>[A-Za-z0-9\-.]{1,64})")
 
 
 def is_allowed_server(url: str, allowed: tuple[str, ...]) -> bool:
@@ -179,7 +187,12 @@ class FhirClient:
             self._headers["Authorization"] = f"Bearer {token}"
 
     def read(self, reference: str, deadline: Deadline) -> dict[str, Any]:
-        """GET ``{base}/{Type}/{id}``."""
+        """GET ``{base}/{Type}/{id}``: only a FHIR relative reference (a resource type and an id
+        of ``[A-Za-z0-9-.]``, not ``.`` or ``..``), so record text such as ``..;/`` or ``..%2F``
+        never becomes a path on the server (issue 12)."""
+        match = RELATIVE_REFERENCE.fullmatch(reference)
+        if match is None or match["id"] in (".", ".."):
+            raise FhirRefused("the reference is not a FHIR relative reference Type/id; not read")
         return self._get(f"{self.base_url}/{reference}", deadline)
 
     def search(self, query: str, deadline: Deadline) -> SearchResult:
@@ -294,13 +307,14 @@ class FhirClient:
         connection that the server closed while idle fails on reuse though the server is fine."""
         for attempt in (1, 2):
             try:
-                return self._session.get(
-                    url,
-                    headers=self._headers,
-                    timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
-                    allow_redirects=False,
-                    stream=True,
-                )
+                with _hard_deadline(deadline.remaining(), path):
+                    return self._session.get(
+                        url,
+                        headers=self._headers,
+                        timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
+                        allow_redirects=False,
+                        stream=True,
+                    )
             except requests.Timeout as exc:
                 raise FhirTimeout(f"{path}: no answer within {timeout:.1f} s") from exc
             except requests.ConnectionError as exc:
@@ -364,6 +378,18 @@ class FhirClient:
             if size > limit:
                 raise FhirResponseTooLarge(f"{path}: the body is larger than {limit} bytes")
             chunks.append(chunk)
+
+
+def _hard_deadline(seconds: float, path: str) -> AbstractContextManager[object]:
+    """The status line and headers within ``seconds``. A socket timeout bounds one read only, so
+    a server sending a header byte a second would hold the fetch for ever; under gevent (the
+    production workers) a ``gevent.Timeout`` ends it at the deadline. Without gevent (tests in
+    process, gthread workers) only the per-read timeout applies."""
+    if not monkey.is_module_patched("socket"):
+        return contextlib.nullcontext()
+    return gevent.Timeout(
+        max(seconds, 0.001), FhirTimeout(f"{path}: the headers did not arrive within the budget")
+    )
 
 
 def _shrink_read_timeout(raw: Any, seconds: float) -> None:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, fired, hook_request, order_for, scenario_index
 from medplum_server import medplum_fhir  # noqa: F401  (the FHIR server fixture)
+from production_server import serving
 
 from cds_service.fhir.client import FhirClient
 from cds_service.fixtures_loader import DEFAULT_PREFIX, load
@@ -56,47 +54,19 @@ def loaded(fhir_base: str) -> str:
     return fhir_base
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def service(loaded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``ivig-cds serve`` (gunicorn, 2 workers) allowed to call the FHIR server."""
-    port = _free_port()
     scratch = tmp_path_factory.mktemp("it")
-    env = os.environ | {
+    env = {
         "IVIG_CDS_ALLOWED_FHIR_SERVERS": loaded,
         "IVIG_CDS_EVALUATION_DATE": EVALUATION_DATE,
-        "IVIG_CDS_DATABASE_URL": f"sqlite:///{scratch / 'it.sqlite3'}",
-        "IVIG_CDS_AUDIT_SPOOL_DIR": str(scratch / "audit-spool"),  # not in the working tree
         "IVIG_CDS_REQUEST_BUDGET_S": "20",
         "IVIG_CDS_FHIR_TIMEOUT_S": "15",
-        "IVIG_CDS_LOG_LEVEL": "WARNING",
         "IVIG_CDS_AUTH": "off",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("ivig-cds serve did not start within 15 s")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with serving(scratch, **env) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _get(url: str) -> dict[str, Any]:
