@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import socket
+from pathlib import Path
 from typing import Any
 
 from conftest import full_prefetch, hook_request, order_for, scenario_resources
 from flask.testing import FlaskClient
+from production_server import serving
 
 SCENARIO = "ivig-in-hypertension"
 URL = "/cds-services/ivig-order-select"
@@ -48,3 +52,49 @@ def test_a_body_nested_10000_deep_is_400_not_500(client: FlaskClient) -> None:
     response = client.post(URL, data=deep, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def chunked_post(port: int, body: bytes) -> bytes:
+    """POST ``body`` chunked (no Content-Length), as a proxy or a streaming client sends it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /cds-services/ivig-order-select HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):  # the server may answer before it has read it all
+            for start in range(0, len(body), 65536):
+                chunk = body[start : start + 65536]
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+        answer = b""
+        while not _complete(answer):
+            part = sock.recv(65536)
+            if not part:
+                break
+            answer += part
+        return answer
+
+
+def _complete(answer: bytes) -> bool:
+    """The status, the headers and a body of the declared Content-Length have arrived."""
+    head, found, body = answer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    lengths = [
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ]
+    return bool(lengths) and len(body) >= lengths[0]
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_400(tmp_path: Path) -> None:
+    """Issue 12: on the production server a chunked body over the 5 MiB limit was cut at the
+    limit and answered 400 "not JSON"."""
+    body = b'{"hook": "order-select", "pad": "' + b"x" * (6 * 1024 * 1024) + b'"}'
+    with serving(tmp_path) as port:
+        answer = chunked_post(port, body)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
+    assert b"Access-Control-Allow-Origin: *" in head
+    assert b"OperationOutcome" in payload

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from cds_service.api import metrics
 from cds_service.api.handlers import operation_outcome
@@ -29,6 +30,11 @@ def runtime() -> Runtime:
 
 
 def json_body() -> Any:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is None and limit and len(request.get_data()) >= limit:
+        # A chunked body (no Content-Length) is cut at the limit by the WSGI input stream, which
+        # then read as "not JSON" (a 400): it is too large, and says so (issue 12).
+        raise RequestEntityTooLarge(f"the chunked request body reaches the {limit}-byte limit")
     body = request.get_json(force=True, silent=True)
     if body is None:
         problem = "the request body is empty" if not request.data else "the body is not JSON"
