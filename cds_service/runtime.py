@@ -24,7 +24,7 @@ from cds_service.cards import Card
 from cds_service.config import Settings
 from cds_service.errors import UnknownCard, UnknownService
 from cds_service.feedback import FeedbackStore
-from cds_service.fhir.client import Deadline, FhirClient, is_allowed_server
+from cds_service.fhir.client import Deadline, FhirClient, allowed_entry, is_allowed_server
 from cds_service.fhir.prefetch import PrefetchResolver
 from cds_service.repeats import RepeatMemory, scope_of
 from cds_service.service import HookCall, ServiceDefinition, ServiceRegistry
@@ -69,8 +69,9 @@ def make_session(pool_size: int) -> requests.Session:
 
 
 class ServerPools:
-    """A fetch pool per FHIR server base URL (issue 12): a server that answers slowly fills its
-    own pool, never another's. The allowlist bounds how many there are."""
+    """A fetch pool per FHIR server (issue 12): a server that answers slowly fills its own pool,
+    never another's. Keyed by the server's allowlist entry, so there are at most as many pools
+    as entries (and one, "", for calls with no server to fetch from)."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -134,7 +135,10 @@ class Runtime:
             client=client,
             no_client_reason=no_client_reason,
             deadline=Deadline(self.settings.request_budget_s),
-            executor=self.pools.for_server(client.base_url if client else ""),
+            executor=self.pools.for_server(
+                allowed_entry(request.get("fhirServer") or "", self.settings.allowed_fhir_servers)
+                or ""
+            ),
         )
         now = self.clock()
         call = HookCall(

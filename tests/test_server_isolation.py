@@ -102,3 +102,21 @@ def test_a_server_trickling_its_headers_does_not_starve_calls_to_another(
     for status, seconds, outcome in answers:  # the slow server's calls end at the budget
         assert status == 412, outcome
         assert seconds < BUDGET_S + 1.5, seconds
+
+
+def test_spellings_of_one_server_share_one_pool() -> None:
+    """Pools are keyed by the allowlist entry: a caller varying the case of the host or adding a
+    slash cannot make a pool (and its threads) per spelling."""
+    from cds_service.fhir.client import allowed_entry
+    from cds_service.runtime import ServerPools
+
+    allowed = ("https://fhir.example.org/r4",)
+    spellings = [
+        "https://fhir.example.org/r4",
+        "HTTPS://FHIR.example.org/r4/",
+        "https://fhir.example.org:443/r4",
+    ]
+    assert {allowed_entry(s, allowed) for s in spellings} == {allowed[0]}
+    assert allowed_entry("https://fhir.example.org/r4-admin", allowed) is None
+    pools = ServerPools(2)
+    assert len({id(pools.for_server(allowed_entry(s, allowed) or "")) for s in spellings}) == 1

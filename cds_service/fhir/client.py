@@ -105,6 +105,16 @@ def _origin(url: str, *, allow_query: bool) -> _Origin | None:
 RELATIVE_REFERENCE = re.compile(r"(?P<type>[A-Z][A-Za-z]{1,63})/(?P<id>[A-Za-z0-9\-.]{1,64})")
 
 
+def allowed_entry(url: str, allowed: tuple[str, ...]) -> str | None:
+    """The configured base URL that ``url`` is (as ``is_allowed_server`` compares), or None:
+    what per-server state is keyed by, so spellings of one server (``HTTP://X``, ``http://x/``)
+    share it and its number stays that of the allowlist."""
+    target = _origin(url, allow_query=False)
+    if target is None:
+        return None
+    return next((s for s in allowed if _origin(s, allow_query=False) == target), None)
+
+
 def is_allowed_server(url: str, allowed: tuple[str, ...]) -> bool:
     """True when ``url`` is one of the configured base URLs.
 
