@@ -47,6 +47,11 @@ def counter_uuids() -> Callable[[], str]:
     return next_uuid
 
 
+# Long enough for a PostgreSQL write on a machine stalled by load; a writer that is stuck still
+# fails the test that flushes it.
+AUDIT_FLUSH_S = 30.0
+
+
 def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     config: dict[str, Any] = {
         "TESTING": True,
@@ -55,6 +60,9 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
         "ALLOWED_FHIR_SERVERS": [FHIR_BASE],
         "CLOCK": lambda: EVALUATED_AT,
         "UUID_FACTORY": counter_uuids(),
+        # A busy 2-core CI machine has stalled an in-process call past the 4 s default and turned
+        # its cards into a 412; the budget's own tests set it themselves.
+        "REQUEST_BUDGET_S": 30.0,
     }
     config.update(overrides)
     return create_app(config)

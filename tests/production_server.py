@@ -33,37 +33,73 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_listening(
+    command: list[str], env: dict[str, str], cwd: Path, log_path: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``python *command --port P`` (a ``serve`` command), once its own master listens on P.
+
+    A port from ``free_port`` is free only when asked: a test in another xdist worker can take it
+    first. Then this server cannot bind and exits, while ``/healthz`` on P answers from the other
+    one, until that one stops mid-test (seen as "Connection refused"). So ready means gunicorn's
+    "Listening at" line with this process's pid (the pid survives the gevent re-exec), and a server
+    that could not bind is started again on another port."""
+    for _ in range(5):
+        port = free_port()
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, *command, "--port", str(port)],
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        listening = f"Listening at: http://127.0.0.1:{port} ({process.pid})"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            if listening in log_path.read_text(errors="replace"):
+                return process, port
+            time.sleep(0.1)
+        stop(process)
+    pytest.fail(f"ivig-cds serve did not listen (5 tries); its output:\n{output(log_path)}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:  # a worker still held by a slow peer
+        process.kill()
+        process.wait(timeout=5)
+
+
+def output(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-20_000:]
+
+
 @contextlib.contextmanager
 def serving(scratch: Path, **env: str) -> Iterator[int]:
     """The server's port; its database and audit spool in ``scratch``."""
-    port = free_port()
     environment = os.environ | {
         "IVIG_CDS_DATABASE_URL": f"sqlite:///{scratch / 'served.sqlite3'}",
         "IVIG_CDS_AUDIT_SPOOL_DIR": str(scratch / "audit-spool"),
         "IVIG_CDS_LOG_LEVEL": "WARNING",
         **env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2"],
-        cwd=scratch,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    log_path = scratch / "served.log"
+    process, port = start_listening(
+        ["-m", "cds_service", "serve", "--workers", "2"], environment, scratch, log_path
     )
     try:
-        for _ in range(150):
+        for _ in range(150):  # the workers boot after the master listens
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.1)
         else:
-            pytest.fail("ivig-cds serve did not answer within 15 s")
+            pytest.fail(f"ivig-cds serve did not answer within 15 s:\n{output(log_path)}")
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # a worker still held by a slow peer
-            process.kill()
-            process.wait(timeout=5)
+        stop(process)
+        # Captured by pytest, which shows it only beside a failure: a worker that died says why.
+        sys.stdout.write(f"--- ivig-cds serve output ({log_path}) ---\n{output(log_path)}\n")

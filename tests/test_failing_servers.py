@@ -8,6 +8,7 @@ off the configured base: no redirect followed, no next link off the base, the al
 
 from __future__ import annotations
 
+import atexit
 import json
 import socket
 import time
@@ -84,11 +85,12 @@ def _copies(kind: str, count: int) -> list[dict[str, Any]]:
     return [template | {"id": f"{template['id']}-{n}"} for n in range(count)]
 
 
-def _free_port() -> int:
-    """A port nothing listens on: bound to learn its number, closed before use."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# A port nothing listens on: bound and never listened on, and held for the whole run, so no
+# server another test starts can take it (a connection to it is refused).
+_REFUSING = socket.socket()
+_REFUSING.bind(("127.0.0.1", 0))
+REFUSING_PORT = int(_REFUSING.getsockname()[1])
+atexit.register(_REFUSING.close)
 
 
 class Fault:
@@ -200,7 +202,7 @@ def _call(
     """Script ``fault`` on ``key``'s path, POST order-select without ``key``; (response, secs)."""
     server.resources = scenario_resources(SCENARIO)
     fault.script(server, other, PATHS[key])
-    base = f"http://127.0.0.1:{_free_port()}{BASE_PATH}" if fault.refused_port else server.base
+    base = f"http://127.0.0.1:{REFUSING_PORT}{BASE_PATH}" if fault.refused_port else server.base
     client = make_app(
         tmp_path,
         ALLOWED_FHIR_SERVERS=[base],

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 from conftest import (
+    AUDIT_FLUSH_S,
     EVALUATED_AT,
     REQUIRE_SERVICES,
     full_prefetch,
@@ -139,7 +140,7 @@ def issue_cards(app: Flask, scenario: str = SCENARIO, order: str = ORDER) -> lis
     assert response.status_code == 200, response.get_json()
     cards = list(response.get_json()["cards"])
     assert cards, f"{scenario} with {order} issued no card"
-    assert app.extensions["ivig_cds"].audit.flush(), "the issued cards are recorded"
+    assert app.extensions["ivig_cds"].audit.flush(AUDIT_FLUSH_S), "the issued cards are recorded"
     return cards
 
 
@@ -533,7 +534,7 @@ def test_a_hook_instance_with_a_nul_is_400_and_nothing_is_recorded(
     response = app.test_client().post(f"/cds-services/{SELECT}", json=body)
     assert response.status_code == 400
     assert "hookInstance: must not contain control characters" in outcome_text(response.get_json())
-    assert app.extensions["ivig_cds"].audit.flush()
+    assert app.extensions["ivig_cds"].audit.flush(AUDIT_FLUSH_S)
     assert rows(app.extensions["ivig_cds"].store.engine, "hook_call") == []
 
 

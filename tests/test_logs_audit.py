@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import full_prefetch, hook_request, load_json, make_app, order_for, scenario_resources
+from conftest import (
+    AUDIT_FLUSH_S,
+    full_prefetch,
+    hook_request,
+    load_json,
+    make_app,
+    order_for,
+    scenario_resources,
+)
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -31,7 +39,7 @@ def _call(client: FlaskClient, headers: dict[str, str] | None = None) -> Any:
 
 def audit_rows(app: Any) -> list[Any]:
     """The stored audit records, once the writer has written what was queued."""
-    assert app.extensions["ivig_cds"].audit.flush()
+    assert app.extensions["ivig_cds"].audit.flush(AUDIT_FLUSH_S)
     with app.extensions["ivig_cds"].store.engine.connect() as connection:
         return list(connection.execute(select(hook_calls)).mappings().all())
 
@@ -39,7 +47,7 @@ def audit_rows(app: Any) -> list[Any]:
 def test_every_hook_call_leaves_an_audit_record(client: FlaskClient, app: Any) -> None:
     response = _call(client)
     cards = response.get_json()["cards"]
-    assert app.extensions["ivig_cds"].audit.flush()
+    assert app.extensions["ivig_cds"].audit.flush(AUDIT_FLUSH_S)
     with app.extensions["ivig_cds"].store.engine.connect() as connection:
         rows = connection.execute(select(hook_calls)).mappings().all()
     assert len(rows) == 1
@@ -85,7 +93,7 @@ def test_audit_survives_a_database_outage_and_is_written_when_it_is_back(
     store.engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
     with caplog.at_level(logging.ERROR):
         response = _call(app.test_client())
-        assert app.extensions["ivig_cds"].audit.flush()
+        assert app.extensions["ivig_cds"].audit.flush(AUDIT_FLUSH_S)
     assert response.status_code == 200 and response.get_json()["cards"]  # cards still shown
     audit = [r for r in caplog.records if hasattr(r, "audit")]
     assert audit and audit[0].audit["service_id"] == "ivig-order-select"
@@ -150,7 +158,7 @@ def test_a_segment_being_stored_is_not_replayed_by_another_worker(tmp_path: Path
     assert storing.wait(5), "writer a never started storing"
     b._replay_orphans()  # what b's retry loop does every few seconds
     release.set()
-    assert a.flush() and b.flush()
+    assert a.flush(AUDIT_FLUSH_S) and b.flush(AUDIT_FLUSH_S)
     a.close()
     b.close()
     assert stored_by == {"a": [record.record_id], "b": []}
@@ -182,7 +190,7 @@ def test_a_backlog_is_written_in_steps_and_a_failed_step_loses_nothing(
     with caplog.at_level(logging.ERROR):
         for record in records:
             writer.submit(record)
-        assert writer.flush()
+        assert writer.flush(AUDIT_FLUSH_S)
     assert calls == [2, 2], "one transaction per step; the failed step ends the batch"
     unstored = [r.audit["hook_instance"] for r in caplog.records if hasattr(r, "audit")]
     assert unstored == ["call-2", "call-3", "call-4"], "only what was not stored is logged so"
@@ -217,7 +225,7 @@ def test_a_spool_that_cannot_open_a_segment_loses_no_record(
     monkeypatch.setattr(writer._spool, "_open", open_once_failing)
     for name in ("first", "second"):
         writer.submit(AuditRecord("ivig-order-select", name, "2026-06-15T12:00:00+00:00", "v1", ()))
-        assert writer.flush()
+        assert writer.flush(AUDIT_FLUSH_S)
     writer.close()
     assert stored == ["first", "second"]
     assert not list((tmp_path / "spool").glob("audit-*.jsonl")), "nothing left to replay"

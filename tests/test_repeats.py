@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 from conftest import (
+    AUDIT_FLUSH_S,
     FHIR_BASE,
     REQUIRE_SERVICES,
     FakeFhirServer,
@@ -462,7 +463,7 @@ def call(
         f"/cds-services/{SELECT if hook == 'order-select' else SIGN}", json=body
     )
     assert response.status_code == 200, response.get_json()
-    assert app.extensions["ivig_cds"].audit.flush()
+    assert app.extensions["ivig_cds"].audit.flush(AUDIT_FLUSH_S)
     return list(response.get_json()["cards"])
 
 
