@@ -20,6 +20,7 @@ from flask import Flask, Response, g, request
 
 from cds_service.api import bp, register_error_handlers
 from cds_service.api.auth_hook import install_jwt_auth
+from cds_service.api.handlers import cors_headers
 from cds_service.api.json import OrjsonProvider
 from cds_service.api.metrics import install_metrics
 from cds_service.audit import AuditWriter
@@ -114,16 +115,11 @@ def _add_request_id(app: Flask) -> None:
 
 
 def _add_cors(app: Flask, allow_origin: str) -> None:
-    """CORS on every response, errors included, so browser clients (the CDS Hooks Sandbox) work."""
+    headers = cors_headers(allow_origin)  # also on what gunicorn refuses (api.server_errors)
 
     @app.after_request
     def cors(response: Response) -> Response:
-        response.headers["Access-Control-Allow-Origin"] = allow_origin
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-        response.headers["Access-Control-Max-Age"] = "600"
-        if allow_origin != "*":
-            response.headers["Vary"] = "Origin"
+        response.headers.update(headers)
         if request.method == "OPTIONS" and response.status_code == 200:
             response.status_code = 204
             response.set_data(b"")

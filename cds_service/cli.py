@@ -44,7 +44,8 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         # gevent by measurement: 10 clients trickling a header byte every 3 s held every gthread
         # thread (2 workers x 4) and /healthz stopped answering; with gevent a slow client is a
         # parked greenlet: 50 of them, /healthz worst 5 ms (docs/operations.md "Slow clients").
-        "worker_class": worker_class(),
+        # gunicorn's worker of that class, answering what it refuses itself as the service does.
+        "worker_class": f"cds_service.api.server_errors.{_WORKERS[worker_class()]}",
         "worker_connections": int(os.environ.get("IVIG_CDS_WORKER_CONNECTIONS", "1000")),
         "threads": int(os.environ.get("IVIG_CDS_THREADS", "4")),  # gthread only
         "timeout": int(os.environ.get("IVIG_CDS_TIMEOUT_S", "30")),
@@ -52,6 +53,9 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         # against leaks; `make loadtest` shows flat memory, so it need not be often.
         "max_requests": int(os.environ.get("IVIG_CDS_MAX_REQUESTS", "20000")),
         "max_requests_jitter": 2000,
+        # gunicorn 24+'s control socket is one path per user (~/.gunicorn/gunicorn.ctl): two
+        # servers on a machine take it from each other, and nothing here uses it.
+        "control_socket_disable": True,
         "accesslog": "-",
         # No query strings or headers in the access log: they can carry ids and tokens.
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
@@ -60,10 +64,13 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     }
 
 
+_WORKERS = {"gevent": "GeventOutcomeWorker", "gthread": "ThreadOutcomeWorker"}
+
+
 def worker_class() -> str:
     """``IVIG_CDS_WORKER_CLASS``: ``gevent`` (the default) or ``gthread``."""
     chosen = os.environ.get("IVIG_CDS_WORKER_CLASS", "gevent")
-    if chosen not in ("gevent", "gthread"):
+    if chosen not in _WORKERS:
         raise SystemExit(f"IVIG_CDS_WORKER_CLASS must be gevent or gthread, not {chosen!r}")
     return chosen
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import socket
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,74 @@ def test_a_chunked_body_over_the_limit_is_413_not_400(tmp_path: Path) -> None:
     assert head.startswith(b"HTTP/1.1 413"), head[:200]
     assert b"Access-Control-Allow-Origin: *" in head
     assert b"OperationOutcome" in payload
+
+
+TOKEN = "eyJhbGciOiJSUzM4NCJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl"
+REFUSED_BY_GUNICORN = {
+    # a 9,000-byte request line (gunicorn's limit is 4,094)
+    "long-request-line": (
+        b"GET /cds-services?" + b"p" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        414,
+    ),
+    # one 10,000-byte header (limit 8,190)
+    "large-header": (
+        b"GET /cds-services HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 10_000 + b"\r\n\r\n",
+        431,
+    ),
+    # 150 headers (limit 100)
+    "many-headers": (
+        b"GET /cds-services HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-H%d: v\r\n" % n for n in range(150))
+        + b"\r\n",
+        431,
+    ),
+    "garbage": (b"NOT AN HTTP REQUEST\r\n\r\n", 400),
+    # a malformed header carrying a credential: gunicorn's own log line would quote it
+    "bad-header": (
+        b"GET /cds-services?patient=example HTTP/1.1\r\nHost: x\r\n"
+        + f"Authori zation: Bearer {TOKEN}\r\n\r\n".encode(),
+        400,
+    ),
+}
+
+
+def test_what_gunicorn_refuses_is_an_operation_outcome_with_cors(tmp_path: Path) -> None:
+    """Issue 12: a request line or headers over gunicorn's limits, or a malformed request, got
+    gunicorn's HTML without CORS, which a browser client cannot read."""
+    with serving(tmp_path) as port:
+        answers = {
+            name: raw_exchange(port, data) for name, (data, _) in REFUSED_BY_GUNICORN.items()
+        }
+    for name, (_, status) in REFUSED_BY_GUNICORN.items():
+        head, _, payload = answers[name].partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status), (name, head[:200])
+        assert b"\r\nAccess-Control-Allow-Origin: *" in head, name
+        assert b"\r\nContent-Type: application/json" in head, name
+        outcome = json.loads(payload)
+        assert outcome["resourceType"] == "OperationOutcome", name
+        assert outcome["issue"][0]["severity"] == "error", name
+    served_log = (tmp_path / "served.log").read_text()
+    assert "refused a request from 127.0.0.1: 414 LimitRequestLine" in served_log
+    assert TOKEN not in served_log and "c2VjcmV0" not in served_log
+    assert "patient=example" not in served_log
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` as it is and read the answer until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while part := sock.recv(65536):
+            answer += part
+        return answer
+
+
+def test_a_bad_header_from_the_application_is_a_500_not_a_client_error() -> None:
+    from gunicorn.http import errors
+
+    from cds_service.api.server_errors import refusal
+
+    assert refusal(errors.InvalidResponseHeader("X-Bad", "\r\n"))[0] == 500
+    assert refusal(errors.InvalidHeader("X-Bad"))[0] == 400
+    assert refusal(errors.LimitRequestLine(9000, 4094))[:2] == (414, "URI Too Long")
+    assert refusal(RuntimeError("boom"))[0] == 500

@@ -34,6 +34,17 @@ def operation_outcome(issues: list[Issue], code: str, severity: str = "error") -
     }
 
 
+def cors_headers(allow_origin: str) -> dict[str, str]:
+    """CORS on every response, errors included, so browser clients (the CDS Hooks Sandbox) work."""
+    return {
+        "Access-Control-Allow-Origin": allow_origin,
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type",
+        "Access-Control-Max-Age": "600",
+        **({"Vary": "Origin"} if allow_origin != "*" else {}),
+    }
+
+
 def _respond(status: int, issues: list[Issue], code: str) -> Response:
     response = jsonify(operation_outcome(issues, code))
     response.status_code = status
