@@ -57,6 +57,14 @@ class HookCall:
     extension: Mapping[str, Any] = field(default_factory=dict)  # the request's own extensions
     ehr_profile: str | None = None  # the authenticated client's configured EHR profile
     fhir_server: str | None = None  # the request's fhirServer (absolute references under it)
+    # The call's time budget, FHIR work and checking both (IVIG_CDS_REQUEST_BUDGET_S).
+    budget: Budget = field(default_factory=lambda: Budget(float("inf"), lambda: False))
+
+
+@dataclass(frozen=True)
+class Budget:
+    seconds: float
+    spent: Callable[[], bool]  # True once the time is up
 
 
 @dataclass(frozen=True)

@@ -334,7 +334,7 @@ class CardMaker:
                 lines += self._finding_lines(found, several)
         # Epic: the changes are text already (what to change, what to enter)
         revision_lines = list(_revision_lines(plan)) if self.profile == "standard" else []
-        notes = [*plan.notes, *extra]
+        notes = list(dict.fromkeys([*plan.notes, *extra]))  # a course's orders share notes
         if revision_lines or notes:
             lines += ["**The order**"]
             lines += [f"- {line}" for line in [*revision_lines, *notes]]
@@ -345,7 +345,7 @@ class CardMaker:
 
     def _evidence_only(self, found: Finding) -> list[str]:
         lines = [f"**Also: {self.kb.topics[found.topic].display}**"]
-        lines += [f"- {item}" for item in found.evidence]
+        lines += _evidence_lines(found)
         lines.append("")
         return lines
 
@@ -355,7 +355,7 @@ class CardMaker:
         if several:
             lines += [f"**{self.kb.topics[found.topic].display}:** {found.summary}", ""]
         lines += ["**Evidence**"]
-        lines += [f"- {item}" for item in found.evidence]
+        lines += _evidence_lines(found)
         lines += ["", f"**Recommendation:** {found.recommendation}", ""]
         if found.notes:
             lines += [f"- Note: {note}" for note in found.notes]
@@ -373,6 +373,22 @@ class CardMaker:
 
 def _linked(label: str, url: str | None) -> str:
     return f"[{label}]({url})" if url else label
+
+
+# Evidence lines a card lists for one finding. A record can hold the same diagnosis thousands of
+# times (issue 12: 5,000 Conditions made a 600 kB card): each line is said once, and past this
+# many the card says how many more there are. Room for a course's arithmetic (courses.py lists
+# ten orders, then the sum) beside a few other lines.
+MAX_EVIDENCE_LINES = 20
+
+
+def _evidence_lines(found: Finding) -> list[str]:
+    distinct = list(dict.fromkeys(found.evidence))
+    shown = [f"- {item}" for item in distinct[:MAX_EVIDENCE_LINES]]
+    more = len(distinct) - MAX_EVIDENCE_LINES
+    if more > 0:
+        shown.append(f"- … and {more} more, not listed here")
+    return shown
 
 
 def _revision_lines(plan: CardPlan) -> Iterator[str]:

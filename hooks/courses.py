@@ -165,6 +165,11 @@ def last_administration(history: IgHistory) -> date | None:
     return history.authored if days.open_ended or days.last is None else days.last
 
 
+# The orders a course's arithmetic lists one by one: a card must still show the sum of a
+# 200-order course (issue 12), and the card lists at most card_builder.MAX_EVIDENCE_LINES.
+LISTED_ORDERS = 10
+
+
 @dataclass(frozen=True)
 class CourseOrder:
     """An order of a course: where it comes from, its days and its dose."""
@@ -334,7 +339,9 @@ class Course:
             dose = self.orders[0].dose
             return dose.steps if isinstance(dose, Dose) else ()
         lines = [f"Course of {len(self.orders)} orders, {self.route}:"]
-        lines += [member.describe() for member in self.orders]
+        lines += [member.describe() for member in self.orders[:LISTED_ORDERS]]
+        if len(self.orders) > LISTED_ORDERS:  # the sum below still counts every order
+            lines.append(f"… and {len(self.orders) - LISTED_ORDERS} more orders of the course")
         what = "per cycle" if self.regimen == "interval" else "course total"
         figures = [
             f"{plain_number(self.total_g_per_kg)} g/kg" if self.total_g_per_kg is not None else "",

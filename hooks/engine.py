@@ -1,5 +1,6 @@
 """The clinical engine: ``evaluate(context, knowledge, settings) -> findings``. Pure: no I/O, no
-HTTP errors, no clock (the date is the context's). The rule loop lives here and only here.
+HTTP errors, no clock (the date is the context's; the time budget is asked of the caller). The
+rule loop lives here and only here.
 
 Order rules run once per immune globulin order in focus, plasma-exchange rules once per
 plasma-exchange order in focus, patient rules once per call; findings come out in that order, and
@@ -29,17 +30,44 @@ class Settings:
     thresholds: Thresholds
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    findings: tuple[Finding, ...]
+    # The orders in focus (references) not checked: the call's time budget ran out first.
+    unchecked: tuple[str, ...] = ()
+
+
 def evaluate(ctx: ClinicalContext, kb: KnowledgeBase, settings: Settings) -> tuple[Finding, ...]:
+    return evaluate_within(ctx, kb, settings, _never).findings
+
+
+def evaluate_within(
+    ctx: ClinicalContext, kb: KnowledgeBase, settings: Settings, out_of_time: Callable[[], bool]
+) -> Evaluation:
+    """As ``evaluate``, asking ``out_of_time`` before each order: once it says yes, the orders
+    left are not checked and are named (the caller says so on a card). The patient rules run
+    in any case: they are once per call, and one of them may be a contraindication."""
     hook, thresholds, rules = ctx.hook, settings.thresholds, settings.rules
     findings: list[Finding] = []
+    unchecked: list[str] = []
     for order in ctx.ig_orders:
+        if unchecked or out_of_time():
+            unchecked.append(order.reference)
+            continue
         findings += evaluate_order(ctx, order, kb, settings)
     for plex in ctx.plasma_exchange_orders:
+        if unchecked or out_of_time():
+            unchecked.append(plex.reference)
+            continue
         findings += _run(
             rules.plasma_exchange_rules(hook), PlasmaExchangeInput(ctx, plex, kb, thresholds)
         )
     findings += _run(rules.patient_rules(hook), PatientInput(ctx, kb, thresholds))
-    return tuple(findings)
+    return Evaluation(tuple(findings), tuple(unchecked))
+
+
+def _never() -> bool:
+    return False
 
 
 def evaluate_order(

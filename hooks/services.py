@@ -19,8 +19,11 @@ from cds_service.service import Answer, HookCall, ServiceDefinition
 from hooks.card_builder import PROFILES, Profile, make_cards
 from hooks.composer import compose
 from hooks.context import Focus, Session, build_context, focus_of, read_session
-from hooks.engine import Settings, evaluate
+from hooks.context.model import ClinicalContext
+from hooks.engine import Settings, evaluate_within
+from hooks.findings import Finding
 from hooks.knowledge_base import KnowledgeBase
+from hooks.rules.data_incomplete import not_checked
 
 EPIC_EXTENSION = "com.epic.cdshooks.request."
 
@@ -112,7 +115,7 @@ class Checker:
             strict=self.options.strict_fhir,
             max_resources=self.options.max_resources_per_call,
         )
-        findings = evaluate(ctx, self.kb, self.settings)
+        findings = self._evaluate(ctx, call)
         plans = compose(findings, ctx, self.kb, self.settings)
         profile = self.options.profile_for(call.extension, call.ehr_profile)
         cards = make_cards(plans, ctx, self.kb, call.new_uuid, profile, self.product_codes)
@@ -122,6 +125,15 @@ class Checker:
             else ()
         )
         return Answer(cards, ctx.deviation_notes, ignored)
+
+    def _evaluate(self, ctx: ClinicalContext, call: HookCall) -> tuple[Finding, ...]:
+        """The checks, within the call's time budget; an order it left unchecked is named on
+        the data card (and gets no suggestion), never passed over in silence."""
+        result = evaluate_within(ctx, self.kb, self.settings, call.budget.spent)
+        if not result.unchecked:
+            return result.findings
+        total = len(ctx.ig_orders) + len(ctx.plasma_exchange_orders)
+        return result.findings + not_checked(result.unchecked, total, call.budget.seconds)
 
     def _focus(self, session: Session, call: HookCall) -> Focus:
         wanted = session.references_to_read()

@@ -52,13 +52,17 @@ class FhirResponseTooLarge(FhirInvalidResponse):
 
 
 class Deadline:
-    """The time left for all FHIR work of one hook call."""
+    """The time left for one hook call: its FHIR work, then its checks."""
 
     def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self._ends = time.monotonic() + seconds
 
     def remaining(self) -> float:
         return max(0.0, self._ends - time.monotonic())
+
+    def spent(self) -> bool:
+        return time.monotonic() >= self._ends
 
 
 def normalise_base(url: str) -> str:

@@ -9,7 +9,6 @@ from datetime import date
 from hooks import evidence
 from hooks.body_weight import computed_bmi, dosing_weight
 from hooks.context.model import ClinicalContext, IgHistory, ObservationEntry
-from hooks.courses import last_administration
 from hooks.dosing import Dose
 from hooks.findings import (
     CreateOrder,
@@ -28,6 +27,7 @@ from hooks.rules.ig_therapy import (
     COURSE_OBSERVATIONS,
     COURSE_THRESHOLDS,
     COURSE_VALUESETS,
+    last_given,
     previous_orders,
 )
 from hooks.rules.indications import indications_of
@@ -288,7 +288,7 @@ def titration(inp: OrderInput, product: Product) -> str | None:
     # The product the patient is on now (a current order), else the one given last: a switch
     # back to a product given years ago is a new product too.
     current = [h for h in previous if h.current]
-    dated = [(d, h) for h in previous if (d := last_administration(h)) is not None]
+    dated = [(d, h) for h, d in last_given(inp.ctx) if d is not None]
     latest = current
     if not latest and dated:
         latest = [max(dated, key=lambda dh: dh[0])[1]]

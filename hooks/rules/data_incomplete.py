@@ -9,6 +9,8 @@ names the checks that could not run, so silence is never mistaken for safety.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hooks import evidence
 from hooks.body_weight import WEIGHT_THRESHOLDS
 from hooks.findings import Finding
@@ -81,11 +83,29 @@ def check(inp: OrderInput) -> Finding | None:
     found = problems(inp)
     if not found:
         return None
+    return _finding(tuple(found))
+
+
+def not_checked(unchecked: tuple[str, ...], total: int, budget_s: float) -> tuple[Finding, ...]:
+    """The orders the call's time budget left unchecked (issue 12): said, never silent. No rule
+    ran on them, so they get no suggestion. One finding per order, each naming them all: the
+    composer shows one data card per course, and they may fall in any course."""
+    names = ", ".join(record(reference) for reference in unchecked)
+    line = (
+        f"Not checked at all: {names}. The service's time budget for one call ({budget_s:g} s) "
+        f"ran out after {total - len(unchecked)} of {total} orders; select or sign fewer orders "
+        "at once to have them checked"
+    )
+    found = _finding((line,))
+    return tuple(replace(found, order=reference) for reference in unchecked)
+
+
+def _finding(found: tuple[str, ...]) -> Finding:
     return Finding(
         topic=TOPIC,
         indicator="warning",
         summary="Some immune globulin safety checks could not run: patient data incomplete",
-        evidence=tuple(found),
+        evidence=found,
         recommendation=(
             "Review the chart for the items listed before the infusion: the service could not see "
             "them, so the absence of a warning about them does not mean there is no risk."
@@ -103,7 +123,7 @@ RULE = OrderRule(
         "read, an element of the order that cannot be read, a value in a unit that cannot be "
         "converted, a value whose comparator leaves a threshold comparison open (IgA < 10 "
         "mg/dL against 7), resources naming another patient (ignored), an unidentified "
-        "medication, no birth date"
+        "medication, no birth date, an order the call's time budget left unchecked"
     ),
     indicator="`warning`",
     suggests="none: the card names the checks that could not run",

@@ -59,7 +59,20 @@ def _first(concept_sets: list[ConceptSet], allergy: AllergyEntry) -> Match | Non
 def documented_reactions(inp: OrderInput) -> list[tuple[AllergyEntry, str, bool]]:
     """(allergy, evidence line, is it to immune globulin itself) for every counting reaction.
     A text match does not count for a substance named as animal-derived or monoclonal; a code
-    of human immune globulin does."""
+    of human immune globulin does. The patient's, not the order's: found once per call."""
+    return list(inp.ctx.derived(("hypersensitivity.reactions", id(inp.kb)), lambda: _read(inp)))
+
+
+def severe_reactions(inp: OrderInput) -> list[AllergyEntry]:
+    """The severe reactions to immune globulin itself, once per call."""
+
+    def find() -> list[AllergyEntry]:
+        return [a for a, _, to_ig in documented_reactions(inp) if to_ig and is_severe(a, inp)]
+
+    return list(inp.ctx.derived(("hypersensitivity.severe", id(inp.kb)), find))
+
+
+def _read(inp: OrderInput) -> list[tuple[AllergyEntry, str, bool]]:
     found = []
     human = [inp.kb.valueset(name) for name in HUMAN_IG]
     related = [inp.kb.valueset(name) for name in RELATED]
@@ -77,7 +90,7 @@ def check(inp: OrderInput) -> Finding | None:
     if not reactions:
         return None
     lines = tuple(line for _, line, _ in reactions)
-    severe = [allergy for allergy, _, to_ig in reactions if to_ig and is_severe(allergy, inp)]
+    severe = severe_reactions(inp)
     product = inp.order.product_name
     if severe:
         return Finding(

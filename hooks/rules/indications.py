@@ -35,7 +35,11 @@ def indications_of(
                 found.append(
                     FoundIndication(name, f"{shown} (reasonCode, {matched.describe()})", True)
                 )
-    conditions = {c.reference: c for c in ctx.conditions}
+    conditions = (
+        ctx.derived("conditions-by-reference", lambda: {c.reference: c for c in ctx.conditions})
+        if order.reason_references
+        else {}
+    )
     for reference in order.reason_references:
         condition = conditions.get(reference)
         if condition is None:
@@ -54,6 +58,17 @@ def indications_of(
                 )
     if found or order.has_reason:
         return found
+    # The same for every order without a reason: found once per call (200 orders of a patient
+    # with 5,000 conditions once took 43 s here).
+    return list(
+        ctx.derived(("active-indications", tuple(names)), lambda: _active(ctx, valuesets, names))
+    )
+
+
+def _active(
+    ctx: ClinicalContext, valuesets: Mapping[str, ConceptSet], names: list[str]
+) -> list[FoundIndication]:
+    found = []
     for condition in ctx.conditions:
         if not condition.active:
             continue

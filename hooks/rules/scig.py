@@ -29,13 +29,17 @@ TOPIC = "scig-conversion"
 
 
 def recent_ivig(inp: OrderInput) -> IgHistory | None:
-    window = inp.thresholds.recent_ivig_days
-    recent = [
-        h
-        for h in inp.ctx.ig_history
-        if h.order.route == "IV" and (h.current or within_days(inp.ctx.today, h.authored, window))
-    ]
-    return max(recent, key=lambda h: h.authored or date.min) if recent else None
+    ctx, window = inp.ctx, inp.thresholds.recent_ivig_days
+
+    def find() -> IgHistory | None:  # the patient's, not the order's: once per call
+        recent = [
+            h
+            for h in ctx.ig_history
+            if h.order.route == "IV" and (h.current or within_days(ctx.today, h.authored, window))
+        ]
+        return max(recent, key=lambda h: h.authored or date.min) if recent else None
+
+    return ctx.derived(("scig.recent_ivig", window), find)
 
 
 def switch_from(inp: OrderInput) -> tuple[IgHistory, ...]:

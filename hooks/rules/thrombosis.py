@@ -144,7 +144,13 @@ def pregnancy_factors(inp: OrderInput) -> list[Factor]:
 
 
 def risk_factors(inp: OrderInput) -> list[Factor]:
-    """Every risk factor found, with its severity and the date it began."""
+    """Every risk factor found, with its severity and the date it began. The patient's, not the
+    order's: found once per call, however many orders ask (the rate rule asks too)."""
+    key = ("thrombosis.risk_factors", id(inp.kb), id(inp.thresholds))
+    return list(inp.ctx.derived(key, lambda: _risk_factors(inp)))
+
+
+def _risk_factors(inp: OrderInput) -> list[Factor]:
     ctx, kb, limits = inp.ctx, inp.kb, inp.thresholds
     found: list[Factor] = []
     born = ctx.patient.birth_date
