@@ -16,10 +16,24 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@ $(VENV)/.installed-run
 
+# nginx for tests/test_reverse_proxy.py: the machine's, else Debian's package unpacked into
+# .venv/nginx (nothing installed system-wide, no service started). Without either the tests
+# skip, and fail under IVIG_CDS_REQUIRE_SERVICES=1 (.ci/run).
+$(VENV)/.installed-nginx: | $(BIN)/python
+	@if command -v nginx >/dev/null || [ -x $(VENV)/nginx/usr/sbin/nginx ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+		rm -rf $(VENV)/nginx-deb && mkdir -p $(VENV)/nginx-deb && cd $(VENV)/nginx-deb && \
+		{ apt-get download -qq nginx 2>/dev/null || \
+			{ apt-get update -qq && apt-get download -qq nginx 2>/dev/null; }; } && \
+		dpkg -x nginx_*.deb ../nginx && cd .. && rm -rf nginx-deb || \
+		echo "could not unpack Debian's nginx: tests/test_reverse_proxy.py will skip"; \
+	else echo "no nginx and no apt-get: tests/test_reverse_proxy.py will skip"; fi
+	touch $@
+
 run: $(VENV)/.installed-run
 	$(BIN)/ivig-cds serve --host 127.0.0.1 --port 8080
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(VENV)/.installed-nginx
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

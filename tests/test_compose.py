@@ -15,7 +15,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 def test_stack_has_the_service_hapi_postgres_redis_and_a_loader() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"ivig-cds", "hapi", "postgres", "redis", "fixtures"}
+    assert set(services) == {"proxy", "ivig-cds", "hapi", "postgres", "redis", "fixtures"}
     assert services["hapi"]["image"].startswith("hapiproject/hapi:")
     loader = services["fixtures"]["command"]
     assert loader[:3] == ["ivig-cds", "fixtures", "load"] and "--wait" in loader
@@ -23,6 +23,20 @@ def test_stack_has_the_service_hapi_postgres_redis_and_a_loader() -> None:
     env = services["ivig-cds"]["environment"]
     assert "http://hapi:8080/fhir" in env["IVIG_CDS_ALLOWED_FHIR_SERVERS"].split(",")
     assert env["IVIG_CDS_REDIS_URL"].startswith("redis://redis:")
+
+
+def test_only_the_proxy_publishes_the_service() -> None:
+    """Issue 12: the server was published directly; now nginx (nginx/ivig-cds.conf) is in front."""
+    services = COMPOSE["services"]
+    assert "ports" not in services["ivig-cds"]
+    assert services["proxy"]["ports"] == ["8080:8080"]
+    mounts = services["proxy"]["volumes"]
+    assert "./nginx/ivig-cds.conf:/etc/nginx/conf.d/default.conf:ro" in mounts
+    # ivig-cds.conf includes it by a path relative to /etc/nginx
+    assert "./nginx/ivig-cds-outcome.conf:/etc/nginx/ivig-cds-outcome.conf:ro" in mounts
+    assert "include ivig-cds-outcome.conf;" in (ROOT / "nginx" / "ivig-cds.conf").read_text()
+    assert "server ivig-cds:8080;" in (ROOT / "nginx" / "ivig-cds.conf").read_text()
+    assert services["proxy"]["depends_on"]["ivig-cds"]["condition"] == "service_healthy"
 
 
 def test_dockerfile_runs_as_a_non_root_user_with_gunicorn() -> None:
