@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -333,7 +333,7 @@ class CardMaker:
             else:
                 lines += self._finding_lines(found, several)
         # Epic: the changes are text already (what to change, what to enter)
-        revision_lines = list(_revision_lines(plan)) if self.profile == "standard" else []
+        revision_lines = _revision_lines(plan) if self.profile == "standard" else []
         notes = list(dict.fromkeys([*plan.notes, *extra]))  # a course's orders share notes
         if revision_lines or notes:
             lines += ["**The order**"]
@@ -383,21 +383,28 @@ MAX_EVIDENCE_LINES = 20
 
 
 def _evidence_lines(found: Finding) -> list[str]:
-    distinct = list(dict.fromkeys(found.evidence))
-    shown = [f"- {item}" for item in distinct[:MAX_EVIDENCE_LINES]]
+    return [f"- {line}" for line in _at_most(found.evidence, "not listed here")]
+
+
+def _at_most(lines: Iterable[str], elsewhere: str) -> list[str]:
+    """Each line once, and at most MAX_EVIDENCE_LINES, then how many more."""
+    distinct = list(dict.fromkeys(lines))
     more = len(distinct) - MAX_EVIDENCE_LINES
-    if more > 0:
-        shown.append(f"- … and {more} more, not listed here")
-    return shown
+    if more <= 0:
+        return distinct
+    return [*distinct[:MAX_EVIDENCE_LINES], f"… and {more} more, {elsewhere}"]
 
 
-def _revision_lines(plan: CardPlan) -> Iterator[str]:
+def _revision_lines(plan: CardPlan) -> list[str]:
+    """What each revised order changes; past the bound, the rest are in the suggestion."""
+    lines = []
     for revision in plan.revisions:
         changes = "; ".join(describe(c) for c in revision.changes)
-        yield (
+        lines.append(
             f"Revised order for {revision.order.product_name} "
             f"({record(revision.order.reference)}): {changes}."
         )
+    return _at_most(lines, "in the suggestion")
 
 
 def fingerprint(resource: Any) -> str:

@@ -123,3 +123,23 @@ def test_evidence_is_said_once_and_at_most_twelve_lines() -> None:
     assert lines[-1] == f"- … and {21 - MAX_EVIDENCE_LINES} more, not listed here"
     assert _evidence_lines(Finding("x", "info", "s", ("a", "a"), "r")) == ["- a"]
     json.dumps(lines)  # plain strings
+
+
+def test_a_card_revising_200_orders_lists_twenty_and_offers_them_all(tmp_path: Path) -> None:
+    resources = resources_of("ivig-in-dosing-weight-obese")
+    body = hook_request(
+        "order-select",
+        _patient(resources),
+        _orders(_patient(resources), 200),
+        prefetch=full_prefetch(resources),
+    )
+    response = make_app(tmp_path).test_client().post("/cds-services/ivig-order-select", json=body)
+    revising = [c for c in response.get_json()["cards"] if c.get("suggestions")]
+    detail = rendered(revising[0]["detail"])
+    listed = [line for line in detail.split("\n") if line.startswith("- Revised order for")]
+    assert len(listed) == MAX_EVIDENCE_LINES
+    assert re.search(r"- … and \d+ more, in the suggestion", detail)
+    revised = [
+        action for s in revising[0]["suggestions"] for action in s["actions"] if action["type"]
+    ]
+    assert len(revised) > MAX_EVIDENCE_LINES  # the suggestion still revises every order
