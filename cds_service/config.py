@@ -72,6 +72,9 @@ class Settings:
     allowed_fhir_servers: tuple[str, ...] = ()
     fhir_timeout_s: float = 3.0
     request_budget_s: float = 4.0
+    # The checks' own time, once the data is in: a slow FHIR server that used the budget above
+    # must not leave an order unchecked (the worst call measured checks in about 1 s).
+    check_budget_s: float = 2.0
     fhir_max_pages: int = 10
     fhir_max_workers: int = 8
     auth: str = "off"
@@ -136,8 +139,10 @@ class Settings:
                 raise ConfigError(
                     f"{ENV_PREFIX}ALLOWED_FHIR_SERVERS: {server!r} is not an http(s) base URL"
                 )
-        if self.fhir_timeout_s <= 0 or self.request_budget_s <= 0:
-            raise ConfigError(f"{ENV_PREFIX}FHIR_TIMEOUT_S and REQUEST_BUDGET_S must be positive")
+        if self.fhir_timeout_s <= 0 or self.request_budget_s <= 0 or self.check_budget_s <= 0:
+            raise ConfigError(
+                f"{ENV_PREFIX}FHIR_TIMEOUT_S, REQUEST_BUDGET_S and CHECK_BUDGET_S must be positive"
+            )
         if self.repeat_window_s < 0:
             raise ConfigError(f"{ENV_PREFIX}REPEAT_WINDOW_S must be >= 0 (0 turns it off)")
         if self.fhir_max_pages < 1 or self.fhir_max_workers < 1 or self.max_request_bytes < 1:

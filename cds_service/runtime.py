@@ -27,7 +27,7 @@ from cds_service.feedback import FeedbackStore
 from cds_service.fhir.client import Deadline, FhirClient, allowed_entry, is_allowed_server
 from cds_service.fhir.prefetch import PrefetchResolver
 from cds_service.repeats import RepeatMemory, scope_of
-from cds_service.service import Budget, HookCall, ServiceDefinition, ServiceRegistry
+from cds_service.service import CheckBudget, HookCall, ServiceDefinition, ServiceRegistry
 
 log = logging.getLogger(__name__)
 DEVIATIONS_EXTENSION = "org.ivig-cds.tolerated-deviations"
@@ -128,14 +128,13 @@ class Runtime:
         (its FHIR servers only)."""
         allowed_servers = caller.fhir_servers if caller is not None else None
         client, no_client_reason = self._client_for(request, allowed_servers)
-        deadline = Deadline(self.settings.request_budget_s)
         data = PrefetchResolver(
             specs=service.prefetch,
             prefetch=request.get("prefetch") or {},
             context=request["context"],
             client=client,
             no_client_reason=no_client_reason,
-            deadline=deadline,
+            deadline=Deadline(self.settings.request_budget_s),
             executor=self.pools.for_server(
                 allowed_entry(request.get("fhirServer") or "", self.settings.allowed_fhir_servers)
                 or ""
@@ -152,7 +151,9 @@ class Runtime:
             extension=request.get("extension") or {},
             ehr_profile=caller.ehr_profile if caller is not None else None,
             fhir_server=request.get("fhirServer"),
-            budget=Budget(deadline.seconds, deadline.spent),
+            check_budget=CheckBudget(
+                self.settings.check_budget_s, lambda: Deadline(self.settings.check_budget_s).spent
+            ),
         )
         answer = service.handler(call)
         suppressed = self._repeated(service.hook, request, caller, answer.cards)

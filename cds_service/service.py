@@ -57,14 +57,19 @@ class HookCall:
     extension: Mapping[str, Any] = field(default_factory=dict)  # the request's own extensions
     ehr_profile: str | None = None  # the authenticated client's configured EHR profile
     fhir_server: str | None = None  # the request's fhirServer (absolute references under it)
-    # The call's time budget, FHIR work and checking both (IVIG_CDS_REQUEST_BUDGET_S).
-    budget: Budget = field(default_factory=lambda: Budget(float("inf"), lambda: False))
+    # The checks' time budget (IVIG_CDS_CHECK_BUDGET_S), after the FHIR work's own.
+    check_budget: CheckBudget = field(default_factory=lambda: CheckBudget(float("inf"), _no_end))
 
 
 @dataclass(frozen=True)
-class Budget:
+class CheckBudget:
     seconds: float
-    spent: Callable[[], bool]  # True once the time is up
+    # Starts the clock when the checks start; what it returns says True once the time is up.
+    start: Callable[[], Callable[[], bool]]
+
+
+def _no_end() -> Callable[[], bool]:
+    return lambda: False
 
 
 @dataclass(frozen=True)

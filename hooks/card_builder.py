@@ -28,6 +28,7 @@ from hooks.context.model import ClinicalContext, IgOrder
 from hooks.fhir_models import validation_error
 from hooks.findings import (
     CreateOrder,
+    DoseChange,
     Finding,
     OrderChange,
     ProductChange,
@@ -40,7 +41,7 @@ from hooks.knowledge_base import KnowledgeBase
 from hooks.knowledge_base.schema import Product
 from hooks.order_values import entry_values
 from hooks.resources import Unrevisable, created, revised
-from hooks.revision import describe
+from hooks.revision import Revision, describe
 from hooks.text import markdown, plain, record
 
 Profile = Literal["standard", "epic"]
@@ -319,7 +320,7 @@ class CardMaker:
             )
         elif orders:  # a course: one line, not one per day
             products = ", ".join(dict.fromkeys(o.product_name for o in orders))
-            references = ", ".join(record(o.reference) for o in orders)
+            references = ", ".join(_at_most([record(o.reference) for o in orders], "in the course"))
             lines.append(
                 f"**Course:** {len(orders)} orders of {products}, {orders[0].route} "
                 f"({references}); checked as one course."
@@ -380,6 +381,7 @@ def _linked(label: str, url: str | None) -> str:
 # many the card says how many more there are. Room for a course's arithmetic (courses.py lists
 # ten orders, then the sum) beside a few other lines.
 MAX_EVIDENCE_LINES = 20
+KEPT_LAST = 6
 
 
 def _evidence_lines(found: Finding) -> list[str]:
@@ -387,24 +389,33 @@ def _evidence_lines(found: Finding) -> list[str]:
 
 
 def _at_most(lines: Iterable[str], elsewhere: str) -> list[str]:
-    """Each line once, and at most MAX_EVIDENCE_LINES, then how many more."""
+    """Each line once, and at most MAX_EVIDENCE_LINES: the first ones, how many more, and the
+    last KEPT_LAST. Rules list what they found in the record first and their reasoning last (the
+    sum, "Warning because of …"): a long record must not push the reasoning off the card."""
     distinct = list(dict.fromkeys(lines))
     more = len(distinct) - MAX_EVIDENCE_LINES
     if more <= 0:
         return distinct
-    return [*distinct[:MAX_EVIDENCE_LINES], f"… and {more} more, {elsewhere}"]
+    head = MAX_EVIDENCE_LINES - KEPT_LAST
+    return [*distinct[:head], f"… and {more} more, {elsewhere}", *distinct[-KEPT_LAST:]]
 
 
 def _revision_lines(plan: CardPlan) -> list[str]:
-    """What each revised order changes; past the bound, the rest are in the suggestion."""
+    """What each revised order changes; past the bound, the rest are in the suggestion. A
+    product switch first, then a dose change: the one fix that matters must not be the 21st."""
     lines = []
-    for revision in plan.revisions:
+    for revision in sorted(plan.revisions, key=_weight_of_change):
         changes = "; ".join(describe(c) for c in revision.changes)
         lines.append(
             f"Revised order for {revision.order.product_name} "
             f"({record(revision.order.reference)}): {changes}."
         )
     return _at_most(lines, "in the suggestion")
+
+
+def _weight_of_change(revision: Revision) -> int:
+    kinds = {type(change) for change in revision.changes}
+    return 0 if ProductChange in kinds else 1 if DoseChange in kinds else 2
 
 
 def fingerprint(resource: Any) -> str:

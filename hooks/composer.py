@@ -33,6 +33,7 @@ from hooks.knowledge_base.schema import CardGroup
 from hooks.revision import Reviser, Revision, changes_for, describe
 from hooks.rules.base import OrderInput
 from hooks.rules.common import infusion_volume, volume_sensitivity
+from hooks.rules.data_incomplete import TOPIC as DATA_TOPIC
 
 RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
 CARRIERS = ("PRODUCT", "DOSE", "BOXEDWARNING")  # the first that contributes carries the revision
@@ -313,6 +314,8 @@ class _Composer:
     def _checks_not_run(self, order: IgOrder, course: tuple[str, ...]) -> str:
         """Partial answers (contract §7.1, §9): a revision depends on every check having run."""
         parts = []
+        if any(found.not_checked for draft in self.drafts for found in draft.every):
+            parts.append("an order of this call was not checked (time limit; see the data card)")
         if self.ctx.gaps:
             parts.append("some of the record could not be read, so not every check ran")
         if any(
@@ -387,12 +390,16 @@ def _revision_proposal(revisions: tuple[Revision, ...]) -> Proposal:
 
 
 def _one_per_topic(findings: list[Finding]) -> Iterator[Finding]:
-    """A course's orders each raise the same patient-level findings; show each topic once."""
-    seen: set[str] = set()
+    """A course's orders each raise the same patient-level findings; show each topic once. The
+    data card is the exception: what each order's data lacks (an unreadable element, an order
+    not checked) is its own, so it lists every line of the course's data findings."""
+    first: dict[str, Finding] = {}
+    lines: dict[str, dict[str, None]] = {}
     for found in findings:
-        if found.topic not in seen:
-            seen.add(found.topic)
-            yield found
+        first.setdefault(found.topic, found)
+        lines.setdefault(found.topic, {}).update(dict.fromkeys(found.evidence))
+    for topic, found in first.items():
+        yield replace(found, evidence=tuple(lines[topic])) if topic == DATA_TOPIC else found
 
 
 def _course_index(

@@ -133,3 +133,5 @@ class Finding:
     # (label, url) when not the topic's own source; url None: the document is named, not linked
     source: tuple[str, str | None] | None = None
     new_factor: bool = False  # the tier was raised by a risk factor newer than the last IG order
+    # Its order was not checked at all (the checks' time budget): no revision on any card.
+    not_checked: bool = False

@@ -127,13 +127,16 @@ class Checker:
         return Answer(cards, ctx.deviation_notes, ignored)
 
     def _evaluate(self, ctx: ClinicalContext, call: HookCall) -> tuple[Finding, ...]:
-        """The checks, within the call's time budget; an order it left unchecked is named on
-        the data card (and gets no suggestion), never passed over in silence."""
-        result = evaluate_within(ctx, self.kb, self.settings, call.budget.spent)
+        """The checks, within their time budget; an order it left unchecked is named on the
+        data card (and no revised order is offered on any card), never passed over in silence."""
+        result = evaluate_within(ctx, self.kb, self.settings, call.check_budget.start())
         if not result.unchecked:
             return result.findings
+        names = {o.reference: o.product_name for o in ctx.ig_orders}
+        unchecked = tuple((ref, names.get(ref, "plasma exchange")) for ref in result.unchecked)
         total = len(ctx.ig_orders) + len(ctx.plasma_exchange_orders)
-        return result.findings + not_checked(result.unchecked, total, call.budget.seconds)
+        # First: the composer leads a data card with its first finding.
+        return not_checked(unchecked, total, call.check_budget.seconds) + result.findings
 
     def _focus(self, session: Session, call: HookCall) -> Focus:
         wanted = session.references_to_read()

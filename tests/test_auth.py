@@ -335,6 +335,19 @@ def test_a_tab_after_bearer_is_refused_without_logging_the_token(
     assert token[:8] not in caplog.text
 
 
+def test_a_bare_credential_is_refused_without_logging_it(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A code review's case: a one-word header (an API key with no scheme) was quoted whole as
+    the "scheme"; now only a known scheme such as Basic is named."""
+    with caplog.at_level(logging.INFO):
+        response = client.get(DISCOVERY, headers={"Authorization": "s3cr3tApiKey-123456"})
+        assert response.status_code == 401
+        client.get(DISCOVERY, headers={"Authorization": "Basic dXNlcjpwYXNzd29yZA=="})
+    assert "s3cr3tApiKey" not in caplog.text
+    assert "scheme 'Basic' is not Bearer" in caplog.text
+
+
 @pytest.mark.parametrize("name", list(FORGERIES))
 def test_forged_token_is_refused_without_detail(
     client: FlaskClient,

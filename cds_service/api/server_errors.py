@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
 import time
 from typing import Any
 
@@ -44,6 +45,8 @@ _REFUSALS: tuple[tuple[type[BaseException], int, str, str, str], ...] = (
         "unsupported Transfer-Encoding",
     ),
     (http.ExpectationFailed, 417, "Expectation Failed", "not-supported", "unsupported Expect"),
+    (http.ForbiddenProxyRequest, 403, "Forbidden", "forbidden", "request forbidden"),
+    (ssl.SSLError, 403, "Forbidden", "security", "TLS error"),
     # A header the application sent is its fault, not the client's (gunicorn 27; not in the stubs).
     (http.InvalidResponseHeader, *_SERVER_FAULT),  # type: ignore[attr-defined]
     (http.InvalidResponseHeaderName, *_SERVER_FAULT),  # type: ignore[attr-defined]
@@ -79,6 +82,8 @@ class OutcomeErrors:
     wsgi: Any  # the Flask app, loaded by the worker
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        if not isinstance(exc, Exception):  # the worker stopping (GreenletExit, SystemExit)
+            return
         status, reason, code, diagnostics = refusal(exc)
         ip = (addr or ("",))[0]
         if status >= 500:

@@ -52,10 +52,9 @@ class FhirResponseTooLarge(FhirInvalidResponse):
 
 
 class Deadline:
-    """The time left for one hook call: its FHIR work, then its checks."""
+    """The time left for one hook call's FHIR work (or, a second one, for its checks)."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self._ends = time.monotonic() + seconds
 
     def remaining(self) -> float:

@@ -86,18 +86,41 @@ def check(inp: OrderInput) -> Finding | None:
     return _finding(tuple(found))
 
 
-def not_checked(unchecked: tuple[str, ...], total: int, budget_s: float) -> tuple[Finding, ...]:
-    """The orders the call's time budget left unchecked (issue 12): said, never silent. No rule
-    ran on them, so they get no suggestion. One finding per order, each naming them all: the
-    composer shows one data card per course, and they may fall in any course."""
-    names = ", ".join(record(reference) for reference in unchecked)
-    line = (
-        f"Not checked at all: {names}. The service's time budget for one call ({budget_s:g} s) "
-        f"ran out after {total - len(unchecked)} of {total} orders; select or sign fewer orders "
-        "at once to have them checked"
+def not_checked(
+    unchecked: tuple[tuple[str, str], ...], total: int, budget_s: float
+) -> tuple[Finding, ...]:
+    """The orders (reference, product) the checks' time budget left unchecked (issue 12): said
+    first on the data card, never silent. No rule ran on them: no card shows their
+    contraindications, so no revised order is offered on any card of the call. One finding per
+    order, each naming them all: the composer shows one data card per course."""
+    names = ", ".join(f"{record(product)} ({record(ref)})" for ref, product in unchecked)
+    count = f"{len(unchecked)} of {total}" if total > 1 else "The"
+    summary = f"{count} immune globulin order{'s' if total > 1 else ''} NOT checked (time limit)"
+    products = ", ".join(dict.fromkeys(record(product) for _, product in unchecked))
+    if len(summary) + len(products) + 2 <= 120:  # room for the card's own prefix
+        summary = f"{summary}: {products}"
+    again = (
+        "Select or sign fewer orders at once to have them checked"
+        if total > 1
+        else "Try again, or check it by hand"
     )
-    found = _finding((line,))
-    return tuple(replace(found, order=reference) for reference in unchecked)
+    found = Finding(
+        topic=TOPIC,
+        indicator="warning",
+        summary=summary,
+        evidence=(
+            f"Not checked at all: {names}. The checks ran out of their time ({budget_s:g} s) "
+            f"after {total - len(unchecked)} of {total} orders. Course totals on the other cards "
+            "include these orders",
+        ),
+        recommendation=(
+            "Check these orders by hand before they are signed: their allergy and excipient "
+            "contraindications, IgA, dose, infusion rate and duplicate-therapy checks did not "
+            f"run. {again}."
+        ),
+        not_checked=True,
+    )
+    return tuple(replace(found, order=ref) for ref, _ in unchecked)
 
 
 def _finding(found: tuple[str, ...]) -> Finding:

@@ -89,8 +89,12 @@ def check(inp: OrderInput) -> Finding | None:
     reactions = documented_reactions(inp)
     if not reactions:
         return None
-    lines = tuple(line for _, line, _ in reactions)
     severe = severe_reactions(inp)
+    # The reactions the card's indicator rests on first: a card lists at most 20 lines, and 30
+    # mild reactions recorded earlier must not push the anaphylaxis off it.
+    lines = tuple(
+        line for _, line, _ in sorted(reactions, key=lambda r: not any(r[0] is a for a in severe))
+    )
     product = inp.order.product_name
     if severe:
         return Finding(
