@@ -263,6 +263,11 @@ def test_fault_on_optional_data_gives_data_incomplete(
     detail = _incomplete_detail(response, "observations")
     assert FAULTS[name].expect in detail
     _assert_not_led_astray(fhir_server, other_host)
+    # The checks still ran on what was had: a fault that used the FHIR budget once left the
+    # order unchecked (the prior DVT's thrombosis card gone).
+    cards = response.get_json()["cards"]
+    assert "thrombosis-risk" in cards_by_topic(cards)
+    assert not any("NOT checked" in card["summary"] for card in cards)
 
 
 @pytest.mark.parametrize("name", sorted(FAULTS))
