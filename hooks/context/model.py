@@ -347,6 +347,19 @@ class ClinicalContext:
         found: T = self._derived[key]
         return found
 
+    def derived_with(
+        self, key: Hashable, owners: tuple[object, ...], compute: Callable[[], T]
+    ) -> T:
+        """``derived``, for a value that also depends on ``owners`` (the knowledge, the
+        thresholds): keyed by their identity, and kept beside them so that an identity cannot
+        pass to another object within the call."""
+        full = (key, *map(id, owners))
+        kept = self._derived.get(full)
+        if kept is None or any(a is not b for a, b in zip(kept[0], owners, strict=True)):
+            kept = self._derived[full] = (owners, compute())
+        found: T = kept[1]
+        return found
+
     def latest(self, concept: str) -> ObservationEntry | None:
         return self.observations.get(concept)
 

@@ -60,7 +60,7 @@ def documented_reactions(inp: OrderInput) -> list[tuple[AllergyEntry, str, bool]
     """(allergy, evidence line, is it to immune globulin itself) for every counting reaction.
     A text match does not count for a substance named as animal-derived or monoclonal; a code
     of human immune globulin does. The patient's, not the order's: found once per call."""
-    return list(inp.ctx.derived(("hypersensitivity.reactions", id(inp.kb)), lambda: _read(inp)))
+    return list(inp.ctx.derived_with("hypersensitivity.reactions", (inp.kb,), lambda: _read(inp)))
 
 
 def severe_reactions(inp: OrderInput) -> list[AllergyEntry]:
@@ -69,7 +69,7 @@ def severe_reactions(inp: OrderInput) -> list[AllergyEntry]:
     def find() -> list[AllergyEntry]:
         return [a for a, _, to_ig in documented_reactions(inp) if to_ig and is_severe(a, inp)]
 
-    return list(inp.ctx.derived(("hypersensitivity.severe", id(inp.kb)), find))
+    return list(inp.ctx.derived_with("hypersensitivity.severe", (inp.kb,), find))
 
 
 def _read(inp: OrderInput) -> list[tuple[AllergyEntry, str, bool]]:

@@ -61,7 +61,11 @@ def indications_of(
     # The same for every order without a reason: found once per call (200 orders of a patient
     # with 5,000 conditions once took 43 s here).
     return list(
-        ctx.derived(("active-indications", tuple(names)), lambda: _active(ctx, valuesets, names))
+        ctx.derived_with(
+            ("active-indications", tuple(names)),
+            (valuesets,),
+            lambda: _active(ctx, valuesets, names),
+        )
     )
 
 

@@ -146,8 +146,8 @@ def pregnancy_factors(inp: OrderInput) -> list[Factor]:
 def risk_factors(inp: OrderInput) -> list[Factor]:
     """Every risk factor found, with its severity and the date it began. The patient's, not the
     order's: found once per call, however many orders ask (the rate rule asks too)."""
-    key = ("thrombosis.risk_factors", id(inp.kb), id(inp.thresholds))
-    return list(inp.ctx.derived(key, lambda: _risk_factors(inp)))
+    owners = (inp.kb, inp.thresholds)
+    return list(inp.ctx.derived_with("thrombosis.risk_factors", owners, lambda: _risk_factors(inp)))
 
 
 def _risk_factors(inp: OrderInput) -> list[Factor]:
