@@ -143,9 +143,11 @@ def administration_days(order: MedicationOrder, fallback: date | None = None) ->
         return UNDATED
     repeat = order.dosages[0].repeat if order.dosages else None
     step, count, open_ended = _administrations(order, repeat, start)
-    offsets = sorted({math.floor(i * step) for i in range(count) if i * step <= MAX_SPAN_DAYS}) or [
-        0
-    ]
+    # Only the administrations within MAX_SPAN_DAYS are listed: a count of 10^9 once meant 10^9
+    # turns of this loop (minutes for one order).
+    within = min(count, math.floor(MAX_SPAN_DAYS / step) + 1)
+    offsets = sorted({math.floor(i * step) for i in range(within) if i * step <= MAX_SPAN_DAYS})
+    offsets = offsets or [0]
     try:
         listed = tuple(start + timedelta(days=offset) for offset in offsets)
     except OverflowError:  # a date near year 9999

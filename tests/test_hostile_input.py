@@ -48,6 +48,23 @@ def test_an_order_nested_121_levels_deep_is_400_naming_it(client: FlaskClient) -
     assert "nested deeper than 32 levels" in outcome["issue"][0]["diagnostics"]
 
 
+def test_a_repeat_count_of_a_billion_is_answered(client: FlaskClient) -> None:
+    """Found by the property test: a timing.repeat.count of 10^9 with a start date listed the
+    administration days one by one, 10^9 turns for one order (minutes), in a draft order or one
+    on record. Only the days within the listed span are listed now."""
+    resources = copy.deepcopy(scenario_resources(SCENARIO))
+    order = copy.deepcopy(order_for("privigen-iv", SCENARIO))
+    repeat = order["dosageInstruction"][0]["timing"]["repeat"]
+    repeat.update(count=10**9, frequency=1, period=1, periodUnit="d")
+    repeat["boundsPeriod"] = {"start": "2026-01-01"}
+    on_record = copy.deepcopy(order) | {"id": "on-record", "status": "active"}
+    on_record["authoredOn"] = "2025-12-01"
+    resources.append(on_record)  # prefetched as the patient's MedicationRequests
+    response = client.post(URL, json=body_with(resources, order))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["cards"]
+
+
 def test_a_body_nested_10000_deep_is_400_not_500(client: FlaskClient) -> None:
     deep = "[" * 10_000 + "]" * 10_000
     response = client.post(URL, data=deep, content_type="application/json")
