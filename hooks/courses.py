@@ -49,6 +49,7 @@ from hooks.text import record
 
 COURSE_GAP_DAYS = 2  # a dose at most 2 days after the last one is the same course (§7.4)
 ON_RECORD = frozenset({"active", "on-hold", "completed"})
+MIN_STEP_DAYS = 1 / 1440  # more often than once a minute is not an administration schedule
 MAX_SPAN_DAYS = 3660  # a hostile count or bound must not build a list of a million days
 Source = Literal["focus", "draft", "record"]
 IndicationKey = tuple[str, ...] | None  # the value sets (or codes) of the reason; None: no reason
@@ -102,7 +103,7 @@ def _administrations(
     if repeat is None or period is None:
         return 1.0, max(1, repeat.count or 1) if repeat else 1, False
     step = period / (repeat.frequency or 1)
-    if not 0 < step < math.inf:
+    if not MIN_STEP_DAYS <= step < math.inf:  # 0, or a step so small 1/step overflows
         return 1.0, 1, False
     end = order.schedule.bounds_end
     bounds = (
@@ -143,11 +144,13 @@ def administration_days(order: MedicationOrder, fallback: date | None = None) ->
         return UNDATED
     repeat = order.dosages[0].repeat if order.dosages else None
     step, count, open_ended = _administrations(order, repeat, start)
-    # Only the administrations within MAX_SPAN_DAYS are listed: a count of 10^9 once meant 10^9
-    # turns of this loop (minutes for one order).
+    # Only the days within MAX_SPAN_DAYS are listed, and never by counting out administrations
+    # one by one: a count of 10^9, or 10^9 a day, once meant 10^9 turns (minutes for one order).
     within = min(count, math.floor(MAX_SPAN_DAYS / step) + 1)
-    offsets = sorted({math.floor(i * step) for i in range(within) if i * step <= MAX_SPAN_DAYS})
-    offsets = offsets or [0]
+    if step <= 1:  # one administration a day or more: every day up to the last
+        offsets = list(range(min(math.floor((within - 1) * step), MAX_SPAN_DAYS) + 1))
+    else:
+        offsets = sorted({math.floor(i * step) for i in range(within)}) or [0]
     try:
         listed = tuple(start + timedelta(days=offset) for offset in offsets)
     except OverflowError:  # a date near year 9999

@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import full_prefetch, hook_request, order_for, scenario_resources
 from flask.testing import FlaskClient
 from production_server import serving
@@ -48,14 +49,15 @@ def test_an_order_nested_121_levels_deep_is_400_naming_it(client: FlaskClient) -
     assert "nested deeper than 32 levels" in outcome["issue"][0]["diagnostics"]
 
 
-def test_a_repeat_count_of_a_billion_is_answered(client: FlaskClient) -> None:
+@pytest.mark.parametrize("frequency", [1, 10**9])
+def test_a_repeat_count_of_a_billion_is_answered(client: FlaskClient, frequency: int) -> None:
     """Found by the property test: a timing.repeat.count of 10^9 with a start date listed the
     administration days one by one, 10^9 turns for one order (minutes), in a draft order or one
-    on record. Only the days within the listed span are listed now."""
+    on record; and 10^9 a day the same. Only the days within the listed span are listed now."""
     resources = copy.deepcopy(scenario_resources(SCENARIO))
     order = copy.deepcopy(order_for("privigen-iv", SCENARIO))
     repeat = order["dosageInstruction"][0]["timing"]["repeat"]
-    repeat.update(count=10**9, frequency=1, period=1, periodUnit="d")
+    repeat.update(count=10**9, frequency=frequency, period=1, periodUnit="d")
     repeat["boundsPeriod"] = {"start": "2026-01-01"}
     on_record = copy.deepcopy(order) | {"id": "on-record", "status": "active"}
     on_record["authoredOn"] = "2025-12-01"
