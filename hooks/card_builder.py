@@ -321,9 +321,11 @@ class CardMaker:
         elif orders:  # a course: one line, not one per day
             products = ", ".join(dict.fromkeys(o.product_name for o in orders))
             references = ", ".join(_at_most([record(o.reference) for o in orders], "in the course"))
+            # "checked" only when it is so: an order the checks' budget did not reach was not
+            how = "taken" if any(f.not_checked for f in plan.findings) else "checked"
             lines.append(
                 f"**Course:** {len(orders)} orders of {products}, {orders[0].route} "
-                f"({references}); checked as one course."
+                f"({references}); {how} as one course."
             )
         if orders:
             lines.append("")

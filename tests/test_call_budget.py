@@ -67,6 +67,7 @@ def test_past_the_budget_every_order_is_named_and_none_gets_a_suggestion(tmp_pat
     assert "Not checked at all: Privigen (MedicationRequest/order-0), Privigen (Medic" in detail
     assert "after 0 of 3 orders" in detail
     assert "Check these orders by hand before they are signed" in detail
+    assert "taken as one course" in detail and "checked as one course" not in detail
     assert "suggestions" not in card or card["suggestions"] == []
 
 
