@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -211,10 +212,14 @@ class Runtime:
         if not server:
             return None, "the request names no fhirServer"
         if not is_allowed_server(server, self.settings.allowed_fhir_servers):
-            log.warning("refused fhirServer %s: not on IVIG_CDS_ALLOWED_FHIR_SERVERS", server)
+            log.warning(
+                "refused fhirServer %s: not on IVIG_CDS_ALLOWED_FHIR_SERVERS", _loggable(server)
+            )
             return None, f"fhirServer {server} is not an allowed FHIR server"
         if allowed_servers is not None and not is_allowed_server(server, allowed_servers):
-            log.warning("refused fhirServer %s: not one of the client's FHIR servers", server)
+            log.warning(
+                "refused fhirServer %s: not one of the client's FHIR servers", _loggable(server)
+            )
             return None, f"fhirServer {server} is not an allowed FHIR server"
         token = (request.get("fhirAuthorization") or {}).get("access_token")
         return (
@@ -229,3 +234,14 @@ class Runtime:
             ),
             "",
         )
+
+
+def _loggable(url: object) -> str:
+    """A URL for the log: scheme, host and path only. A query or userinfo can carry a patient id
+    or a credential, and a control character could forge a log line."""
+    try:
+        parts = urlsplit(str(url))
+        shown = f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+    except ValueError:
+        shown = "(not a URL)"
+    return "".join(c for c in shown if c.isprintable())[:200]

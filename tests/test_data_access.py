@@ -8,6 +8,7 @@ anything else the data-incomplete card.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -239,6 +240,19 @@ def test_fhir_server_outside_the_allowlist_is_never_called(
     response = client.post(URL, json=request)
     assert response.status_code == 412
     assert "not an allowed FHIR server" in json.dumps(response.get_json())
+    assert len(fhir_mock.calls) == 0
+
+
+def test_a_refused_fhir_server_is_logged_without_its_query_or_userinfo(
+    client: FlaskClient, fhir_mock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A code review's case: the refused URL was logged as sent, query and userinfo included."""
+    server = "https://user:s3cret@evil.example/fhir?patient=example-7"
+    with caplog.at_level(logging.WARNING):
+        response = client.post(URL, json=_request({"patient": _prefetch()["patient"]}, server))
+    assert response.status_code == 412
+    assert "refused fhirServer https://evil.example/fhir" in caplog.text
+    assert "s3cret" not in caplog.text and "example-7" not in caplog.text
     assert len(fhir_mock.calls) == 0
 
 
