@@ -103,3 +103,23 @@ def serving(scratch: Path, **env: str) -> Iterator[int]:
         stop(process)
         # Captured by pytest, which shows it only beside a failure: a worker that died says why.
         sys.stdout.write(f"--- ivig-cds serve output ({log_path}) ---\n{output(log_path)}\n")
+
+
+# Requests over the HTTP servers' limits, sent as they are: gunicorn's (4,094-byte request line,
+# 8,190-byte header; tests/test_hostile_input.py) and nginx's (8 KiB; tests/test_reverse_proxy.py).
+LONG_REQUEST_LINE = b"GET /cds-services?" + b"p" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+LARGE_HEADER = b"GET /cds-services HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 10_000 + b"\r\n\r\n"
+NOT_HTTP = b"NOT AN HTTP REQUEST\r\n\r\n"
+
+
+def raw_exchange(port: int, data: bytes, *, early_answer: bool = False) -> bytes:
+    """Send ``data`` as it is and read the answer until the server closes. ``early_answer``: the
+    server may answer and close before it has read it all (a reset then ends the reading)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with contextlib.suppress(*((OSError,) if early_answer else ())):
+            sock.sendall(data)
+        answer = b""
+        with contextlib.suppress(*((ConnectionResetError,) if early_answer else ())):
+            while part := sock.recv(65536):
+                answer += part
+        return answer

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import full_prefetch, hook_request, order_for, scenario_resources
 from flask.testing import FlaskClient
-from production_server import serving
+from production_server import LARGE_HEADER, LONG_REQUEST_LINE, NOT_HTTP, raw_exchange, serving
 
 SCENARIO = "ivig-in-hypertension"
 URL = "/cds-services/ivig-order-select"
@@ -123,15 +123,9 @@ def test_a_chunked_body_over_the_limit_is_413_not_400(tmp_path: Path) -> None:
 TOKEN = "eyJhbGciOiJSUzM4NCJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl"
 REFUSED_BY_GUNICORN = {
     # a 9,000-byte request line (gunicorn's limit is 4,094)
-    "long-request-line": (
-        b"GET /cds-services?" + b"p" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-        414,
-    ),
+    "long-request-line": (LONG_REQUEST_LINE, 414),
     # one 10,000-byte header (limit 8,190)
-    "large-header": (
-        b"GET /cds-services HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 10_000 + b"\r\n\r\n",
-        431,
-    ),
+    "large-header": (LARGE_HEADER, 431),
     # 150 headers (limit 100)
     "many-headers": (
         b"GET /cds-services HTTP/1.1\r\nHost: x\r\n"
@@ -139,7 +133,7 @@ REFUSED_BY_GUNICORN = {
         + b"\r\n",
         431,
     ),
-    "garbage": (b"NOT AN HTTP REQUEST\r\n\r\n", 400),
+    "garbage": (NOT_HTTP, 400),
     # a malformed header carrying a credential: gunicorn's own log line would quote it
     "bad-header": (
         b"GET /cds-services?patient=example HTTP/1.1\r\nHost: x\r\n"
@@ -168,16 +162,6 @@ def test_what_gunicorn_refuses_is_an_operation_outcome_with_cors(tmp_path: Path)
     assert "refused a request from 127.0.0.1: 414 LimitRequestLine" in served_log
     assert TOKEN not in served_log and "c2VjcmV0" not in served_log
     assert "patient=example" not in served_log
-
-
-def raw_exchange(port: int, data: bytes) -> bytes:
-    """Send ``data`` as it is and read the answer until the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        answer = b""
-        while part := sock.recv(65536):
-            answer += part
-        return answer
 
 
 def test_a_bad_header_from_the_application_is_a_500_not_a_client_error() -> None:

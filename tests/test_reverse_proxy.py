@@ -23,7 +23,14 @@ from typing import Any, NamedTuple
 
 import pytest
 from conftest import REQUIRE_SERVICES, full_prefetch, hook_request, order_for, scenario_resources
-from production_server import free_port, serving
+from production_server import (
+    LARGE_HEADER,
+    LONG_REQUEST_LINE,
+    NOT_HTTP,
+    free_port,
+    raw_exchange,
+    serving,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "nginx" / "ivig-cds.conf"
@@ -114,17 +121,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(proxy, service, scratch)
 
 
-def exchange(port: int, data: bytes, timeout: float = 10) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        with contextlib.suppress(OSError):  # the proxy may answer before it has read it all
-            sock.sendall(data)
-        answer = b""
-        with contextlib.suppress(ConnectionResetError):
-            while part := sock.recv(65536):
-                answer += part
-        return answer
-
-
 def outcome_of(answer: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
     head, _, body = answer.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
@@ -159,22 +155,16 @@ REFUSED = {
         b"Content-Type: application/json\r\nContent-Length: 6000000\r\n\r\n{",
         413,
     ),
-    "request line over 8 KiB": (
-        b"GET /cds-services?" + b"p" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-        414,
-    ),
-    "header over 8 KiB": (
-        b"GET /cds-services HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 10_000 + b"\r\n\r\n",
-        400,
-    ),
-    "not HTTP": (b"NOT AN HTTP REQUEST\r\n\r\n", 400),
+    "request line over 8 KiB": (LONG_REQUEST_LINE, 414),
+    "header over 8 KiB": (LARGE_HEADER, 400),
+    "not HTTP": (NOT_HTTP, 400),
 }
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_what_the_proxy_refuses_is_an_operation_outcome_with_cors(stack: Stack, case: str) -> None:
     data, expected = REFUSED[case]
-    status, headers, outcome = outcome_of(exchange(stack.proxy, data))
+    status, headers, outcome = outcome_of(raw_exchange(stack.proxy, data, early_answer=True))
     assert status == expected
     assert headers["content-type"] == "application/json"
     assert headers["access-control-allow-origin"] == "*"
