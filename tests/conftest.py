@@ -65,7 +65,24 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
         "REQUEST_BUDGET_S": 30.0,
     }
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    _MADE.append(app)
+    return app
+
+
+# Apps made by make_app in the running module. Each holds an audit-writer thread until it is
+# closed: about 1,700 of them were closed one after another at the end of `make test`, which
+# then took minutes to exit after its last test.
+_MADE: list[Flask] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_the_modules_apps() -> Iterator[None]:
+    start = len(_MADE)
+    yield
+    for app in _MADE[start:]:
+        app.extensions["ivig_cds"].audit.close()
+    del _MADE[start:]
 
 
 @pytest.fixture
