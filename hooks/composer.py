@@ -315,11 +315,13 @@ class _Composer:
         """Partial answers (contract §7.1, §9): a revision depends on every check having run."""
         parts = []
         if any(found.not_checked for draft in self.drafts for found in draft.every):
-            parts.append("an order of this call was not checked (time limit; see the data card)")
+            parts.append("an order of this call was not checked (time limit)")
         if self.ctx.gaps:
             parts.append("some of the record could not be read, so not every check ran")
         if any(
-            draft.group.code == DATA and RANK[found.indicator] > RANK["info"]
+            draft.group.code == DATA
+            and RANK[found.indicator] > RANK["info"]
+            and not found.not_checked  # said above
             for draft in self.drafts
             if draft.course in ((), course)
             for found in draft.every

@@ -100,9 +100,7 @@ def not_checked(
     if len(summary) + len(products) + 2 <= 120:  # room for the card's own prefix
         summary = f"{summary}: {products}"
     again = (
-        "Select or sign fewer orders at once to have them checked"
-        if total > 1
-        else "Try again, or check it by hand"
+        "Select or sign fewer orders at once to have them checked" if total > 1 else "Or try again"
     )
     found = Finding(
         topic=TOPIC,
@@ -110,11 +108,11 @@ def not_checked(
         summary=summary,
         evidence=(
             f"Not checked at all: {names}. The checks ran out of their time ({budget_s:g} s) "
-            f"after {total - len(unchecked)} of {total} orders. Course totals on the other cards "
-            "include these orders",
+            f"after {total - len(unchecked)} of {total} orders",
         ),
         recommendation=(
-            "Check these orders by hand before they are signed: their allergy and excipient "
+            f"Check {'these orders' if total > 1 else 'this order'} by hand before "
+            f"{'they are' if total > 1 else 'it is'} signed: the allergy and excipient "
             "contraindications, IgA, dose, infusion rate and duplicate-therapy checks did not "
             f"run. {again}."
         ),
