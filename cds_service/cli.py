@@ -116,6 +116,21 @@ def _preload_modules() -> None:
     hooks.fhir_models.model("MedicationRequest")
 
 
+def _create_tables(settings: Settings) -> None:
+    """The database's tables, made once in the master before the workers fork: two workers
+    creating them at once raced, one failed to boot, and gunicorn then stops altogether ("Worker
+    failed to boot"; seen as Connection refused in a test). Its connections are closed first."""
+    from cds_service.feedback import FeedbackStore, make_engine
+    from cds_service.repeats import RepeatMemory
+
+    engine = make_engine(settings.database_url)
+    try:
+        FeedbackStore(engine).create_schema()
+        RepeatMemory(engine, settings.repeat_window_s).create_schema()
+    finally:
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ivig-cds", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     print(f"ivig-cds: serving on http://{args.host}:{args.port}/cds-services")
     _preload_modules()
+    _create_tables(settings)
     GunicornApp(gunicorn_options(args.host, args.port, args.workers), _create_app).run()
     return 0
 

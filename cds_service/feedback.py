@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,17 +134,28 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def create_tables(tables: MetaData, engine: Engine) -> None:
+    """``CREATE TABLE`` for those not there yet. Processes starting together (gunicorn's
+    workers, several instances) race: between one's existence check and its CREATE another
+    creates a table, and the first fails ("table issued_card already exists"), the next table
+    too. So: again, until a pass finds them all (`ivig-cds serve` also creates them once in
+    the master, before the workers start)."""
+    for attempt in range(1, 6):
+        try:
+            tables.create_all(engine)
+            return
+        except SQLAlchemyError:
+            if attempt == 5:
+                raise
+            time.sleep(0.05 * attempt)
+
+
 class FeedbackStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def create_schema(self) -> None:
-        try:
-            metadata.create_all(self.engine)
-        except SQLAlchemyError:
-            # Gunicorn workers start together; another one may have created the tables between
-            # this one's existence check and its CREATE. A second pass sees them and does nothing.
-            metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
         self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.cards import Card
-from cds_service.feedback import feedback
+from cds_service.feedback import create_tables, feedback
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +135,7 @@ class RepeatMemory:
         return self.window_s > 0
 
     def create_schema(self) -> None:
-        try:
-            metadata.create_all(self.engine)
-        except SQLAlchemyError:
-            # Workers start together; another may have created the table since our check.
-            metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     def remember(self, scope: str | None, cards: Iterable[Card]) -> None:
         """Remember the order-select cards that a later order-sign may leave out. A failure is

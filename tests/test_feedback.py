@@ -582,3 +582,26 @@ def test_every_issued_card_is_recorded(database: Database, tmp_path: Path, scena
             s["uuid"] for s in card.get("suggestions", [])
         ]
         assert as_utc(row["issued_at"]) == EVALUATED_AT
+
+
+def test_tables_are_created_though_another_process_races_for_them(tmp_path: Path) -> None:
+    """Seen on the production server: two workers creating the tables at once; one failed on
+    "table issued_card already exists", then on the next table, did not boot, and gunicorn
+    stopped. Each pass that loses the race is tried again until one finds every table."""
+    from sqlalchemy.exc import OperationalError
+
+    from cds_service.feedback import create_tables, make_engine, metadata
+
+    class Racing(type(metadata)):  # type: ignore[misc]
+        lost = 0
+
+        def create_all(self, bind: Any, **kwargs: Any) -> None:
+            if Racing.lost < 3:  # another process created a table since this one looked
+                Racing.lost += 1
+                raise OperationalError("CREATE TABLE feedback", {}, Exception("already exists"))
+            metadata.create_all(bind, **kwargs)
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'raced.sqlite3'}")
+    create_tables(Racing(), engine)
+    assert Racing.lost == 3
+    assert {"feedback", "issued_card"} <= set(sqlalchemy.inspect(engine).get_table_names())

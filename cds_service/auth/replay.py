@@ -18,6 +18,8 @@ from sqlalchemy import Column, Float, MetaData, String, Table, delete, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from cds_service.feedback import create_tables
+
 KEY_PREFIX = "ivig-cds:jti:"
 PURGE_INTERVAL_S = 60.0
 
@@ -64,10 +66,7 @@ class DatabaseReplayCache:
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self._engine, self._clock = engine, clock
         self._next_purge = 0.0
-        try:
-            _metadata.create_all(engine)
-        except SQLAlchemyError:  # workers start together: another may have just created it
-            _metadata.create_all(engine)
+        create_tables(_metadata, engine)
 
     def first_use(self, key: str, ttl_s: int) -> bool:
         now = self._clock()
