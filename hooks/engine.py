@@ -33,7 +33,7 @@ class Settings:
 @dataclass(frozen=True)
 class Evaluation:
     findings: tuple[Finding, ...]
-    # The orders in focus (references) not checked: the call's time budget ran out first.
+    # The orders in focus (references) not checked: the checks' time budget ran out first.
     unchecked: tuple[str, ...] = ()
 
 
@@ -46,7 +46,7 @@ def evaluate_within(
 ) -> Evaluation:
     """As ``evaluate``, asking ``out_of_time`` before each order: once it says yes, the orders
     left are not checked and are named (the caller says so on a card). The patient rules run
-    in any case: they are once per call, and one of them may be a contraindication."""
+    in any case: they run once per call, however many orders there are."""
     hook, thresholds, rules = ctx.hook, settings.thresholds, settings.rules
     findings: list[Finding] = []
     unchecked: list[str] = []

@@ -144,7 +144,7 @@ RULE = OrderRule(
         "read, an element of the order that cannot be read, a value in a unit that cannot be "
         "converted, a value whose comparator leaves a threshold comparison open (IgA < 10 "
         "mg/dL against 7), resources naming another patient (ignored), an unidentified "
-        "medication, no birth date, an order the call's time budget left unchecked"
+        "medication, no birth date, an order the checks' time budget left unchecked"
     ),
     indicator="`warning`",
     suggests="none: the card names the checks that could not run",
