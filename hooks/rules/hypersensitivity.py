@@ -92,9 +92,8 @@ def check(inp: OrderInput) -> Finding | None:
     severe = severe_reactions(inp)
     # The reactions the card's indicator rests on first: a card lists at most 20 lines, and 30
     # mild reactions recorded earlier must not push the anaphylaxis off it.
-    lines = tuple(
-        line for _, line, _ in sorted(reactions, key=lambda r: not any(r[0] is a for a in severe))
-    )
+    first = {id(allergy) for allergy in severe}  # by identity: a set, not a scan per reaction
+    lines = tuple(line for _, line, _ in sorted(reactions, key=lambda r: id(r[0]) not in first))
     product = inp.order.product_name
     if severe:
         return Finding(
