@@ -59,8 +59,9 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "accesslog": "-",
         # No query strings or headers in the access log: they can carry ids and tokens.
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
-        # A worker that exits (recycled, or stopping) first writes its queued audit records.
-        "worker_exit": _flush_audit,
+        # A worker that exits (recycled, or stopping) first writes its queued audit records
+        # and order-select memory rows.
+        "worker_exit": _flush_writers,
     }
 
 
@@ -93,10 +94,11 @@ def _patched_first(argv: list[str]) -> None:
         os.execv(sys.executable, [sys.executable, "-c", PATCHED_BOOT, *argv])
 
 
-def _flush_audit(_server: Any, _worker: Any) -> None:
-    from cds_service.audit import close_all
+def _flush_writers(_server: Any, _worker: Any) -> None:
+    from cds_service import audit, repeats
 
-    close_all()
+    repeats.close_all()
+    audit.close_all()
 
 
 def _create_app() -> Any:

@@ -34,6 +34,7 @@ from hooks.revision import Reviser, Revision, changes_for, describe
 from hooks.rules.base import OrderInput
 from hooks.rules.common import infusion_volume, volume_sensitivity
 from hooks.rules.data_incomplete import TOPIC as DATA_TOPIC
+from hooks.text import record
 
 RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
 CARRIERS = ("PRODUCT", "DOSE", "BOXEDWARNING")  # the first that contributes carries the revision
@@ -205,6 +206,7 @@ class _Composer:
                 )
         if not blocked:
             proposals += self._companions(draft.findings)
+            notes += self._drafted_note(draft.findings)
         proposals += _removals(draft.findings)
         selection: Literal["at-most-one", "any"] = "any"
         if _alternatives(proposals):  # remove this order, or revise it: one or the other
@@ -252,21 +254,49 @@ class _Composer:
     def _do_not_give(self, course: tuple[str, ...]) -> bool:
         return any(d.group.code == DO_NOT_GIVE and d.course == course for d in self.drafts)
 
-    def _companions(self, findings: Iterable[Finding]) -> Iterator[Proposal]:
+    def _companions(self, findings: Sequence[Finding]) -> Iterator[Proposal]:
         """Each companion order once per response, and not when the session already has it."""
-        drafted = {key for order in self.ctx.session_orders for key in _keys(order.code)}
+        drafted = self._drafted_companions(findings)
         for found in findings:
             for proposal in found.proposals:
                 for action in proposal.actions:
                     if not isinstance(action, CreateOrder):
                         continue
+                    if action.orderable in self.companions_offered or action.orderable in drafted:
+                        continue
+                    self.companions_offered.add(action.orderable)
+                    orderable = self.kb.orderables[action.orderable]
+                    yield Proposal(f"Order: {orderable.named}", (action,))
+
+    def _drafted_companions(self, findings: Sequence[Finding]) -> dict[str, str]:
+        """Of the companion orders the findings ask for, those the session already has (the
+        clinician accepted them a call ago): orderable -> the draft's reference."""
+        drafts = [(order.reference, _keys(order.code)) for order in self.ctx.session_orders]
+        found: dict[str, str] = {}
+        for finding in findings:
+            for proposal in finding.proposals:
+                for action in proposal.actions:
+                    if not isinstance(action, CreateOrder) or action.orderable in found:
+                        continue
                     orderable = self.kb.orderables[action.orderable]
                     keys = {(c.system, c.code) for c in orderable.code.coding}
                     keys.add(("text", (orderable.code.text or "").casefold()))
-                    if action.orderable in self.companions_offered or keys & drafted:
-                        continue
-                    self.companions_offered.add(action.orderable)
-                    yield Proposal(f"Order: {orderable.named}", (action,))
+                    reference = next((ref for ref, have in drafts if keys & have), None)
+                    if reference is not None:
+                        found[action.orderable] = reference
+        return found
+
+    def _drafted_note(self, findings: Sequence[Finding]) -> list[str]:
+        """The card says which of the orders it asks for are drafted already, instead of
+        asking again in silence (a card left after its suggestions were accepted)."""
+        drafted = self._drafted_companions(findings)
+        if not drafted:
+            return []
+        named = ", ".join(
+            f"{self.kb.orderables[orderable].named} ({record(reference)})"
+            for orderable, reference in drafted.items()
+        )
+        return [f"Already among this session's orders: {named}."]
 
     # -- the revised order ------------------------------------------------------------------
 

@@ -62,6 +62,9 @@ class Match:
         return f"text '{self.phrase}'"
 
 
+MAX_PHRASED = 50_000  # remembered phrase answers per knowledge base, at most (a few MB)
+
+
 @lru_cache(maxsize=65536)
 def _phrase_in(pattern: re.Pattern[str], text: str) -> str | None:
     found = pattern.search(text)
@@ -156,6 +159,7 @@ class MembershipIndex:
             system: tuple(sorted({len(p) for p in found}))
             for system, found in self._prefixes.items()
         }
+        self._phrased: dict[tuple[re.Pattern[str], str, tuple[str | None, ...]], Match | None] = {}
 
     def coded(self, codes: Sequence[Code]) -> dict[str, Match]:
         """Every value set the codes belong to, with the first code that says so."""
@@ -171,4 +175,23 @@ class MembershipIndex:
                     for vs, unverified in prefixes.get(key[:length], ()):
                         if vs not in found:
                             found[vs] = Match(code, None, unverified)
+        return found
+
+    def phrased(self, concept_set: ConceptSet, codes: Sequence[Code], label: str) -> Match | None:
+        """:meth:`ConceptSet.match_text` of an item, remembered across calls: the same labels and
+        displays come back in call after call (a record's, a code system's), and the phrase
+        search was the engine's costliest step (issue 9). Keyed by the pattern itself, so a set
+        with other phrases never shares an answer; held in this process only, and emptied when
+        it reaches ``MAX_PHRASED`` (the texts are record text)."""
+        if concept_set.phrases is None:
+            return None
+        key = (concept_set.phrases, label, tuple(code.display for code in codes))
+        try:
+            return self._phrased[key]
+        except KeyError:
+            pass
+        found = concept_set.match_text(codes, (label,))
+        if len(self._phrased) >= MAX_PHRASED:
+            self._phrased.clear()
+        self._phrased[key] = found
         return found

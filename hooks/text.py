@@ -32,6 +32,9 @@ _BIDI = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _MARKDOWN = frozenset("\\`*_{}[]()#+-.!|~:")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _PLAIN = {"<": "‹", ">": "›"}
+# The same as str.translate tables: one pass at C speed (a card escapes hundreds of characters).
+_DETAIL_TABLE = str.maketrans({**{c: f"\\{c}" for c in _MARKDOWN}, **_HTML})
+_PLAIN_TABLE = str.maketrans(_PLAIN)
 # A mark runs to its close, else to the next open or the end (a mark left open is record text).
 _SEGMENT = re.compile(f"{OPEN}([^{OPEN}{CLOSE}]*)(?:{CLOSE}|(?={OPEN})|\\Z)")
 
@@ -79,9 +82,7 @@ def _segments(s: str) -> list[tuple[str, bool]]:
 
 
 def _escape_markdown(text: str) -> str:
-    return "".join(
-        _HTML.get(char) or (f"\\{char}" if char in _MARKDOWN else char) for char in clean(text)
-    )
+    return clean(text).translate(_DETAIL_TABLE)
 
 
 def markdown(s: str) -> str:
@@ -122,6 +123,5 @@ def plain(s: str, limit: int | None = None) -> str:
     if limit is not None:
         segments = _truncated(segments, limit)
     return "".join(
-        "".join(_PLAIN.get(char, char) for char in clean(text)) if marked else text
-        for text, marked in segments
+        clean(text).translate(_PLAIN_TABLE) if marked else text for text, marked in segments
     )

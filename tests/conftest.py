@@ -82,6 +82,7 @@ def _close_the_modules_apps() -> Iterator[None]:
     yield
     for app in _MADE[start:]:
         app.extensions["ivig_cds"].audit.close()
+        app.extensions["ivig_cds"].repeats.close()
     del _MADE[start:]
 
 

@@ -31,6 +31,8 @@ from conftest import (
     full_prefetch,
     hook_request,
     make_app,
+    order_for,
+    scenario_resources,
     service_id,
 )
 from flask.testing import FlaskClient
@@ -544,3 +546,28 @@ def test_epic_orders_a_switched_product_by_the_sites_preference_list_code(
 def test_a_preference_list_code_for_an_unknown_product_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a catalogue product id"):
         make_app(tmp_path, EPIC_PRODUCT_CODES=json.dumps({"no-such-product": SITE_CODE}))
+
+
+def test_a_card_left_after_its_orders_were_accepted_names_them(client: FlaskClient) -> None:
+    """Hereditary fructose intolerance, Flebogamma, 2 g/kg, no ABO group: accept everything
+    (the switch, the ABO group, the hemoglobin) and select again. The hemolysis card stays
+    (the risk is unknown until the result), asks for nothing again, and says the orders are
+    drafted, instead of repeating "no ABO group" as if nothing had been done."""
+    resources = scenario_resources("ivig-in-hfi-flebogamma")
+    pid = next(r["id"] for r in resources if r["resourceType"] == "Patient")
+    order = order_for("flebogamma-10-iv", pid)
+    body = hook_request("order-select", pid, [order], prefetch=full_prefetch(resources))
+    first = client.post(f"/cds-services/{service_id(client, 'order-select')}", json=body)
+    cards = first.get_json()["cards"]
+    asked = {s["label"] for c in cards for s in c.get("suggestions", [])}
+    assert {"Order: ABO blood group", "Order: Hemoglobin"} <= asked
+    drafts = accept_all(order, cards)
+    body = hook_request("order-select", pid, drafts, prefetch=full_prefetch(resources))
+    again = client.post(f"/cds-services/{service_id(client, 'order-select')}", json=body)
+    left = again.get_json()["cards"]
+    assert not [s for c in left for s in c.get("suggestions", [])], "nothing asked twice"
+    [hemolysis] = [c for c in left if "hemolysis-risk" in fired([c])]
+    abo = next(d["id"] for d in drafts if d.get("code", {}).get("text") == "ABO blood group")
+    assert "Already among this session's orders: ABO blood group" in hemolysis["detail"]
+    assert abo.replace("-", "\\-") in hemolysis["detail"]
+    assert "Hemoglobin (ServiceRequest/" in hemolysis["detail"]

@@ -62,10 +62,14 @@ class Database:
     url: str
     engines: list[Engine] = field(default_factory=list)
     apps: list[Flask] = field(default_factory=list)
+    memories: list[RepeatMemory] = field(default_factory=list)
 
     def close(self) -> None:
+        for memory in self.memories:
+            memory.close()
         for app in self.apps:
             app.extensions["ivig_cds"].audit.close()
+            app.extensions["ivig_cds"].repeats.close()
             app.extensions["ivig_cds"].store.engine.dispose()
         for engine in self.engines:
             engine.dispose()
@@ -124,6 +128,7 @@ def stores(database: Database) -> Stores:
     clock = Clock()
     memory = RepeatMemory(engine, 3600, clock)
     memory.create_schema()
+    database.memories.append(memory)
     return Stores(store, memory, clock)
 
 
@@ -171,6 +176,12 @@ def give_feedback(store: FeedbackStore, shown: Card, outcome: str) -> None:
     store.store_feedback(SELECT, [item])
 
 
+def remember(memory: RepeatMemory, scope: str | None, cards: list[Card]) -> None:
+    """``remember``, then wait for the memory's writer: the rows are written after the answer."""
+    memory.remember(scope, cards)
+    assert memory.flush(AUDIT_FLUSH_S)
+
+
 def table_rows(engine: Engine, table: sqlalchemy.Table) -> list[dict[str, Any]]:
     with engine.connect() as connection:
         return [dict(row._mapping) for row in connection.execute(sqlalchemy.select(table))]
@@ -181,7 +192,7 @@ def table_rows(engine: Engine, table: sqlalchemy.Table) -> list[dict[str, Any]]:
 
 def test_an_order_select_card_is_not_repeated_at_order_sign(stores: Stores) -> None:
     shown = card()
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     repeated, other = again(shown), card(topic="IVIGAPPROPRIATENESSINFO")
     assert stores.memory.repeats(SCOPE, [repeated, other]) == {repeated.uuid}
 
@@ -190,7 +201,7 @@ def test_a_card_about_the_revised_order_it_proposed_is_not_repeated(stores: Stor
     """At order-select the card is about the order as ordered and as revised; the clinician
     accepted the revision, so order-sign sees the revised order."""
     shown = card(orders=("privigen 28 g IV x2", "privigen 28 g IV x1"))
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     after_accepting = again(shown, orders=("privigen 28 g IV x1",))
     assert stores.memory.repeats(SCOPE, [after_accepting]) == {after_accepting.uuid}
 
@@ -209,7 +220,7 @@ def test_a_card_about_the_revised_order_it_proposed_is_not_repeated(stores: Stor
 )
 def test_a_card_that_differs_repeats(stores: Stores, change: dict[str, Any]) -> None:
     shown = card()
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     assert stores.memory.repeats(SCOPE, [again(shown, **change)]) == frozenset()
 
 
@@ -238,7 +249,7 @@ def test_a_card_for_another_patient_user_or_tenant_repeats(
     stores: Stores, context: dict[str, str], server: str, client: str, tenant: str | None
 ) -> None:
     shown = card()
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     other = scope_of(context, server, client, tenant)
     assert other is not None and other != SCOPE
     assert stores.memory.repeats(other, [again(shown)]) == frozenset()
@@ -247,13 +258,13 @@ def test_a_card_for_another_patient_user_or_tenant_repeats(
 def test_without_a_patient_or_user_nothing_is_remembered(stores: Stores) -> None:
     assert scope_of({"patientId": PATIENT}, SERVER, None, None) is None
     assert scope_of({"userId": USER, "patientId": ""}, SERVER, None, None) is None
-    stores.memory.remember(None, [card()])
+    remember(stores.memory, None, [card()])
     assert table_rows(stores.memory.engine, order_select_cards) == []
 
 
 def test_the_memory_lasts_the_window(stores: Stores) -> None:
     shown = card()
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     stores.clock.now = T0 + timedelta(seconds=3599)
     assert stores.memory.repeats(SCOPE, [again(shown)]) != frozenset()
     stores.clock.now = T0 + timedelta(seconds=3601)
@@ -261,11 +272,11 @@ def test_the_memory_lasts_the_window(stores: Stores) -> None:
 
 
 def test_rows_older_than_the_window_are_deleted(stores: Stores) -> None:
-    stores.memory.remember(SCOPE, [card(), card()])
+    remember(stores.memory, SCOPE, [card(), card()])
     stores.clock.now = T0 + timedelta(hours=2)
     stores.memory._next_purge = 0.0  # this process's purge is due (at most once a minute)
     fresh = card()
-    stores.memory.remember(SCOPE, [fresh])
+    remember(stores.memory, SCOPE, [fresh])
     rows = table_rows(stores.memory.engine, order_select_cards)
     assert [row["card_uuid"] for row in rows] == [fresh.uuid]
 
@@ -273,22 +284,22 @@ def test_rows_older_than_the_window_are_deleted(stores: Stores) -> None:
 def test_a_window_of_zero_turns_the_memory_off(stores: Stores) -> None:
     off = RepeatMemory(stores.memory.engine, 0, stores.clock)
     shown = card()
-    off.remember(SCOPE, [shown])
+    remember(off, SCOPE, [shown])
     assert table_rows(off.engine, order_select_cards) == []
-    stores.memory.remember(SCOPE, [shown])  # remembered by a worker with the memory on
+    remember(stores.memory, SCOPE, [shown])  # remembered by a worker with the memory on
     assert off.repeats(SCOPE, [again(shown)]) == frozenset()
 
 
 def test_critical_cards_always_repeat(stores: Stores) -> None:
     shown = card("IVIGDONOTGIVECRITICAL", "critical")
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     assert stores.memory.repeats(SCOPE, [again(shown)]) == frozenset()
 
 
 @pytest.mark.parametrize("topic", ["IVIGDOSEWARNING", "IVIGPRODUCTWARNING"])
 def test_dose_and_product_warnings_repeat_until_acknowledged(stores: Stores, topic: str) -> None:
     shown = card(topic, "warning")
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     audit(stores.feedback, SELECT, [shown])
     assert stores.memory.repeats(SCOPE, [again(shown)]) == frozenset(), "no feedback yet"
 
@@ -299,7 +310,7 @@ def test_acknowledged_dose_and_product_warnings_are_not_repeated(
     stores: Stores, topic: str, outcome: str
 ) -> None:
     shown, unanswered = card(topic, "warning"), card(topic, "warning", orders=("another order",))
-    stores.memory.remember(SCOPE, [shown, unanswered])
+    remember(stores.memory, SCOPE, [shown, unanswered])
     audit(stores.feedback, SELECT, [shown, unanswered])
     give_feedback(stores.feedback, shown, outcome)
     repeated, still_asked = again(shown), again(unanswered)
@@ -308,7 +319,7 @@ def test_acknowledged_dose_and_product_warnings_are_not_repeated(
 
 def test_dose_and_product_info_needs_no_acknowledgement(stores: Stores) -> None:
     shown = card("IVIGDOSEINFO", "info")
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     repeated = again(shown)
     assert stores.memory.repeats(SCOPE, [repeated]) == {repeated.uuid}
 
@@ -317,14 +328,14 @@ def test_an_unreadable_memory_leaves_nothing_out(
     stores: Stores, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     shown = card()
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     working = stores.memory.engine
     broken = make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'db.sqlite3'}")
     stores.memory.engine = broken
     try:
         with caplog.at_level(logging.WARNING, logger="cds_service.repeats"):
             assert stores.memory.repeats(SCOPE, [again(shown)]) == frozenset()
-            stores.memory.remember(SCOPE, [card()])  # does not raise: order-select still answers
+            remember(stores.memory, SCOPE, [card()])  # does not raise: order-select still answers
     finally:
         stores.memory.engine = working
         broken.dispose()
@@ -337,25 +348,112 @@ def test_an_unreadable_memory_leaves_nothing_out(
 # PostgreSQL only: statement_timeout is PostgreSQL's, and SQLite readers never wait (WAL).
 @pytest.mark.postgres
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
-def test_a_locked_memory_is_given_up_on_quickly(database: Database, stores: Stores) -> None:
+def test_a_locked_memory_is_given_up_on_quickly(
+    database: Database, stores: Stores, caplog: pytest.LogCaptureFixture
+) -> None:
     """PostgreSQL: a hook call does not wait on a locked table (DDL, a stuck transaction); it
     answers without the memory."""
     shown = card()
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     with stores.memory.engine.connect() as locker:
         locker.execute(sqlalchemy.text("LOCK TABLE order_select_card IN ACCESS EXCLUSIVE MODE"))
         started = datetime.now(UTC)
         assert stores.memory.repeats(SCOPE, [again(shown)]) == frozenset()
-        stores.memory.remember(SCOPE, [card()])
-        waited = datetime.now(UTC) - started
+        with caplog.at_level(logging.WARNING, logger="cds_service.repeats"):
+            stores.memory.remember(SCOPE, [card()])  # queued: the writer meets the lock
+            waited = datetime.now(UTC) - started
+            assert stores.memory.flush(AUDIT_FLUSH_S), "the writer gives up on the lock"
         locker.rollback()
     assert waited < timedelta(seconds=2), waited
+    assert any("not remembered" in r.getMessage() for r in caplog.records), caplog.records
     assert stores.memory.repeats(SCOPE, [again(shown)]) != frozenset(), "unlocked: read again"
+
+
+def queued_behind_a_lock(stores: Stores, shown: Card) -> None:
+    """``remember`` while another connection holds SQLite's write lock: the row waits for the
+    lock, the caller does not. The lock is gone when this returns; the row may not be written
+    yet."""
+    with stores.memory.engine.connect() as locker:
+        locker.exec_driver_sql("BEGIN EXCLUSIVE")
+        stores.memory.remember(SCOPE, [shown])
+        assert not stores.memory.flush(0.2), "the row waits for the lock, the caller does not"
+        locker.rollback()
+
+
+# SQLite only: its write lock stands for a slow database (PostgreSQL: the test above).
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_the_rows_are_written_after_the_answer(database: Database, stores: Stores) -> None:
+    """order-select does not wait on the database: with the table locked, ``remember`` returns
+    and its row is written once the lock goes."""
+    shown = card()
+    queued_behind_a_lock(stores, shown)
+    assert stores.memory.flush(AUDIT_FLUSH_S)
+    assert [row["card_uuid"] for row in table_rows(stores.memory.engine, order_select_cards)] == [
+        shown.uuid
+    ]
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_order_sign_waits_only_for_rows_of_its_own_scope(
+    database: Database, stores: Stores
+) -> None:
+    """Under load the queue is rarely empty: an order-sign waits for its own patient and user's
+    rows, not for everyone's (it waited the full 0.5 s when any row was pending)."""
+    other = scope_of({"patientId": "patient-2", "userId": USER}, SERVER, None, None)
+    with stores.memory.engine.connect() as locker:
+        locker.exec_driver_sql("BEGIN EXCLUSIVE")
+        stores.memory.remember(other, [card()])
+        assert stores.memory.flush(0.2, scope=SCOPE), "nothing of SCOPE is pending"
+        assert not stores.memory.flush(0.2, scope=other)
+        locker.rollback()
+    assert stores.memory.flush(AUDIT_FLUSH_S, scope=other)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # meant to die
+def test_a_writer_that_died_is_started_again(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer stopped by something it cannot catch (a greenlet killed) leaves no order-sign
+    waiting, and the next order-select starts another."""
+    real = RepeatMemory._write
+
+    def dies(self: RepeatMemory, rows: list[dict[str, Any]]) -> None:
+        raise SystemExit  # BaseException: not caught by the writer's loop
+
+    monkeypatch.setattr(RepeatMemory, "_write", dies)
+    lost = card()
+    stores.memory.remember(SCOPE, [lost])
+    assert stores.memory._thread is not None
+    stores.memory._thread.join(timeout=AUDIT_FLUSH_S)
+    assert stores.memory.repeats(SCOPE, [again(lost)]) == frozenset(), "no wait, nothing kept"
+    monkeypatch.setattr(RepeatMemory, "_write", real)
+    shown = card()
+    remember(stores.memory, SCOPE, [shown])
+    assert stores.memory.repeats(SCOPE, [again(shown)]) != frozenset()
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_closing_writes_what_is_queued(
+    database: Database, stores: Stores, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker's exit: the row still waiting for the database is written, then the writer
+    stops."""
+    shown = card()
+    queued_behind_a_lock(stores, shown)
+    stores.memory.close()
+    assert stores.memory._thread is not None and not stores.memory._thread.is_alive()
+    rows = table_rows(stores.memory.engine, order_select_cards)
+    assert [row["card_uuid"] for row in rows] == [shown.uuid]
+    with caplog.at_level(logging.WARNING, logger="cds_service.repeats"):
+        stores.memory.remember(SCOPE, [card()])  # after the worker's exit: dropped, and said
+    assert len(table_rows(stores.memory.engine, order_select_cards)) == 1
+    assert stores.memory.dropped == 1
+    assert any("the memory is closed" in r.getMessage() for r in caplog.records)
 
 
 def test_an_unreadable_feedback_table_leaves_nothing_out(stores: Stores) -> None:
     shown = card("IVIGDOSEWARNING", "warning")
-    stores.memory.remember(SCOPE, [shown])
+    remember(stores.memory, SCOPE, [shown])
     audit(stores.feedback, SELECT, [shown])
     give_feedback(stores.feedback, shown, "overridden")
     assert stores.memory.repeats(SCOPE, [again(shown)]) != frozenset()
@@ -365,7 +463,7 @@ def test_an_unreadable_feedback_table_leaves_nothing_out(stores: Stores) -> None
 
 
 def test_the_memory_holds_no_identifier_in_clear(stores: Stores) -> None:
-    stores.memory.remember(SCOPE, [card(digest="findings of patient-7731")])
+    remember(stores.memory, SCOPE, [card(digest="findings of patient-7731")])
     [row] = table_rows(stores.memory.engine, order_select_cards)
     stored = json.dumps(row, default=str)
     for clear in (PATIENT, USER, SERVER, "findings of", "privigen"):
@@ -464,6 +562,7 @@ def call(
     )
     assert response.status_code == 200, response.get_json()
     assert app.extensions["ivig_cds"].audit.flush(AUDIT_FLUSH_S)
+    assert app.extensions["ivig_cds"].repeats.flush(AUDIT_FLUSH_S)
     return list(response.get_json()["cards"])
 
 

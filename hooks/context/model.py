@@ -403,7 +403,7 @@ class ClinicalContext:
             members = self._members[id(item)] = self.membership.coded(item.codes)
         found = members.get(concept_set.id)
         if found is None and concept_set.phrases is not None:
-            found = concept_set.match_text(item.codes, (item.label,))
+            found = self.membership.phrased(concept_set, item.codes, item.label)
         return found
 
     def conditions_in(

@@ -56,8 +56,10 @@ class Concept(NamedTuple):
 
     @property
     def label(self) -> str:
-        texts = self.texts
-        return texts[0] if texts else ""
+        """The first of ``texts`` (read for every coded element: without building them)."""
+        if self.text:
+            return self.text
+        return next((c.display for c in self.codes if c.display), "")
 
     @property
     def first_code(self) -> str | None:
