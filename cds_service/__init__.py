@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -26,9 +25,10 @@ from cds_service.api.metrics import install_metrics
 from cds_service.audit import AuditWriter
 from cds_service.config import ENV_PREFIX, ConfigError, Settings, load_settings
 from cds_service.feedback import FeedbackStore, make_engine
+from cds_service.ids import new_hex_id, new_uuid
 from cds_service.logs import request_id
 from cds_service.repeats import RepeatMemory
-from cds_service.runtime import Runtime, make_session, new_uuid, utc_now
+from cds_service.runtime import Runtime, make_session, utc_now
 
 __all__ = ["create_app"]
 
@@ -99,7 +99,7 @@ def _add_request_id(app: Flask) -> None:
     @app.before_request
     def start() -> None:
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else new_hex_id()
         g.request_id_token = request_id.set(g.request_id)
 
     @app.after_request

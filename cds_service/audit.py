@@ -25,13 +25,14 @@ import logging
 import os
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from cds_service.ids import new_hex_id
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class AuditRecord:
     request_id: str | None = None
     client: str | None = None
     notes: tuple[str, ...] = ()
-    record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    record_id: str = field(default_factory=new_hex_id)
 
     def to_json(self) -> str:
         # By hand, not dataclasses.asdict: this runs on every hook call, before the answer.

@@ -10,9 +10,13 @@ and acknowledged only after the commit. Audit records arrive in batches from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +39,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
@@ -127,6 +131,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_SQLITE_WRITERS: dict[str, threading.Lock] = {}
+
+
+@contextlib.contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction. On SQLite, one at a time in this process: the audit writer and the
+    order-select memory's writer are threads, and while one held the database's write lock
+    waiting for the interpreter (busy request threads hold it), the other's busy timeout ran
+    out ("database is locked", its batch kept for retry). PostgreSQL locks rows, not the
+    database: its writers run side by side."""
+    lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if engine.dialect.name == "sqlite":
+        lock = _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
+    with lock, engine.begin() as connection:
+        yield connection
+
+
+# A lock another thread held at the fork would be held for ever in the child.
+os.register_at_fork(after_in_child=_SQLITE_WRITERS.clear)
+
+
 def make_engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
@@ -186,7 +211,7 @@ class FeedbackStore:
         """Store hook-call records and the cards they issued, in one transaction; records already
         stored (a replayed spool) are skipped. Raises on a database failure: the audit writer
         keeps the records and retries."""
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             ids = [record.record_id for record in records]
             stored = set(
                 connection.execute(
@@ -205,7 +230,7 @@ class FeedbackStore:
         """Store a validated feedback batch atomically; return how many items were stored."""
         uuids = {item["card"] for item in items}
         try:
-            with self.engine.begin() as connection:
+            with writing(self.engine) as connection:
                 known = {
                     row.uuid: set(json.loads(row.suggestion_uuids))
                     for row in connection.execute(

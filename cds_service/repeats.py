@@ -2,12 +2,13 @@
 
 A card returned at order-select is remembered: one row per card, in the card/feedback database,
 so every worker and instance sees it. The rows are written just after the answer, by this
-process's memory writer (a background thread that writes what is queued in one transaction, as
-soon as it is queued; under load, several calls' rows share one). That took 0.5 ms of each
-order-select call's 3.9 ms when written before the answer (issue 9). An order-sign in the same
-process first waits for the writer (at most ``FLUSH_BEFORE_READ_S``); on another worker or
-instance, an order-sign sent within a few milliseconds of order-select's answer (before the
-clinician could have read it) may show its cards again: the safe way to be wrong.
+process's memory writer (a background thread, a greenlet under gevent, that writes what is
+queued in one transaction within 10 ms of the first row; under load, several calls' rows share
+one). Written before the answer, they took 0.5 ms of an order-select's 3.9 ms (issue 9). An
+order-sign in the same process first waits for the queued rows of its own scope (at most
+``FLUSH_BEFORE_READ_S``); on another worker or instance, an order-sign sent within about 10 ms
+of order-select's answer (before the clinician could have read it) may show its cards again:
+the safe way to be wrong.
 
 At order-sign a card is left out when, within the window, a card remembered for the same scope
 (patient, user, client and FHIR server) had the same topic code, indicator and content digest,
@@ -53,7 +54,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.cards import Card
-from cds_service.feedback import create_tables, feedback
+from cds_service.feedback import create_tables, feedback, writing
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ ACKNOWLEDGING_OUTCOMES = ("accepted", "overridden")
 PURGE_INTERVAL_S = 60.0  # at most one DELETE of expired rows per process per minute
 STATEMENT_TIMEOUT = "500ms"  # PostgreSQL: longest wait on the memory within a hook call
 FLUSH_BEFORE_READ_S = 0.5  # order-sign: longest wait for this process's rows of its scope
+# The writer waits this long after a first row for more to share the transaction (one row a
+# transaction costs 0.09 ms of CPU per call, shared by 50 calls 0.013 ms); an order-sign
+# waiting for rows cuts the wait short.
+BATCH_S = 0.01
 MAX_QUEUED_ROWS = 10_000  # beyond, while a write hangs (a locked database), new rows are dropped
 
 
@@ -154,6 +159,7 @@ class RepeatMemory:
         self._changed = threading.Condition(self._lock)  # queued, or done
         self._thread: threading.Thread | None = None  # started by the first row (in the worker)
         self._closed = False
+        self._urgent = 0  # order-signs (or a close) waiting for rows: write at once
         self.dropped = 0  # rows not remembered: the queue was full, or the memory closed
         _MEMORIES.add(self)
 
@@ -213,11 +219,16 @@ class RepeatMemory:
             def waiting() -> bool:
                 return bool(self._pending[scope]) if scope is not None else self._done < target
 
-            while waiting():
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None or not self._thread.is_alive():
-                    return False
-                self._changed.wait(timeout=left)
+            self._urgent += 1
+            self._changed.notify_all()
+            try:
+                while waiting():
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._thread is None or not self._thread.is_alive():
+                        return False
+                    self._changed.wait(timeout=left)
+            finally:
+                self._urgent -= 1
         return True
 
     def close(self) -> None:
@@ -237,6 +248,9 @@ class RepeatMemory:
                     self._changed.wait()
                 if not self._queue:
                     return  # closed, and nothing left
+                until = time.monotonic() + BATCH_S
+                while not (self._urgent or self._closed) and (left := until - time.monotonic()) > 0:
+                    self._changed.wait(timeout=left)
                 rows, self._queue = self._queue, []
             try:
                 self._write(rows)
@@ -253,7 +267,7 @@ class RepeatMemory:
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         try:
-            with self.engine.begin() as connection:
+            with writing(self.engine) as connection:
                 # Visible to every session at commit, without waiting for the WAL flush: a
                 # server crash may lose the last rows, which costs only a repeated card.
                 _bound(connection, synchronous_commit="off")

@@ -8,7 +8,6 @@ returns their JSON. Clock and UUID factory are injected so tests can fix them.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from cds_service.errors import UnknownCard, UnknownService
 from cds_service.feedback import FeedbackStore
 from cds_service.fhir.client import Deadline, FhirClient, allowed_entry, is_allowed_server
 from cds_service.fhir.prefetch import PrefetchResolver
+from cds_service.ids import new_uuid
 from cds_service.repeats import RepeatMemory, scope_of
 from cds_service.service import CheckBudget, HookCall, ServiceDefinition, ServiceRegistry
 
@@ -49,16 +49,6 @@ class Caller(Protocol):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def new_uuid() -> str:
-    """A random (version 4) UUID from 16 bytes of the OS's randomness. Formatted by hand: a hook
-    call makes one per card and suggestion, and ``str(uuid.uuid4())`` costs three times as much."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def make_session(pool_size: int) -> requests.Session:

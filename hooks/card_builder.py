@@ -17,10 +17,11 @@ last line of the first card's detail, for the EHR team.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+import orjson
 
 from cds_service.cards import SUMMARY_MAX, Action, Card, Coding, Source, Suggestion
 from hooks.composer import DO_NOT_GIVE, CardPlan
@@ -448,7 +449,11 @@ def _digest(plan: CardPlan) -> str:
 
 
 def _hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    """A stable digest of ``value`` (sorted keys; what JSON cannot say, as its ``str``)."""
+    encoded = orjson.dumps(
+        value, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    )
+    return hashlib.sha256(encoded).hexdigest()[:32]
 
 
 def make_cards(

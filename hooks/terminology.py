@@ -159,7 +159,20 @@ class MembershipIndex:
             system: tuple(sorted({len(p) for p in found}))
             for system, found in self._prefixes.items()
         }
-        self._phrased: dict[tuple[re.Pattern[str], str, tuple[str | None, ...]], Match | None] = {}
+        self._sets = {cs.id: cs for cs in sets}
+        self._phrase_sets = [cs for cs in sets if cs.phrases is not None]
+        self._texted: dict[tuple[str, tuple[str | None, ...]], dict[str, Match]] = {}
+
+    def covers(self, concept_set: ConceptSet) -> bool:
+        """Whether ``concept_set`` is the set this index holds under its id."""
+        return self._sets.get(concept_set.id) is concept_set
+
+    def members(self, codes: Sequence[Code], label: str) -> dict[str, Match]:
+        """Every value set of the index an item belongs to, as :meth:`ConceptSet.match` says:
+        by code first, else by a phrase in its label or its codes' displays."""
+        texted = self._texted_members(codes, label)
+        coded = self.coded(codes)
+        return {**texted, **coded} if texted else coded
 
     def coded(self, codes: Sequence[Code]) -> dict[str, Match]:
         """Every value set the codes belong to, with the first code that says so."""
@@ -177,21 +190,21 @@ class MembershipIndex:
                             found[vs] = Match(code, None, unverified)
         return found
 
-    def phrased(self, concept_set: ConceptSet, codes: Sequence[Code], label: str) -> Match | None:
-        """:meth:`ConceptSet.match_text` of an item, remembered across calls: the same labels and
-        displays come back in call after call (a record's, a code system's), and the phrase
-        search was the engine's costliest step (issue 9). Keyed by the pattern itself, so a set
-        with other phrases never shares an answer; held in this process only, and emptied when
-        it reaches ``MAX_PHRASED`` (the texts are record text)."""
-        if concept_set.phrases is None:
-            return None
-        key = (concept_set.phrases, label, tuple(code.display for code in codes))
-        try:
-            return self._phrased[key]
-        except KeyError:
-            pass
-        found = concept_set.match_text(codes, (label,))
-        if len(self._phrased) >= MAX_PHRASED:
-            self._phrased.clear()
-        self._phrased[key] = found
+    def _texted_members(self, codes: Sequence[Code], label: str) -> dict[str, Match]:
+        """The value sets whose phrases the label or the displays hold, remembered across
+        calls: the same labels and displays come back call after call (a record's, a code
+        system's), and the phrase search was the engine's costliest step (issue 9). Held in
+        this process only, and emptied when it reaches ``MAX_PHRASED`` (the texts are record
+        text)."""
+        key = (label, tuple(code.display for code in codes))
+        found = self._texted.get(key)
+        if found is None:
+            found = {
+                cs.id: matched
+                for cs in self._phrase_sets
+                if (matched := cs.match_text(codes, (label,))) is not None
+            }
+            if len(self._texted) >= MAX_PHRASED:
+                self._texted.clear()
+            self._texted[key] = found
         return found

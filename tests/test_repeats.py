@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,9 +39,16 @@ from sqlalchemy.engine import Engine, make_url
 from cds_service.audit import AuditRecord, record_of
 from cds_service.cards import Card, Coding, Source
 from cds_service.config import ConfigError, Settings, load_settings
-from cds_service.feedback import FeedbackStore, hook_calls, issued_cards, make_engine
+from cds_service.feedback import (
+    FeedbackStore,
+    _sqlite_pragmas,
+    hook_calls,
+    issued_cards,
+    make_engine,
+    writing,
+)
+from cds_service.ids import new_uuid
 from cds_service.repeats import RepeatMemory, order_select_cards, scope_of
-from cds_service.runtime import new_uuid
 from cds_service.service import Answer, HookCall, ServiceDefinition, ServiceRegistry
 
 POSTGRES_URL = os.environ.get(
@@ -662,3 +670,42 @@ def test_order_sign_does_not_repeat_the_thrombosis_card_of_order_select(
     for kept in filter(must_repeat, shown):
         code = kept["source"]["topic"]["code"]
         assert code in topics(signed), f"{code} must repeat at order-sign"
+
+
+def test_the_writers_of_one_process_take_turns_on_sqlite(tmp_path: Path) -> None:
+    """The audit writer and the memory's writer are threads of one process. While one held
+    SQLite's write lock (waiting for the interpreter, busy request threads hold it) the other's
+    busy timeout ran out: "database is locked", its batch kept for retry. They take turns."""
+    engine = sqlalchemy.create_engine(
+        f"sqlite:///{tmp_path / 'turns.sqlite3'}", connect_args={"timeout": 0.1}
+    )
+    sqlalchemy.event.listen(engine, "connect", _sqlite_pragmas)
+    store = FeedbackStore(engine)
+    store.create_schema()
+    RepeatMemory(engine, 3600).create_schema()
+    holding, release, stored = threading.Event(), threading.Event(), []
+    row = {"scope": SCOPE, "topic": "T", "indicator": "info", "digest": "d", "orders": "[]"}
+
+    def slow_memory_write() -> None:
+        with writing(engine) as connection:
+            connection.execute(
+                sqlalchemy.insert(order_select_cards), [{**row, "card_uuid": "c", "shown_at": T0}]
+            )
+            holding.set()
+            release.wait(5)
+
+    def audit_write() -> None:
+        store.store_audit([record_of(SELECT, "h", [card()], T0, "v1", None, None, ())])
+        stored.append(True)
+
+    slow = threading.Thread(target=slow_memory_write)
+    slow.start()
+    assert holding.wait(5)
+    waiting = threading.Thread(target=audit_write)
+    waiting.start()
+    waiting.join(0.5)  # five busy timeouts: alone, it would have failed by now
+    release.set()
+    slow.join(5)
+    waiting.join(5)
+    engine.dispose()
+    assert stored == [True]

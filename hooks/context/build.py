@@ -10,7 +10,7 @@ resources per call.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any, TypeVar
@@ -378,21 +378,42 @@ def _latest(
     built: _Record, kb: KnowledgeBase
 ) -> tuple[
     dict[str, ObservationEntry],
-    dict[str, tuple[ObservationEntry, ...]],
+    Mapping[str, tuple[ObservationEntry, ...]],
     list[UnusableObservation],
 ]:
     latest: dict[str, ObservationEntry] = {}
-    history: dict[str, tuple[ObservationEntry, ...]] = {}
     unusable: list[UnusableObservation] = []
     for concept, heads in built.observations.items():
         found, unused, malformed = record.latest_values(heads, kb)
         if found is not None:
             latest[concept] = found
-        if concept in TREND_CONCEPTS:
-            history[concept] = record.usable_values(heads, kb)
         unusable += unused
         built.skipped += [Skipped(reference, why) for reference, why in malformed]
-    return latest, history, unusable
+    trends = {c: heads for c, heads in built.observations.items() if c in TREND_CONCEPTS}
+    return latest, History(trends, kb), unusable
+
+
+class History(Mapping[str, tuple[ObservationEntry, ...]]):
+    """Every usable value of each trend concept, latest first, read when a rule first asks
+    (``ClinicalContext.values``): a record holds years of weights and smoking statuses, and
+    most calls read the history of one or two concepts. What is malformed or unusable among
+    the values was named already (``latest_values``): only the newer ones matter to it."""
+
+    def __init__(self, heads: dict[str, list[record.ObservationHead]], kb: KnowledgeBase):
+        self._heads, self._kb = heads, kb
+        self._read: dict[str, tuple[ObservationEntry, ...]] = {}
+
+    def __getitem__(self, concept: str) -> tuple[ObservationEntry, ...]:
+        found = self._read.get(concept)
+        if found is None:
+            found = self._read[concept] = record.usable_values(self._heads[concept], self._kb)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._heads)
+
+    def __len__(self) -> int:
+        return len(self._heads)
 
 
 def build_context(

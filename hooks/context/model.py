@@ -15,7 +15,7 @@ prefetch key, skipped resources, unusable values, tolerated deviations.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal, Protocol, TypeVar
@@ -28,6 +28,7 @@ Route = Literal["IV", "SC"]
 Comparator = Literal["<", "<=", ">", ">="]  # FHIR R4 QuantityComparator
 COMPARATORS: tuple[Comparator, ...] = ("<", "<=", ">", ">=")
 T = TypeVar("T")
+C = TypeVar("C", bound="Coded")
 
 
 class Coded(Protocol):
@@ -396,57 +397,59 @@ class ClinicalContext:
 
     def match(self, item: Coded, concept_set: ConceptSet) -> Match | None:
         """How ``item`` (by its codes, else its label) belongs to ``concept_set``, if it does."""
-        if self.membership is None:
+        if self.membership is None or not self.membership.covers(concept_set):
             return concept_set.match(item.codes, (item.label,))
+        return self._members_of(item).get(concept_set.id)
+
+    def _members_of(self, item: Coded) -> dict[str, Match]:
+        """Every value set of the knowledge ``item`` belongs to, found once per call."""
+        assert self.membership is not None
         members = self._members.get(id(item))  # by identity: two resources may share an id
         if members is None:
-            members = self._members[id(item)] = self.membership.coded(item.codes)
-        found = members.get(concept_set.id)
-        if found is None and concept_set.phrases is not None:
-            found = self.membership.phrased(concept_set, item.codes, item.label)
-        return found
+            members = self._members[id(item)] = self.membership.members(item.codes, item.label)
+        return members
+
+    def _matching(
+        self, kind: str, items: Sequence[C], concept_set: ConceptSet
+    ) -> list[tuple[C, Match]]:
+        """The items in ``concept_set``, with how they match, in record order. The rules ask
+        about dozens of value sets: the items' memberships are inverted once per call (value
+        set -> items), so each question is a lookup, not a pass over the record."""
+        if self.membership is None or not self.membership.covers(concept_set):
+            return self._in_set(
+                kind,
+                concept_set,
+                lambda: [(i, m) for i in items if (m := concept_set.match(i.codes, (i.label,)))],
+            )
+        key = ("by-set", kind)
+        by_set: dict[str, list[tuple[C, Match]]] | None = self._derived.get(key)
+        if by_set is None:
+            by_set = {}
+            for item in items:
+                for set_id, matched in self._members_of(item).items():
+                    by_set.setdefault(set_id, []).append((item, matched))
+            self._derived[key] = by_set
+        return list(by_set.get(concept_set.id, ()))  # a copy: callers may extend it
 
     def conditions_in(
         self, concept_set: ConceptSet, *, active_only: bool
     ) -> list[tuple[ConditionEntry, Match]]:
         """Counting conditions that match ``concept_set``; history includes resolved ones."""
-        return self._in_set(
-            ("conditions", active_only),
-            concept_set,
-            lambda: [
-                (condition, matched)
-                for condition in self.conditions
-                if (condition.active or not active_only)
-                and (matched := self.match(condition, concept_set))
-            ],
+        found: list[tuple[ConditionEntry, Match]] = self._matching(
+            "conditions", self.conditions, concept_set
         )
+        return [(c, m) for c, m in found if c.active] if active_only else found
 
     def refuted_in(self, concept_set: ConceptSet) -> list[tuple[ConditionEntry, Match]]:
         """Conditions in ``concept_set`` recorded as ruled out (verificationStatus refuted)."""
-        return self._in_set(
-            "refuted",
-            concept_set,
-            lambda: [
-                (condition, matched)
-                for condition in self.refuted_conditions
-                if (matched := self.match(condition, concept_set))
-            ],
-        )
+        return self._matching("refuted", self.refuted_conditions, concept_set)
 
     def medications_in(self, concept_set: ConceptSet) -> list[tuple[MedicationEntry, Match]]:
         """Current medications that match ``concept_set`` by code or by ingredient name."""
-        return self._in_set(
-            "medications",
-            concept_set,
-            lambda: [(m, found) for m in self.medications if (found := self.match(m, concept_set))],
-        )
+        return self._matching("medications", self.medications, concept_set)
 
     def allergies_in(self, concept_set: ConceptSet) -> list[tuple[AllergyEntry, Match]]:
-        return self._in_set(
-            "allergies",
-            concept_set,
-            lambda: [(a, found) for a in self.allergies if (found := self.match(a, concept_set))],
-        )
+        return self._matching("allergies", self.allergies, concept_set)
 
     def _in_set(
         self, kind: Hashable, concept_set: ConceptSet, compute: Callable[[], list[T]]

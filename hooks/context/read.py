@@ -266,6 +266,8 @@ def names_patient(reference: str, patient_id: str, fhir_server: str | None) -> b
     type and id, relative or absolute under ``fhir_server``. False for another resource (another
     patient, a Group, a Patient on another server); None when it cannot tell (``urn:uuid:``,
     ``#contained``)."""
+    if reference == f"Patient/{patient_id}":
+        return True  # the common case, without the pattern
     found = _LITERAL.fullmatch(reference.strip())
     if found is None:
         return None
