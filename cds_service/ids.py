@@ -40,10 +40,6 @@ _POOL = _RandomPool()
 os.register_at_fork(after_in_child=_POOL.forget)
 
 
-def random_bytes(size: int) -> bytes:
-    return _POOL.take(size)
-
-
 def new_uuid() -> str:
     """A random (version 4) UUID. Formatted by hand: ``str(uuid.uuid4())`` costs three times
     as much."""

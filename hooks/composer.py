@@ -192,7 +192,7 @@ class _Composer:
                 f"Accepting the revised order also brings a reminder: {summary}."
                 for summary in dict.fromkeys(b.summary for b in brought)
             ]
-            proposals += self._companions(brought)
+            proposals += self._companions(brought, self._drafted_companions(brought))
         elif any(changes_for(f) for f in draft.every) and carrier is not None:
             lead = next(
                 d.findings[0]
@@ -205,8 +205,9 @@ class _Composer:
                     f"“{lead.summary}”."
                 )
         if not blocked:
-            proposals += self._companions(draft.findings)
-            notes += self._drafted_note(draft.findings)
+            drafted = self._drafted_companions(draft.findings)
+            proposals += self._companions(draft.findings, drafted)
+            notes += self._drafted_note(drafted)
         proposals += _removals(draft.findings)
         selection: Literal["at-most-one", "any"] = "any"
         if _alternatives(proposals):  # remove this order, or revise it: one or the other
@@ -254,9 +255,11 @@ class _Composer:
     def _do_not_give(self, course: tuple[str, ...]) -> bool:
         return any(d.group.code == DO_NOT_GIVE and d.course == course for d in self.drafts)
 
-    def _companions(self, findings: Sequence[Finding]) -> Iterator[Proposal]:
-        """Each companion order once per response, and not when the session already has it."""
-        drafted = self._drafted_companions(findings)
+    def _companions(
+        self, findings: Sequence[Finding], drafted: Mapping[str, str]
+    ) -> Iterator[Proposal]:
+        """Each companion order once per response, and not when the session already has it
+        (``drafted``, from ``_drafted_companions``)."""
         for found in findings:
             for proposal in found.proposals:
                 for action in proposal.actions:
@@ -286,10 +289,9 @@ class _Composer:
                         found[action.orderable] = reference
         return found
 
-    def _drafted_note(self, findings: Sequence[Finding]) -> list[str]:
+    def _drafted_note(self, drafted: Mapping[str, str]) -> list[str]:
         """The card says which of the orders it asks for are drafted already, instead of
         asking again in silence (a card left after its suggestions were accepted)."""
-        drafted = self._drafted_companions(findings)
         if not drafted:
             return []
         named = ", ".join(
