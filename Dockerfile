@@ -5,7 +5,8 @@ COPY pyproject.toml README.md ./
 COPY cds_service ./cds_service
 COPY hooks ./hooks
 COPY fhir_fixtures ./fhir_fixtures
-RUN pip install --no-cache-dir . && useradd --system --home /app ivig && mkdir -p /data && chown ivig /data
+# The reports extra: `ivig-cds report feedback` draws its charts, `knowledge report` renders cards.
+RUN pip install --no-cache-dir ".[reports]" && useradd --system --home /app ivig && mkdir -p /data && chown ivig /data
 USER ivig
 ENV IVIG_CDS_DATABASE_URL=sqlite:////data/feedback.sqlite3
 # Audit records wait here until the database has them: the user must be able to write it.

@@ -30,10 +30,23 @@ $(VENV)/.installed-nginx: | $(BIN)/python
 	else echo "no nginx and no apt-get: tests/test_reverse_proxy.py will skip"; fi
 	touch $@
 
+# Debian's chromium and chromedriver for tests/test_report_pages.py (the HTML reports opened in
+# a real browser): installed with apt-get when missing and this runs as root. Without them the
+# tests skip, and fail under IVIG_CDS_REQUIRE_SERVICES=1 (.ci/run).
+$(VENV)/.installed-chromium: | $(BIN)/python
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			>/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq chromium chromium-driver >/dev/null; }; } || \
+		echo "could not install chromium: tests/test_report_pages.py will skip"; \
+	else echo "no chromium and no root apt-get: tests/test_report_pages.py will skip"; fi
+	touch $@
+
 run: $(VENV)/.installed-run
 	$(BIN)/ivig-cds serve --host 127.0.0.1 --port 8080
 
-test: $(VENV)/.installed-test $(VENV)/.installed-nginx
+test: $(VENV)/.installed-test $(VENV)/.installed-nginx $(VENV)/.installed-chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -49,6 +50,7 @@ class ShownCard:
     suggestions: tuple[str, ...]
     # Left out of an order-sign answer: order-select showed it already (contract §7.6).
     suppressed: bool = False
+    summary: str = ""  # the card's summary, for the shadow report's example cards
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class AuditRecord:
     client: str | None = None
     notes: tuple[str, ...] = ()
     record_id: str = field(default_factory=new_hex_id)
+    hook: str | None = None
+    mode: str = "live"  # "shadow": recorded, never shown (IVIG_CDS_MODE)
+    patient_key: str | None = None  # a digest, never the id (cds_service.audit.patient_key)
 
     def to_json(self) -> str:
         # By hand, not dataclasses.asdict: this runs on every hook call, before the answer.
@@ -79,6 +84,7 @@ class AuditRecord:
                     "indicator": c.indicator,
                     "suggestions": c.suggestions,
                     "suppressed": c.suppressed,
+                    "summary": c.summary,
                 }
                 for c in self.cards
             ],
@@ -86,6 +92,9 @@ class AuditRecord:
             "client": self.client,
             "notes": self.notes,
             "record_id": self.record_id,
+            "hook": self.hook,
+            "mode": self.mode,
+            "patient_key": self.patient_key,
         }
         return json.dumps(data, separators=(",", ":"))
 
@@ -99,6 +108,7 @@ class AuditRecord:
                 c["indicator"],
                 tuple(c["suggestions"]),
                 bool(c.get("suppressed", False)),  # spooled before the flag existed: shown
+                c.get("summary", ""),
             )
             for c in data["cards"]
         )
@@ -444,9 +454,13 @@ def record_of(
     client: str | None,
     notes: tuple[str, ...],
     suppressed: Collection[str] = frozenset(),
+    *,
+    hook: str | None = None,
+    mode: str = "live",
+    patient_key: str | None = None,
 ) -> AuditRecord:
     """``cards``: every card the service made; ``suppressed``: the uuids of those left out of
-    the answer (order-select showed them already)."""
+    the answer (order-select showed them already); ``mode``: shadow when none was shown."""
     return AuditRecord(
         service_id=service_id,
         hook_instance=hook_instance,
@@ -459,10 +473,24 @@ def record_of(
                 c.indicator,
                 tuple(s.uuid for s in c.suggestions),
                 c.uuid in suppressed,
+                c.summary,
             )
             for c in cards
         ),
         request_id=request_id,
         client=client,
         notes=notes,
+        hook=hook,
+        mode=mode,
+        patient_key=patient_key,
     )
+
+
+def patient_key(fhir_server: str | None, patient_id: object) -> str | None:
+    """A pseudonymous key of the patient, so reports can count patients: a digest of the FHIR
+    server and patient id, never the id itself (it is not anonymous: whoever knows an id can
+    compute its key)."""
+    if not isinstance(patient_id, str) or not patient_id:
+        return None
+    text = f"ivig-cds patient v1\x00{(fhir_server or '').rstrip('/')}\x00{patient_id}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

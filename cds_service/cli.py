@@ -2,6 +2,9 @@
 
 ``ivig-cds fixtures load|unload --fhir-base URL``: put the fixture patients on a FHIR server, or
 take them off (``cds_service.fixtures_loader``).
+
+``ivig-cds report shadow|feedback`` and ``ivig-cds knowledge report``: going live
+(``cds_service.report_commands``, docs/go-live.md).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from cds_service import report_commands
 from cds_service.config import Settings, load_settings
 from cds_service.logs import configure_logging
 
@@ -141,9 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=int(os.environ.get("IVIG_CDS_WORKERS", "2")))
     _add_fixtures_parser(commands)
+    report_commands.add_parsers(commands)
     args = parser.parse_args(argv)
     if args.command == "fixtures":
         return _fixtures(args)
+    if args.command in ("report", "knowledge"):
+        return report_commands.run(args)
     _patched_first(sys.argv[1:] if argv is None else argv)
     settings = load_settings(Settings, os.environ, {})  # fails fast on a bad setting
     configure_logging(settings.log_level, settings.log_format)

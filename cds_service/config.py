@@ -104,6 +104,8 @@ class Settings:
     # Card contract §7.6: an order-sign card that order-select showed within this many seconds is
     # not shown again (cds_service/repeats.py); 0 turns the memory off.
     repeat_window_s: int = 3600
+    # "shadow": evaluate and audit every card, answer none (go-live: docs/go-live.md).
+    mode: str = "live"
 
     def validate(self) -> None:
         if self.auth not in ("off", "jwt"):
@@ -132,6 +134,8 @@ class Settings:
                 raise ConfigError(
                     f"{ENV_PREFIX}EVALUATION_DATE must be YYYY-MM-DD, not {self.evaluation_date!r}"
                 ) from None
+        if self.mode not in ("live", "shadow"):
+            raise ConfigError(f"{ENV_PREFIX}MODE must be live or shadow, not {self.mode!r}")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"{ENV_PREFIX}LOG_FORMAT must be json or text")
         for server in self.allowed_fhir_servers:

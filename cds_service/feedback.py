@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +80,13 @@ issued_cards = Table(
     Column("issued_at", DateTime(timezone=True), nullable=False),
     # Made but left out of an order-sign answer: order-select showed it (contract §7.6).
     Column("suppressed", Boolean),
+    # Added for the reports (issue 13); NULL in rows stored before them. mode: "live" or
+    # "shadow" (made, recorded, never shown; NULL is live); patient_key: a pseudonymous digest
+    # of FHIR server and patient id, to count patients without storing who they are.
+    Column("hook", NulFree(40)),
+    Column("mode", NulFree(10)),
+    Column("patient_key", NulFree(64)),
+    Column("summary", NulFreeText),
 )
 
 hook_calls = Table(
@@ -96,6 +104,9 @@ hook_calls = Table(
     Column("notes", NulFreeText),  # JSON list: client deviations the service tolerated
     # The audit writer's id of the record: a replayed spool never stores one twice.
     Column("record_id", NulFree(40)),
+    Column("hook", NulFree(40)),  # these three as on issued_card
+    Column("mode", NulFree(10)),
+    Column("patient_key", NulFree(64)),
     Index("ix_hook_call_record_id", "record_id", unique=True),
 )
 
@@ -175,6 +186,16 @@ def create_tables(tables: MetaData, engine: Engine) -> None:
             time.sleep(0.05 * attempt)
 
 
+@dataclass(frozen=True)
+class StoredFeedback:
+    """What ``FeedbackStore.store_feedback`` stored: ``count`` items (the API's ``{"stored": n}``)
+    and, per item in the batch's order, its card's topic (None for a card without one) and its
+    outcome."""
+
+    count: int
+    outcomes: tuple[tuple[str | None, str], ...] = ()
+
+
 class FeedbackStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -226,20 +247,21 @@ class FeedbackStore:
             if cards:
                 connection.execute(insert(issued_cards), cards)
 
-    def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
-        """Store a validated feedback batch atomically; return how many items were stored."""
+    def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> StoredFeedback:
+        """Store a validated feedback batch atomically; return how many items were stored and,
+        for the ``/metrics`` feedback counter, each item's card topic and outcome."""
         uuids = {item["card"] for item in items}
         try:
             with writing(self.engine) as connection:
-                known = {
-                    row.uuid: set(json.loads(row.suggestion_uuids))
-                    for row in connection.execute(
-                        select(issued_cards.c.uuid, issued_cards.c.suggestion_uuids).where(
-                            issued_cards.c.uuid.in_(uuids),
-                            issued_cards.c.service_id == service_id,
-                        )
+                issued = connection.execute(
+                    select(
+                        issued_cards.c.uuid, issued_cards.c.suggestion_uuids, issued_cards.c.topic
+                    ).where(
+                        issued_cards.c.uuid.in_(uuids),
+                        issued_cards.c.service_id == service_id,
                     )
-                }
+                ).all()
+                known = {row.uuid: set(json.loads(row.suggestion_uuids)) for row in issued}
                 _check_against_issued(items, known)
                 received = datetime.now(UTC)
                 connection.execute(insert(feedback), [_row(service_id, i, received) for i in items])
@@ -248,7 +270,10 @@ class FeedbackStore:
         except SQLAlchemyError as exc:
             log.error("feedback not stored: %s", type(exc).__name__)
             raise StoreUnavailable("the feedback store is unavailable; nothing was stored") from exc
-        return len(items)
+        topics = {row.uuid: row.topic for row in issued}
+        return StoredFeedback(
+            len(items), tuple((topics[item["card"]], item["outcome"]) for item in items)
+        )
 
     def writable(self) -> str:
         """ "" when a write would succeed; else what failed (the exception's class name)."""
@@ -286,6 +311,9 @@ def _call_row(record: AuditRecord) -> dict[str, Any]:
         "cards": json.dumps(shown),
         "called_at": record.when,
         "notes": json.dumps(list(record.notes)) if record.notes else None,
+        "hook": record.hook,
+        "mode": record.mode,
+        "patient_key": record.patient_key,
     }
 
 
@@ -300,6 +328,10 @@ def _card_rows(record: AuditRecord) -> list[dict[str, Any]]:
             "suggestion_uuids": json.dumps(list(card.suggestions)),
             "issued_at": record.when,
             "suppressed": card.suppressed,
+            "hook": record.hook,
+            "mode": record.mode,
+            "patient_key": record.patient_key,
+            "summary": card.summary or None,
         }
         for card in record.cards
     ]

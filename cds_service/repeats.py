@@ -99,14 +99,17 @@ def scope_of(
     fhir_server: str | None,
     client: str | None,
     tenant: str | None,
+    mode: str = "live",
 ) -> str | None:
     """The hashed key of whom a card was shown to: patient, user, authenticated client and its
-    tenant, FHIR server. None without a patient or user: nothing is remembered or left out."""
+    tenant, FHIR server. None without a patient or user: nothing is remembered or left out.
+    Shadow mode has scopes of its own: what it recorded never suppresses a live card."""
     patient, user = context.get("patientId"), context.get("userId")
     if not (isinstance(patient, str) and patient and isinstance(user, str) and user):
         return None
     server = (fhir_server or "").rstrip("/")
-    return _sha256("ivig-cds repeat scope v1", patient, user, client or "", tenant or "", server)
+    parts = (patient, user, client or "", tenant or "", server)
+    return _sha256("ivig-cds repeat scope v1", *parts, *(("shadow",) if mode == "shadow" else ()))
 
 
 def _comparable(card: Card) -> bool:

@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from cds_service.audit import AuditWriter, record_of
+from cds_service.audit import AuditWriter, patient_key, record_of
 from cds_service.cards import Card
 from cds_service.config import Settings
 from cds_service.errors import UnknownCard, UnknownService
-from cds_service.feedback import FeedbackStore
+from cds_service.feedback import FeedbackStore, StoredFeedback
 from cds_service.fhir.client import Deadline, FhirClient, allowed_entry, is_allowed_server
 from cds_service.fhir.prefetch import PrefetchResolver
 from cds_service.ids import new_uuid
@@ -93,8 +93,9 @@ class Runtime:
     def __post_init__(self) -> None:
         self.pools = ServerPools(self.settings.fhir_max_workers)
 
-    def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
-        """Store feedback; a card issued a moment ago may still be queued for the audit store."""
+    def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> StoredFeedback:
+        """Store feedback; a card issued a moment ago may still be queued for the audit store.
+        ``.count`` is how many items were stored; ``.outcomes`` their cards' topics and outcomes."""
         try:
             return self.store.store_feedback(service_id, items)
         except UnknownCard:
@@ -147,7 +148,8 @@ class Runtime:
             ),
         )
         answer = service.handler(call)
-        suppressed = self._repeated(service.hook, request, caller, answer.cards)
+        mode = self.settings.mode
+        suppressed = self._repeated(service.hook, request, caller, answer.cards, mode)
         cards = [card for card in answer.cards if card.uuid not in suppressed]
         self.audit.submit(
             record_of(
@@ -160,23 +162,34 @@ class Runtime:
                 caller.iss if caller is not None else None,
                 answer.audit_notes + answer.audit_only,
                 suppressed,
+                hook=service.hook,
+                mode=mode,
+                patient_key=patient_key(call.fhir_server, call.context.get("patientId")),
             )
         )
         log.info(
-            "hook %s instance=%s cards=%s suppressed=%d",
+            "hook %s instance=%s cards=%s suppressed=%d mode=%s",
             service.id,
             call.hook_instance,
             ",".join(f"{card.topic}:{card.indicator}" for card in cards) or "none",
             len(suppressed),
+            mode,
             extra={"service": service.id, "topics": [card.topic for card in cards]},
         )
+        if mode == "shadow":  # recorded above, with the audit; never shown
+            return {"cards": []}
         response: dict[str, Any] = {"cards": [card.to_json() for card in cards]}
         if answer.audit_notes:  # tolerated client deviations, for the EHR team (contract §9)
             response["extension"] = {DEVIATIONS_EXTENSION: list(answer.audit_notes)}
         return response
 
     def _repeated(
-        self, hook: str, request: dict[str, Any], caller: Caller | None, cards: list[Card]
+        self,
+        hook: str,
+        request: dict[str, Any],
+        caller: Caller | None,
+        cards: list[Card],
+        mode: str,
     ) -> frozenset[str]:
         """Contract §7.6: order-select's cards are remembered; of order-sign's, the uuids of
         those order-select showed already (left out of the answer, audited as suppressed)."""
@@ -187,6 +200,7 @@ class Runtime:
             request.get("fhirServer"),
             caller.iss if caller is not None else None,
             caller.tenant if caller is not None else None,
+            mode,
         )
         if hook == "order-select":
             self.repeats.remember(scope, cards)

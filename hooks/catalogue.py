@@ -9,6 +9,7 @@ never count.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,9 +30,28 @@ class Identified:
     code_route: str | None
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A switch's product among the stocked ones (None: no stocked product fits) and the best
+    product over the whole catalogue (None: none fits at all). Without a site formulary, or
+    when the best product is stocked, the two are the same."""
+
+    product: Product | None
+    best: Product | None
+
+    @property
+    def best_not_stocked(self) -> Product | None:
+        """The best product when the site does not stock it (the card says so), else None."""
+        if self.best is None or (self.product is not None and self.product.id == self.best.id):
+            return None
+        return self.best
+
+
 class Catalogue:
     def __init__(self, file: ProductsFile) -> None:
         self.products = file.products
+        # The site formulary's product ids (None: no formulary, every product counts as stocked)
+        self.stocked: frozenset[str] | None = None
         self._by_id = {product.id: product for product in file.products}
         self._codes = {
             (coding.system, coding.code): product
@@ -57,18 +77,41 @@ class Catalogue:
     def by_id(self, product_id: str) -> Product:
         return self._by_id[product_id]
 
+    def stocking(self, ids: Collection[str]) -> Catalogue:
+        """This catalogue at a site that stocks only ``ids`` (its formulary): switches choose
+        among them. Identification is unchanged (a product not stocked is still recognised)."""
+        unknown = sorted(set(ids) - self._by_id.keys())
+        if unknown:
+            raise ValueError(f"not catalogue products: {unknown}")
+        stocked = copy.copy(self)
+        stocked.stocked = frozenset(ids)
+        return stocked
+
+    def is_stocked(self, product: Product) -> bool:
+        return self.stocked is None or product.id in self.stocked
+
+    def choice(self, candidates: Sequence[Product]) -> Choice:
+        """The first stocked product of ``candidates`` (in preference order, over the whole
+        catalogue), and the first of them all."""
+        stocked = next((p for p in candidates if self.is_stocked(p)), None)
+        return Choice(stocked, candidates[0] if candidates else None)
+
     def substitutes(
         self,
         route: Route,
         instead_of: Product | None,
         labels: Collection[str] = (),
         avoid: Collection[str] = (),
+        *,
+        stocked_only: bool = True,
     ) -> list[Product]:
         """The products a switch may choose, in catalogue order (card contract §9, product
         substitution): a product, not a family entry; not discontinued; labelled for ``route``;
         not the ordered one; surely holding none of the excipients ``avoid``. Where some are
         labelled for one of ``labels`` (the order's indications as labels name them), only
-        those. The other hard constraints (IgA, hypersensitivity) are the rules' to apply."""
+        those. Then the site formulary: only stocked products, unless ``stocked_only`` is
+        False (the best product over the whole catalogue, for the card to name). The other
+        hard constraints (IgA, hypersensitivity) are the rules' to apply."""
         candidates = [
             product
             for product in self.products
@@ -80,7 +123,8 @@ class Catalogue:
         ]
         wanted = set(labels)
         labelled = [p for p in candidates if p.labelled_for(route) & wanted]
-        return labelled or candidates
+        chosen = labelled or candidates
+        return [p for p in chosen if self.is_stocked(p)] if stocked_only else chosen
 
     @property
     def generic_codings(self) -> tuple[GenericCoding, ...]:

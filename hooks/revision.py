@@ -107,7 +107,9 @@ class Reviser:
             )
         tried: list[str] = []
         candidate: ProductChange | None = first
-        if first.product.discontinued:  # a switch never chooses a discontinued product (§9)
+        catalogue = self.kb.catalogue
+        # a switch never chooses a discontinued product, nor one the site does not stock (§9)
+        if first.product.discontinued or not catalogue.is_stocked(first.product):
             tried.append(first.product.id)
             following = self._next_product([], tried)
             candidate = ProductChange(following, _SWITCH_WHY) if following else None
@@ -125,9 +127,9 @@ class Reviser:
                 return merged([("", candidate), *pending])
             following = self._next_product(pending, tried)
             candidate = ProductChange(following, _SWITCH_WHY) if following else None
+        which = "catalogue product" if catalogue.stocked is None else "product on the formulary"
         return self._withheld(
-            "no catalogue product passes every check for this patient; choose one with the "
-            "pharmacist"
+            f"no {which} passes every check for this patient; choose one with the pharmacist"
         )
 
     def _settle(self, changes: tuple[OrderChange, ...]) -> Revision:
@@ -210,10 +212,15 @@ class Reviser:
         self, pending: list[tuple[str, OrderChange]], tried: list[str]
     ) -> Product | None:
         """The rules' own choices first, then every other product of the route, in catalogue
-        order (§9: candidates of the same route, not discontinued)."""
-        proposed = [c.product for _, c in pending if isinstance(c, ProductChange)]
+        order (§9: candidates of the same route, not discontinued, stocked)."""
+        catalogue = self.kb.catalogue
+        proposed = [
+            c.product
+            for _, c in pending
+            if isinstance(c, ProductChange) and catalogue.is_stocked(c.product)
+        ]
         ordered = self.order.product.id if self.order.product else None
-        others = self.kb.catalogue.substitutes(self.order.route, self.order.product)
+        others = catalogue.substitutes(self.order.route, self.order.product)
         if self.volume_sensitive:  # stable: catalogue order within each concentration
             others = sorted(others, key=lambda p: (p.concentration_percent or 0) < 10)
         for product in [*proposed, *others]:

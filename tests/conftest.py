@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import html
 import json
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +22,47 @@ from flask.testing import FlaskClient
 
 from cds_service import create_app
 
+pytest_plugins = ["browser"]  # the chromium fixture (tests/browser.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fhir_fixtures"
 SHARED = ROOT.parent / "shared"
 FHIR_BASE = "https://fhir.test/r4"
 EVALUATED_AT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 REQUIRE_SERVICES = os.environ.get("IVIG_CDS_REQUIRE_SERVICES") == "1"
+
+
+POSTGRES_URL = os.environ.get(
+    "IVIG_CDS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """The URL of a fresh schema on the test PostgreSQL, dropped afterwards: each test has a
+    database of its own. Skips when the server cannot be reached, fails under
+    IVIG_CDS_REQUIRE_SERVICES=1."""
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    schema = f"ivig_test_{uuid.uuid4().hex}"
+    try:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        admin.dispose()
+        message = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def load_json(relative: str) -> Any:

@@ -36,6 +36,7 @@ from auth_keys import (
 from conftest import (
     FHIR_BASE,
     FIXTURES,
+    POSTGRES_URL,
     REQUIRE_SERVICES,
     FakeFhirServer,
     make_app,
@@ -44,7 +45,6 @@ from conftest import (
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
-from test_feedback import POSTGRES_URL
 
 from cds_service.auth import load_trusted_issuers
 from cds_service.auth.issuers import parse_jwk_set

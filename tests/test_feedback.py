@@ -8,8 +8,6 @@ tests skip when the server cannot be reached, unless IVIG_CDS_REQUIRE_SERVICES=1
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,20 +19,17 @@ import sqlalchemy
 from conftest import (
     AUDIT_FLUSH_S,
     EVALUATED_AT,
-    REQUIRE_SERVICES,
     full_prefetch,
     hook_request,
     make_app,
     order_for,
+    postgres_schema,
     scenario_resources,
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
-POSTGRES_URL = os.environ.get(
-    "IVIG_CDS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SCENARIO = "ivig-in-dvt-resolved-history"
 ORDER = "privigen-iv"
 SELECT = "ivig-order-select"
@@ -62,27 +57,13 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         for app in db.apps:
             app.extensions["ivig_cds"].store.engine.dispose()
         return
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
-    schema = f"ivig_test_{uuid.uuid4().hex}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        admin.dispose()
-        message = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    db = Database("postgresql", url.render_as_string(hide_password=False))
-    try:
-        yield db
-    finally:
-        for app in db.apps:
-            app.extensions["ivig_cds"].store.engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        db = Database("postgresql", url)
+        try:
+            yield db
+        finally:
+            for app in db.apps:
+                app.extensions["ivig_cds"].store.engine.dispose()
 
 
 def new_app(database: Database, tmp_path: Path, **overrides: Any) -> Flask:

@@ -131,6 +131,45 @@ def test_records_of_a_process_that_died_are_written_by_the_next_one(tmp_path: Pa
     assert [r["hook_instance"] for r in audit_rows(app)] == ["from-a-dead-worker"]
 
 
+def test_a_record_spooled_before_the_report_fields_existed_is_still_read() -> None:
+    """A spool written by the previous version (no hook, mode, patient key or summary) is
+    replayed after an upgrade: those fields take their defaults (live, unknown)."""
+    from cds_service.audit import AuditRecord, ShownCard, patient_key
+
+    new = AuditRecord(
+        "ivig-order-select",
+        "h1",
+        "2026-06-15T12:00:00+00:00",
+        "v1",
+        (ShownCard("c1", "IVIGDOSEWARNING", "warning", ("s1",), False, "Dose above range"),),
+        hook="order-select",
+        mode="shadow",
+        patient_key=patient_key("https://fhir.example/r4/", "p-1"),
+    )
+    assert AuditRecord.from_json(new.to_json()) == new
+    old = json.loads(new.to_json())
+    for key in ("hook", "mode", "patient_key"):
+        del old[key]
+    del old["cards"][0]["summary"]
+    read = AuditRecord.from_json(json.dumps(old))
+    assert (read.hook, read.mode, read.patient_key, read.cards[0].summary) == (
+        None,
+        "live",
+        None,
+        "",
+    )
+
+
+def test_the_patient_key_is_a_digest_of_server_and_patient_never_the_id() -> None:
+    from cds_service.audit import patient_key
+
+    key = patient_key("https://fhir.example/r4", "patient-7731")
+    assert key is not None and "7731" not in key and len(key) == 32
+    assert key == patient_key("https://fhir.example/r4/", "patient-7731")  # trailing slash
+    assert key != patient_key("https://other.example/r4", "patient-7731")
+    assert patient_key(None, "") is None and patient_key(None, None) is None
+
+
 def test_a_segment_being_stored_is_not_replayed_by_another_worker(tmp_path: Path) -> None:
     """Two workers share the spool directory. While one stores a batch, the other's retry loop
     must not take that batch's segment for an orphan (it did: the load test logged the batch as

@@ -17,6 +17,7 @@ import yaml
 from conftest import (
     FHIR_BASE,
     FIXTURES,
+    POSTGRES_URL,
     REQUIRE_SERVICES,
     ROOT,
     FakeFhirServer,
@@ -27,7 +28,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
-from test_feedback import POSTGRES_URL
 
 from cds_service.api.metrics import EXTENSION, fhir_outcome, fhir_resource_type, install_metrics
 from cds_service.feedback import make_engine

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,16 +23,16 @@ import sqlalchemy
 from conftest import (
     AUDIT_FLUSH_S,
     FHIR_BASE,
-    REQUIRE_SERVICES,
     FakeFhirServer,
     full_prefetch,
     hook_request,
     make_app,
     order_for,
+    postgres_schema,
     scenario_resources,
 )
 from flask import Flask
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from cds_service.audit import AuditRecord, record_of
 from cds_service.cards import Card, Coding, Source
@@ -51,9 +49,6 @@ from cds_service.ids import new_uuid
 from cds_service.repeats import RepeatMemory, order_select_cards, scope_of
 from cds_service.service import Answer, HookCall, ServiceDefinition, ServiceRegistry
 
-POSTGRES_URL = os.environ.get(
-    "IVIG_CDS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TOPICS = "https://ivig-cds.org/fhir/CodeSystem/card-topic"
 SELECT, SIGN = "ivig-order-select", "ivig-order-sign"
 PATIENT, USER, SERVER = "patient-7731", "Practitioner/dr-who", "https://fhir.example/r4"
@@ -90,26 +85,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         yield db
         db.close()
         return
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
-    schema = f"ivig_test_{uuid.uuid4().hex}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        admin.dispose()
-        message = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    db = Database("postgresql", url.render_as_string(hide_password=False))
-    try:
-        yield db
-    finally:
-        db.close()
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        db = Database("postgresql", url)
+        try:
+            yield db
+        finally:
+            db.close()
 
 
 class Clock:
@@ -623,6 +604,37 @@ def test_another_order_or_user_sees_every_card_again(database: Database, tmp_pat
     call(a, "order-select")
     assert len(call(b, "order-sign", order="octagam-10-iv")) == 3
     assert len(call(b, "order-sign", user="Practitioner/another")) == 3
+
+
+def test_shadow_mode_answers_no_card_and_audits_every_card_it_made(
+    database: Database, tmp_path: Path
+) -> None:
+    shadow = worker(database, tmp_path, MODE="shadow")
+    assert call(shadow, "order-select") == []
+    assert call(shadow, "order-sign") == []  # an order-sign after a shadow order-select
+    rows = [row for row in table_rows(shadow.extensions["ivig_cds"].store.engine, issued_cards)]
+    made = [r for r in rows if r["mode"] == "shadow"]
+    assert len(made) == len(rows) == 6 and {r["hook"] for r in made} == {
+        "order-select",
+        "order-sign",
+    }
+    # Shadow order-sign leaves out what shadow order-select made, as live would.
+    assert sorted(str(r["topic"]) for r in made if r["suppressed"]) == ["IVIGBOXEDWARNINGINFO"]
+    assert all(r["patient_key"] and PATIENT not in r["patient_key"] for r in made)
+
+
+def test_what_shadow_mode_recorded_never_suppresses_a_live_card(
+    database: Database, tmp_path: Path
+) -> None:
+    call(worker(database, tmp_path, MODE="shadow"), "order-select")
+    live = worker(database, tmp_path)
+    assert len(call(live, "order-sign")) == 3  # nothing of the shadow call is left out
+
+
+def test_a_mode_other_than_live_or_shadow_is_refused() -> None:
+    assert load_settings(Settings, {"IVIG_CDS_MODE": "shadow"}, {}).mode == "shadow"
+    with pytest.raises(ConfigError, match="IVIG_CDS_MODE"):
+        load_settings(Settings, {"IVIG_CDS_MODE": "silent"}, {})
 
 
 def test_with_the_window_off_every_card_repeats(database: Database, tmp_path: Path) -> None:

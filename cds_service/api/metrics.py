@@ -1,4 +1,4 @@
-"""Prometheus metrics for ``/metrics``: requests, cards and FHIR fetches, in a per-app registry.
+"""Prometheus metrics for ``/metrics``: requests, cards, feedback and FHIR fetches, per app.
 
 ``install_metrics(app)`` gives the app its own ``CollectorRegistry`` (not prometheus_client's
 global one, so several apps in one process, as in the tests, do not clash) and registers:
@@ -9,6 +9,10 @@ global one, so several apps in one process, as in the tests, do not clash) and r
   other hooks (JWT authentication included) and the status is the final one;
 - ``ivig_cds_cards_total`` by card ``service``, ``topic`` and ``indicator``, from the cards a
   hook call returned (the view leaves them on ``g.cds_cards``);
+- ``ivig_cds_feedback_total`` by ``service``, card ``topic`` and ``outcome`` (accepted or
+  overridden), one per feedback item stored, counted once the batch is committed (the feedback
+  view leaves the items' topics and outcomes on ``g.cds_feedback``; a refused batch counts
+  nothing). The topic is that of the card the item names, as the store recorded it;
 - ``ivig_cds_fhir_fetch_duration_seconds`` (histogram) and ``ivig_cds_fhir_fetch_failures_total``
   by FHIR ``resource_type`` and ``outcome``, from a ``requests`` response hook on the runtime's
   FHIR session. It sees every HTTP answer of a FHIR server (time to the response headers, status)
@@ -72,6 +76,12 @@ class Metrics:
             "ivig_cds_cards",
             "Cards returned by hook calls, by service, card topic and indicator.",
             ("service", "topic", "indicator"),
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "ivig_cds_feedback",
+            "Feedback items stored, by service, card topic and outcome.",
+            ("service", "topic", "outcome"),
             registry=self.registry,
         )
         fhir_labels = ("resource_type", "outcome")
@@ -141,6 +151,8 @@ def install_metrics(app: Flask) -> Metrics:
         for card in g.pop("cds_cards", None) or []:
             topic = ((card.get("source") or {}).get("topic") or {}).get("code", "")
             metrics.cards.labels(service, topic, card.get("indicator", "")).inc()
+        for topic, outcome in g.pop("cds_feedback", None) or ():
+            metrics.feedback.labels(service, topic or "", outcome).inc()
         return response
 
     # First before_request (timing covers authentication; it runs even when a later hook answers

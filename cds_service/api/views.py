@@ -65,7 +65,9 @@ def call_service(service_id: str) -> ResponseReturnValue:
 def feedback(service_id: str) -> ResponseReturnValue:
     runtime().service(service_id)
     items = load(FEEDBACK, json_body())["feedback"]
-    return jsonify({"stored": runtime().store_feedback(service_id, items)})
+    stored = runtime().store_feedback(service_id, items)  # returns after the commit
+    g.cds_feedback = stored.outcomes  # counted by cds_service.api.metrics
+    return jsonify({"stored": stored.count})
 
 
 # ------------------------------------------------------------------------------ operations

@@ -487,3 +487,16 @@ class ThresholdsFile(Model):
     version: NonEmpty
     note: str  # documentation
     thresholds: dict[str, Threshold]
+
+
+# ------------------------------------------------------------------------------ the site formulary
+
+
+class FormularyFile(Model):
+    """The products a site stocks (``IVIG_CDS_FORMULARY``; not a file of ``hooks/knowledge/``):
+    catalogue ids of products.json. Switches suggest only these (card contract §9)."""
+
+    version: NonEmpty
+    site: NonEmpty
+    stocked: tuple[NonEmpty, ...] = Field(min_length=1)
+    note: str | None = None  # documentation

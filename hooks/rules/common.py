@@ -8,6 +8,7 @@ from datetime import date
 
 from hooks import evidence
 from hooks.body_weight import computed_bmi, dosing_weight
+from hooks.catalogue import Choice
 from hooks.context.model import ClinicalContext, IgHistory, ObservationEntry
 from hooks.dosing import Dose
 from hooks.findings import (
@@ -202,9 +203,11 @@ def hydration(inp: OrderInput, why: str) -> Hydration:
             )
         else:
             lines.append("Infusion volume: not computed (no dose in grams or no concentration)")
-        switch = ten_percent(inp)
+        choice = ten_percent(inp)
+        switch = choice.product
         if switch is not None:
             lines.append(f"A 10% product of the route: {switch.brand} (half the volume of 5%)")
+        lines += not_stocked(choice)
         return Hydration(
             () if switch is None else (_switch_to(inp, switch),),
             tuple(lines),
@@ -229,16 +232,36 @@ def hydration(inp: OrderInput, why: str) -> Hydration:
     return Hydration((), (), f"The label says: {LABEL_HYDRATION}.")
 
 
-def ten_percent(inp: OrderInput) -> Product | None:
-    """For a volume-sensitive patient on a product under 10%: the first 10% product of the
-    route (labelled for the indication where one is), contract §8 "Volume"; else None."""
+def ten_percent(inp: OrderInput) -> Choice:
+    """For a volume-sensitive patient on a product under 10%: the first stocked 10% product of
+    the route (labelled for the indication where one is), contract §8 "Volume", and the first
+    over the whole catalogue; nothing for an order of a 10% product or an unknown one."""
     product = inp.order.product
     if product is None or product.concentration_percent is None:
-        return None
+        return Choice(None, None)
     if product.concentration_percent >= 10:
-        return None
-    found = inp.kb.catalogue.substitutes(inp.order.route, product, labelled_as(inp))
-    return next((p for p in found if (p.concentration_percent or 0) >= 10), None)
+        return Choice(None, None)
+    catalogue = inp.kb.catalogue
+    found = catalogue.substitutes(inp.order.route, product, labelled_as(inp), stocked_only=False)
+    return catalogue.choice([p for p in found if (p.concentration_percent or 0) >= 10])
+
+
+def not_stocked(
+    choice: Choice,
+    best_is: str = "the first choice for this patient",
+    none_left: str = "no stocked product fits",
+) -> tuple[str, ...]:
+    """The evidence line when the best product is not on the site's formulary (card contract
+    §9); nothing without a formulary. It states facts only: whether the stocked second choice
+    is offered is the revised order's to say (it may fail another check), so the line never
+    promises one."""
+    best = choice.best_not_stocked
+    if best is None:
+        return ()
+    line = f"{best.brand}, {best_is}, is not on this site's formulary"
+    if choice.product is not None:
+        return (line,)
+    return (f"{line}, and {none_left}: ask the pharmacy about a non-formulary supply",)
 
 
 def _switch_to(inp: OrderInput, product: Product) -> Proposal:

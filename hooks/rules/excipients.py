@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from hooks import evidence
+from hooks.catalogue import Choice
 from hooks.context.model import age_on
 from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
 from hooks.knowledge_base.schema import Product
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.common import labelled_as
+from hooks.rules.common import labelled_as, not_stocked
 from hooks.text import NOT_CHECKED
 
 TOPIC = "excipient-contraindication"
@@ -34,12 +35,15 @@ def _matches(inp: OrderInput, valueset: str, kind: str) -> list[str]:
     return [evidence.allergy(a, m) for a, m in inp.ctx.allergies_in(concept_set)]
 
 
-def alternative(inp: OrderInput, avoid: set[str]) -> Product | None:
-    """The first catalogue product for the ordered route that surely holds none of ``avoid``,
-    labelled for the route and the order's indication when one is (card contract §9)."""
+def alternative(inp: OrderInput, avoid: set[str]) -> Choice:
+    """The first stocked catalogue product for the ordered route that surely holds none of
+    ``avoid``, labelled for the route and the order's indication when one is (card contract
+    §9); and the first over the whole catalogue (the card names it when it is not stocked)."""
     catalogue = inp.kb.catalogue
-    found = catalogue.substitutes(inp.order.route, inp.order.product, labelled_as(inp), avoid)
-    return found[0] if found else None
+    found = catalogue.substitutes(
+        inp.order.route, inp.order.product, labelled_as(inp), avoid, stocked_only=False
+    )
+    return catalogue.choice(found)
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,9 @@ def check(inp: OrderInput) -> Finding | None:
     if not lines:
         return None
     proposals = []
-    other = alternative(inp, avoid)
+    choice = alternative(inp, avoid)
+    lines += not_stocked(choice)
+    other = choice.product
     if other is not None:
         names = ", ".join(sorted(avoid))
         why = f"Product without {names} chosen for this patient"

@@ -6,8 +6,10 @@ can cause fatal hypoglycaemia), else info."""
 from __future__ import annotations
 
 from hooks import evidence
+from hooks.catalogue import Choice
 from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
+from hooks.rules.common import not_stocked
 from hooks.rules.excipients import alternative
 
 TOPIC = "glucose-meter-interference"
@@ -22,7 +24,8 @@ def check(inp: OrderInput) -> Finding | None:
         for c, m in inp.ctx.conditions_in(inp.kb.valueset("diabetes"), active_only=True)
     ]
     proposals: tuple[Proposal, ...] = ()
-    other = alternative(inp, {"maltose"}) if diabetes else None
+    choice = alternative(inp, {"maltose"}) if diabetes else Choice(None, None)
+    other = choice.product
     if other is not None:  # a falsely high reading treated with insulin can kill: switch
         why = f"Maltose-free product ({other.brand}) for a patient with diabetes"
         change = ReviseOrder(inp.order.reference, (ProductChange(other, why),), why)
@@ -32,7 +35,7 @@ def check(inp: OrderInput) -> Finding | None:
         indicator="warning" if diabetes else "info",
         proposals=proposals,
         summary=f"{product.brand} contains maltose: use glucose-specific tests, not GDH-PQQ meters",
-        evidence=(f"{product.brand} contains maltose", *diabetes),
+        evidence=(f"{product.brand} contains maltose", *diabetes, *not_stocked(choice)),
         recommendation=(
             "Maltose can make blood glucose read falsely high on meters and strips based on "
             "GDH-PQQ or glucose-dye-oxidoreductase. Tell staff and the laboratory; use a "

@@ -10,11 +10,11 @@ window (contract §6): it does not change.
 from __future__ import annotations
 
 from hooks import evidence
+from hooks.catalogue import Choice
 from hooks.context.model import age_on
 from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
-from hooks.knowledge_base.schema import Product
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.common import companion
+from hooks.rules.common import companion, not_stocked
 from hooks.rules.comparisons import IGA_LOW
 from hooks.rules.hypersensitivity import SUBSTANCES, documented_reactions
 
@@ -45,8 +45,9 @@ def _antibodies(inp: OrderInput) -> list[str]:
     return found
 
 
-def lowest_iga_product(inp: OrderInput) -> Product | None:
-    """The catalogue's low-IgA product with the least IgA that can be given by the ordered route."""
+def lowest_iga_product(inp: OrderInput) -> Choice:
+    """The stocked low-IgA product with the least IgA that can be given by the ordered route,
+    and the catalogue's (the card names it when the site does not stock it)."""
     current = inp.order.product
     candidates = [
         p
@@ -58,7 +59,7 @@ def lowest_iga_product(inp: OrderInput) -> Product | None:
         and (current is None or p.id != current.id)
     ]
     candidates.sort(key=lambda p: p.iga.max_ug_per_ml if p.iga.max_ug_per_ml is not None else 1e9)
-    return candidates[0] if candidates else None
+    return inp.kb.catalogue.choice(candidates)
 
 
 def check(inp: OrderInput) -> Finding | None:
@@ -95,7 +96,11 @@ def check(inp: OrderInput) -> Finding | None:
             f"IgA {ordered.iga.shown}" if ordered else "IgA content unknown: product not identified"
         )
         notes.append(f"Ordered product: {inp.order.product_name} ({iga}).")
-        low = lowest_iga_product(inp)
+        choice = lowest_iga_product(inp)
+        lines += not_stocked(  # the lowest-IgA product, when the site does not stock it
+            choice, "the lowest-IgA product", "no other stocked product is low in IgA"
+        )
+        low = choice.product
         if low is not None:
             why = f"Low-IgA product chosen for IgA deficiency ({low.iga.shown})"
             label = f"Switch to {low.brand} (low IgA: {low.iga.shown})"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from hooks.findings import Finding, ProductChange, Proposal, ReviseOrder
 from hooks.knowledge_base.schema import Product
 from hooks.rules.base import ORDER_HOOKS, OrderInput, OrderRule, Reads
-from hooks.rules.common import labelled_as
+from hooks.rules.common import labelled_as, not_stocked
 from hooks.rules.indications import indications_of
 
 ROUTE_MISSING = "route-missing"
@@ -67,14 +67,17 @@ def route_not_labelled(inp: OrderInput) -> Finding | None:
     if labels & sc or not labels & iv:
         return None  # labelled SC for one of them, or not labelled for them by either route
     wanted = sorted(labels & iv)
-    others = [
+    catalogue = inp.kb.catalogue
+    every = [
         p
-        for p in inp.kb.catalogue.substitutes("SC", product, labels)
+        for p in catalogue.substitutes("SC", product, labels, stocked_only=False)
         if p.labelled_for("SC") & labels
     ]
+    others = [p for p in every if catalogue.is_stocked(p)]
     elsewhere = (
         f", or choose a subcutaneous product labelled for it ({_named(others)})" if others else ""
     )
+    stocked_note = not_stocked(catalogue.choice(every))
     shown = ", ".join(sorted(sc)) or "no indication"
     return Finding(
         topic=ROUTE_NOT_LABELLED,
@@ -87,6 +90,7 @@ def route_not_labelled(inp: OrderInput) -> Finding | None:
             f"{product.brand} is labelled subcutaneously for {shown}; intravenously for "
             f"{', '.join(sorted(iv))}",
             *(f.evidence for f in found),
+            *stocked_note,
         ),
         recommendation=(
             f"Give {product.brand} intravenously for {', '.join(wanted)}{elsewhere}; or "
@@ -100,9 +104,12 @@ def discontinued(inp: OrderInput) -> Finding | None:
     if product is None or not product.discontinued:
         return None
     status = product.discontinued_note or "discontinued"
-    others = inp.kb.catalogue.substitutes(inp.order.route, product, labelled_as(inp))
+    catalogue = inp.kb.catalogue
+    every = catalogue.substitutes(inp.order.route, product, labelled_as(inp), stocked_only=False)
+    others = [p for p in every if catalogue.is_stocked(p)]
     route = ROUTE_NAMES[inp.order.route]
-    evidence = (f"{product.brand}: {status} (product catalogue)",)
+    stocked_note = not_stocked(catalogue.choice(every))
+    evidence = (f"{product.brand}: {status} (product catalogue)", *stocked_note)
     proposals: tuple[Proposal, ...] = ()
     if others:
         first = others[0]
