@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,15 +35,14 @@ from auth_keys import (
 from conftest import (
     FHIR_BASE,
     FIXTURES,
-    POSTGRES_URL,
     REQUIRE_SERVICES,
     FakeFhirServer,
     make_app,
+    postgres_schema,
     scenario_resources,
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.engine import make_url
 
 from cds_service.auth import load_trusted_issuers
 from cds_service.auth.issuers import parse_jwk_set
@@ -582,28 +580,15 @@ def test_the_database_cache_unavailable_is_neither_accept_nor_refuse(tmp_path: P
 
 @pytest.mark.postgres
 def test_the_database_cache_is_shared_on_postgresql() -> None:
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
-    schema = f"ivig_jti_{uuid.uuid4().hex}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        admin.dispose()
-        if REQUIRE_SERVICES:
-            pytest.fail(f"PostgreSQL is required (IVIG_CDS_REQUIRE_SERVICES=1): {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    engines = [sqlalchemy.create_engine(url) for _ in range(2)]
-    try:
-        one, other = (DatabaseReplayCache(engine) for engine in engines)
-        assert one.first_use("k", 300)
-        assert not other.first_use("k", 300)
-    finally:
-        for engine in engines:
-            engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        engines = [sqlalchemy.create_engine(url) for _ in range(2)]
+        try:
+            one, other = (DatabaseReplayCache(engine) for engine in engines)
+            assert one.first_use("k", 300)
+            assert not other.first_use("k", 300)
+        finally:
+            for engine in engines:
+                engine.dispose()
 
 
 def test_unreachable_redis_is_a_503_not_an_accept(tmp_path: Path, jwks_server: JwksServer) -> None:
