@@ -30,21 +30,23 @@ $(VENV)/.installed-nginx: | $(BIN)/python
 	else echo "no nginx and no apt-get: tests/test_reverse_proxy.py will skip"; fi
 	touch $@
 
-# Debian's chromium and chromedriver for tests/test_report_pages.py (the HTML reports opened in
-# a real browser): installed with apt-get when missing and this runs as root. Without them the
-# tests skip, and fail under IVIG_CDS_REQUIRE_SERVICES=1 (.ci/run).
+# Debian's chromium and chromedriver for the browser tests (tests/test_report_pages.py: the HTML
+# reports; tests/test_demo_page.py: the demo order-entry page driven by selenium): installed with
+# apt-get when missing and this runs as root. Without them those tests skip, and fail under
+# IVIG_CDS_REQUIRE_SERVICES=1 (.ci/run).
 $(VENV)/.installed-chromium: | $(BIN)/python
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
 			>/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq chromium chromium-driver >/dev/null; }; } || \
-		echo "could not install chromium: tests/test_report_pages.py will skip"; \
-	else echo "no chromium and no root apt-get: tests/test_report_pages.py will skip"; fi
+		echo "could not install chromium: the browser tests will skip"; \
+	else echo "no chromium and no root apt-get: the browser tests will skip"; fi
 	touch $@
 
+# The demo order-entry page is on here (http://127.0.0.1:8080/demo/), off by default elsewhere.
 run: $(VENV)/.installed-run
-	$(BIN)/ivig-cds serve --host 127.0.0.1 --port 8080
+	IVIG_CDS_DEMO_PAGE=$${IVIG_CDS_DEMO_PAGE:-1} $(BIN)/ivig-cds serve --host 127.0.0.1 --port 8080
 
 test: $(VENV)/.installed-test $(VENV)/.installed-nginx $(VENV)/.installed-chromium
 	$(BIN)/ruff check .

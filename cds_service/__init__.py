@@ -19,6 +19,7 @@ from flask import Flask, Response, g, request
 
 from cds_service.api import bp, register_error_handlers
 from cds_service.api.auth_hook import install_jwt_auth
+from cds_service.api.demo import install_demo_page
 from cds_service.api.handlers import cors_headers
 from cds_service.api.json import OrjsonProvider
 from cds_service.api.metrics import install_metrics
@@ -67,6 +68,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if settings.auth == "jwt":  # CDS Hooks "Trusting CDS Clients": a signed JWT on every route
         install_jwt_auth(app, settings, app.extensions["ivig_cds"])
     app.register_blueprint(bp)
+    if settings.demo_page:
+        install_demo_page(app)
     register_error_handlers(app)
     _add_cors(app, settings.cors_allow_origin)
     install_metrics(app)

@@ -106,6 +106,9 @@ class Settings:
     repeat_window_s: int = 3600
     # "shadow": evaluate and audit every card, answer none (go-live: docs/go-live.md).
     mode: str = "live"
+    # The demo order-entry page at /demo/ (docs/demo-page.md): `make run` turns it on; never in
+    # production (it serves the fixture patients, and calls the service unauthenticated).
+    demo_page: bool = False
 
     def validate(self) -> None:
         if self.auth not in ("off", "jwt"):
@@ -134,6 +137,11 @@ class Settings:
                 raise ConfigError(
                     f"{ENV_PREFIX}EVALUATION_DATE must be YYYY-MM-DD, not {self.evaluation_date!r}"
                 ) from None
+        if self.demo_page and self.auth == "jwt":
+            raise ConfigError(
+                f"{ENV_PREFIX}DEMO_PAGE cannot be used with {ENV_PREFIX}AUTH=jwt: the page calls "
+                "the service without a signed JWT, so every call would be refused"
+            )
         if self.mode not in ("live", "shadow"):
             raise ConfigError(f"{ENV_PREFIX}MODE must be live or shadow, not {self.mode!r}")
         if self.log_format not in ("json", "text"):

@@ -108,12 +108,19 @@ class ServiceDefinition:
 class ServiceRegistry:
     """The services this server hosts, by id. Discovery and dispatch both read it."""
 
-    def __init__(self, services: list[ServiceDefinition], knowledge_version: str = "") -> None:
+    def __init__(
+        self,
+        services: list[ServiceDefinition],
+        knowledge_version: str = "",
+        order_choices: Mapping[str, Any] | None = None,
+    ) -> None:
         ids = [service.id for service in services]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate service ids: {ids}")
         self._by_id = {service.id: service for service in services}
         self.knowledge_version = knowledge_version  # recorded with every hook call
+        # What an order form may offer (products, routes, reasons): the demo page's orderables.
+        self.order_choices: Mapping[str, Any] = order_choices or {}
 
     def get(self, service_id: str) -> ServiceDefinition | None:
         return self._by_id.get(service_id)

@@ -12,6 +12,7 @@ from cds_service.service import ServiceRegistry
 from hooks.engine import Settings
 from hooks.knowledge_base import KNOWLEDGE_DIR, load_knowledge, thresholds_for_site
 from hooks.knowledge_base.formulary import formulary_for_site
+from hooks.order_choices import order_choices
 from hooks.registry import REGISTRY
 from hooks.services import ServiceOptions, build_services
 
@@ -31,4 +32,8 @@ def build_registry(env: Mapping[str, str], overrides: Mapping[str, Any]) -> Serv
     version += stocked
     settings = Settings(REGISTRY.in_display_order(list(kb.topics)), thresholds)
     options = load_settings(ServiceOptions, env, overrides)
-    return ServiceRegistry(build_services(kb, settings, options), knowledge_version=version)
+    return ServiceRegistry(
+        build_services(kb, settings, options),
+        knowledge_version=version,
+        order_choices=order_choices(kb),
+    )

@@ -1,9 +1,10 @@
-"""A real browser for the HTML reports: Debian's chromium, headless, driven by selenium through
+"""A real browser for the HTML pages: Debian's chromium, headless, driven by selenium through
 Debian's chromedriver (``make test`` installs both with apt-get when it runs as root).
 
 Without them the tests that use :func:`chromium` skip, and fail under IVIG_CDS_REQUIRE_SERVICES=1.
-The browser loads files only (``file://``): a page that reached for the network would show as a
-console error, since these pages must stand alone.
+The reports are opened as files (``file://``): a page that reached for the network would show as a
+console error, since these pages must stand alone. The demo order-entry page is served by the app
+on 127.0.0.1 (tests/test_demo_page.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ class Opened:
 class Browser:
     def __init__(self, driver: Any) -> None:
         self._driver = driver
+
+    @property
+    def driver(self) -> Any:
+        """The selenium WebDriver, to drive a served page (tests/test_demo_page.py)."""
+        return self._driver
 
     def open(self, page: Path, screenshot: Path) -> Opened:
         driver = self._driver

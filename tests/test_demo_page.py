@@ -1,0 +1,221 @@
+"""The demo order-entry page (issue 14) in Debian's headless chromium, as a clinician uses it:
+Privigen 2 g/kg over 5 days for a 66-year-old, the boxed-warning card, its suggestion accepted
+(the order changes, the cards are checked again), another card overridden with a reason, the
+orders signed, and the feedback found in the database. Screenshots go under the test's
+temporary directory (``screenshots/``); ``IVIG_CDS_DEMO_SCREENSHOT=path`` also writes the
+README's picture there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from browser import Browser
+from conftest import make_app
+from flask import Flask
+from werkzeug.serving import make_server
+
+from cds_service.ids import new_uuid
+
+BOXED_WARNING = "IVIGBOXEDWARNINGWARNING"
+WAIT_S = 60  # a busy 2-core machine; each step usually takes well under a second
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """The app on an ephemeral 127.0.0.1 port, for as long as the block runs."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+class Page:
+    """The page's controls, found by id, and waits on what the page marks when it is done."""
+
+    def __init__(self, driver: Any, shots: Path) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver = driver
+        self.shots = shots
+        self.wait = WebDriverWait(driver, WAIT_S)
+
+    def by_id(self, element_id: str) -> Any:
+        return self.driver.find_element("id", element_id)
+
+    def choose(self, element_id: str, value: str) -> None:
+        from selenium.webdriver.support.ui import Select
+
+        Select(self.by_id(element_id)).select_by_value(value)
+
+    def type_into(self, element_id: str, text: str) -> None:
+        field = self.by_id(element_id)
+        field.clear()
+        field.send_keys(text)
+
+    def calls(self, panel: str) -> int:
+        return int(self.by_id(panel).get_attribute("data-calls"))
+
+    def after_call(self, panel: str, before: int) -> list[Any]:
+        """Wait for the panel's next answer; its cards."""
+        self.wait.until(lambda _: self.calls(panel) > before)
+        return list(self.by_id(panel).find_elements("css selector", ".card"))
+
+    def card(self, panel: str, topic: str) -> Any:
+        found = [c for c in self.by_id(panel).find_elements("css selector", ".card")]
+        return next(c for c in found if c.get_attribute("data-topic") == topic)
+
+    def shoot(self, name: str) -> Path:
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        # The window's height holds the browser's own bars too: a margin shows the whole page.
+        self.driver.set_window_size(1500, min(max(int(height) + 200, 900), 6000))
+        path = self.shots / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
+
+def _feedback(database: Path) -> list[dict[str, Any]]:
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT * FROM feedback ORDER BY id")).mappings()
+            return [dict(row) for row in rows]
+    finally:
+        engine.dispose()
+
+
+def test_a_clinician_orders_privigen_accepts_overrides_and_signs(
+    chromium: Browser, tmp_path: Path
+) -> None:
+    app = make_app(tmp_path, DEMO_PAGE=True, UUID_FACTORY=new_uuid)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    driver = chromium.driver
+    driver.get_log("browser")  # what an earlier page left
+    with served(app) as base:
+        driver.set_window_size(1500, 1000)
+        driver.get(f"{base}/demo/")
+        page = Page(driver, shots)
+        page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
+
+        # The chart: an elderly fixture patient, and the chart-open (patient-view) panel.
+        page.choose("patient", "scenarios/ivig-in-age-66")
+        page.after_call("pv-cards", 0)
+        assert "66 years" in page.by_id("patient-headline").text
+        assert "Body weight: 70 kg" in page.by_id("summary-observations").text
+
+        # The order: Privigen 0.4 g/kg IV once daily for 5 days (2 g/kg) for GBS.
+        page.choose("product", "privigen")
+        page.type_into("dose", "0.4")
+        page.choose("dose-unit", "g/kg")
+        page.choose("route", "IV")
+        page.choose("frequency", "daily")
+        page.type_into("days", "5")
+        page.choose("reason", "guillain-barre-syndrome")
+        assert "2 g/kg in all" in page.by_id("order-preview").text
+        page.by_id("select-order").click()
+        cards = page.after_call("cards", 0)
+        boxed = page.card("cards", BOXED_WARNING)
+        assert "boxed warning" in boxed.text.lower() and "warning" in boxed.get_attribute("class")
+        assert len(cards) >= 2, [c.text for c in cards]
+        shown_first = boxed.get_attribute("data-uuid")
+        boxed.find_element("css selector", "details summary").click()  # the Markdown detail
+        detail = boxed.find_element("css selector", ".detail")
+        assert detail.find_elements("tag name", "strong") and detail.find_elements("tag name", "li")
+        assert "**" not in detail.text  # rendered, not shown as source
+        page.shoot("1-order-select-cards")
+
+        # Accept the boxed-warning card's recommended suggestion: the order gains its rate.
+        drafts_before = page.by_id("drafts").text
+        assert "rate" not in drafts_before
+        recommended = boxed.find_element("css selector", ".accept.recommended")
+        accepted_label = recommended.text
+        accepted_id = recommended.get_attribute("data-suggestion")
+        recommended.click()
+        cards = page.after_call("cards", 1)
+        drafts = page.by_id("drafts").text
+        assert "rate 0.5 mg/kg/min to 4 mg/kg/min" in drafts, drafts
+        boxed = page.card("cards", BOXED_WARNING)
+        assert boxed.get_attribute("data-uuid") != shown_first  # a new answer, checked again
+        labels = [b.text for b in boxed.find_elements("css selector", ".accept")]
+        assert accepted_label not in labels and labels, labels  # the rate is in the order now
+        page.shoot("2-after-accepting")
+
+        # Override another card, with a reason.
+        other = next(c for c in cards if c.get_attribute("data-topic") != BOXED_WARNING)
+        overridden_uuid = other.get_attribute("data-uuid")
+        other.find_element("css selector", ".override").click()
+        reasons = other.find_elements("css selector", ".override-reason option")
+        if len(reasons) > 1:
+            reasons[1].click()
+        other.find_element("css selector", ".override-comment").send_keys(
+            "Discussed with neurology"
+        )
+        other.find_element("css selector", ".confirm-override").click()
+        page.wait.until(
+            lambda _: "Overridden" in other.find_element("css selector", ".outcome").text
+        )
+        page.shoot("3-after-overriding")
+
+        # Sign: order-sign with the revised order; the drafts become signed orders.
+        calls = page.calls("cards")
+        page.by_id("sign-orders").click()
+        page.after_call("cards", calls)
+        page.wait.until(lambda _: "Signed" in page.by_id("status").text)
+        assert "Privigen" in page.by_id("signed").text
+        assert "rate 0.5 mg/kg/min" in page.by_id("signed").text
+        page.shoot("4-signed")
+        errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+
+    rows = _feedback(tmp_path / "feedback.sqlite3")
+    by_outcome = {row["outcome"]: row for row in rows}
+    assert sorted(by_outcome) == ["accepted", "overridden"], rows
+    accepted = by_outcome["accepted"]
+    assert accepted["card_uuid"] == shown_first and accepted_id in accepted["accepted_suggestions"]
+    assert accepted["service_id"] == "ivig-order-select"
+    overridden = by_outcome["overridden"]
+    assert overridden["card_uuid"] == overridden_uuid
+    assert overridden["user_comment"] == "Discussed with neurology"
+    readme_picture = os.environ.get("IVIG_CDS_DEMO_SCREENSHOT")
+    if readme_picture:
+        shutil.copyfile(shots / "1-order-select-cards.png", readme_picture)
+
+
+HOSTILE_MARKDOWN = (
+    '**bold** <img src=data:, onerror="window.pwned = 1"> <script>window.pwned = 2</script> '
+    "[a trap](javascript:window.pwned=3) [a label](https://dailymed.nlm.nih.gov/dailymed/)"
+)
+
+
+def test_card_markdown_is_rendered_and_nothing_in_it_runs(
+    chromium: Browser, tmp_path: Path
+) -> None:
+    """A card's detail is Markdown from the service; what a record put in it must stay text.
+    The page renders it with marked and sanitises it with DOMPurify (its CSP forbids inline
+    script besides)."""
+    driver = chromium.driver
+    with served(make_app(tmp_path, DEMO_PAGE=True)) as base:
+        driver.get(f"{base}/demo/")
+        page = Page(driver, tmp_path)
+        page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
+        html = driver.execute_script(
+            "const box = document.createElement('div'); renderMarkdown(box, arguments[0]);"
+            "document.body.append(box); return box.innerHTML;",
+            HOSTILE_MARKDOWN,
+        )
+        assert "<strong>bold</strong>" in html
+        assert "onerror" not in html and "<script" not in html and "javascript:" not in html
+        assert 'href="https://dailymed.nlm.nih.gov/dailymed/"' in html
+        assert 'rel="noopener noreferrer"' in html and 'target="_blank"' in html
+        assert driver.execute_script("return window.pwned === undefined")
