@@ -37,6 +37,8 @@ class FixturePatient:
     purpose: str  # the scenario's description in its index.json
     path: Path
     evaluation_date: date
+    orders: tuple[str, ...] = ()  # the scenario's draft orders (fhir_fixtures/orders/<name>.json)
+    selected: tuple[str, ...] = ()  # those of them order-select has selected (default: all)
 
 
 class FixturePatients:
@@ -44,6 +46,7 @@ class FixturePatients:
 
     def __init__(self, root: Path | None = None) -> None:
         root = default_fixtures_dir() if root is None else root
+        self._orders_dir = root / "orders"
         self._patients: dict[str, FixturePatient] = {}
         for folder in FIXTURE_SETS:
             index = json.loads((root / folder / "index.json").read_text(encoding="utf-8"))
@@ -56,6 +59,9 @@ class FixturePatients:
                     purpose=scenario["description"],
                     path=root / folder / f"{scenario['name']}.json",
                     evaluation_date=evaluated,
+                    # "orders" (several) or "order" (one name), or none (chart-open scenarios)
+                    orders=tuple(scenario.get("orders") or scenario.get("order", "").split()),
+                    selected=tuple(scenario.get("selected", ())),
                 )
         self._resources = lru_cache(maxsize=256)(self._read)
 
@@ -76,17 +82,30 @@ class FixturePatients:
         days = (today - patient.evaluation_date).days
         resources = shift_dates(list(self._resources(patient.path)), days)
         person = next(r for r in resources if r["resourceType"] == "Patient")
+        orders = [self._order(name, person["id"], days) for name in patient.orders]
         return {
             "key": key,
             "patientId": person["id"],
             "purpose": patient.purpose,
             "datesMovedByDays": days,
+            # The scenario's own draft orders, for the page's "Load the scenario's orders".
+            "scenarioOrders": orders,
+            "scenarioSelections": [
+                f"{order['resourceType']}/{order['id']}"
+                for name, order in zip(patient.orders, orders, strict=True)
+                if not patient.selected or name in patient.selected
+            ],
             "summary": summary(resources, today),
             "prefetch": {
                 service: {name: prefetched(resources, template) for name, template in keys.items()}
                 for service, keys in templates.items()
             },
         }
+
+    def _order(self, name: str, patient_id: str, days: int) -> dict[str, Any]:
+        text = (self._orders_dir / f"{name}.json").read_text(encoding="utf-8")
+        order = json.loads(text.replace("Patient/PATIENT_ID", f"Patient/{patient_id}"))
+        return dict(shift_dates(order, days))
 
     @staticmethod
     def _read(path: Path) -> tuple[dict[str, Any], ...]:
@@ -192,24 +211,34 @@ def _text(concept: Any) -> str:
     return "(not named)"
 
 
+# What a chart shows as a result: not one cancelled or entered in error, nor one not yet
+# final (a preliminary value is marked).
+_RESULT_STATUSES = {"final": "", "amended": "", "corrected": "", "preliminary": ", preliminary"}
+
+
 def _latest_observations(resources: list[dict[str, Any]]) -> list[str]:
     latest: dict[str, tuple[str, str]] = {}
     for r in resources:
-        if r["resourceType"] != "Observation" or r.get("status") == "entered-in-error":
+        if r["resourceType"] != "Observation" or r.get("status") not in _RESULT_STATUSES:
             continue
         when = str(r.get("effectiveDateTime") or r.get("issued") or "")
         name = _text(r.get("code"))
+        note = (when[:10] if when else "no date") + _RESULT_STATUSES[str(r.get("status"))]
         if name not in latest or when > latest[name][0]:
-            latest[name] = (when, f"{name}: {_value(r)}" + (f" ({when[:10]})" if when else ""))
+            latest[name] = (when, f"{name}: {_value(r)} ({note})")
     ordered = sorted(latest.values(), key=lambda item: item[0], reverse=True)
     return [line for _, line in ordered[:SUMMARY_ITEMS]]
+
+
+# UCUM's bracketed customary units, as a chart writes them.
+_UNIT_WORDS = {"[lb_av]": "lb", "[in_i]": "in", "[oz_av]": "oz", "[degF]": "°F"}
 
 
 def _value(observation: Mapping[str, Any]) -> str:
     quantity = observation.get("valueQuantity")
     if quantity:
-        comparator, unit = quantity.get("comparator", ""), quantity.get("unit", "")
-        return f"{comparator}{quantity.get('value')} {unit}".strip()
+        comparator, unit = quantity.get("comparator", ""), str(quantity.get("unit", ""))
+        return f"{comparator}{quantity.get('value')} {_UNIT_WORDS.get(unit, unit)}".strip()
     if "valueCodeableConcept" in observation:
         return _text(observation["valueCodeableConcept"])
     if "valueString" in observation:
@@ -227,15 +256,31 @@ def _listed(resources: list[dict[str, Any]], kind: str, field: str, status: Any)
 
 
 def _clinical_status(resource: Mapping[str, Any]) -> str:
-    return _text(resource.get("clinicalStatus")) if resource.get("clinicalStatus") else "no status"
-
-
-def _allergy_status(resource: Mapping[str, Any]) -> str:
-    parts = [_clinical_status(resource)]
-    if resource.get("criticality"):
-        parts.append(f"criticality {resource['criticality']}")
+    """The clinical status, and the verification status unless confirmed; '' (not listed) for
+    an entry in error."""
+    verification = _code(resource.get("verificationStatus"))
+    if verification == "entered-in-error":
+        return ""
+    parts = [_code(resource.get("clinicalStatus")) or "no clinical status"]
+    if verification and verification != "confirmed":
+        parts.append(verification)  # refuted, unconfirmed, provisional, differential
     return ", ".join(parts)
 
 
+def _allergy_status(resource: Mapping[str, Any]) -> str:
+    state = _clinical_status(resource)
+    if state and resource.get("criticality"):
+        state += f", criticality {resource['criticality']}"
+    return state
+
+
+def _code(concept: Any) -> str:
+    for coding in (concept or {}).get("coding", []):
+        if coding.get("code"):
+            return str(coding["code"])
+    return ""
+
+
 def _status(resource: Mapping[str, Any]) -> str:
-    return str(resource.get("status", "no status"))
+    state = str(resource.get("status", "no status"))
+    return "" if state == "entered-in-error" else state

@@ -53,6 +53,7 @@ def _product(product: Product, stocked: bool) -> dict[str, Any]:
     return {
         "id": product.id,
         "text": text,
+        "names": list(product.match_names),  # how an order's text names it
         "routes": list(product.routes),
         "coding": [
             {"system": c.system, "code": c.code, "display": c.display}

@@ -189,3 +189,29 @@ def test_the_summary_is_text_a_chart_banner_shows(demo_app: Flask) -> None:
     assert summary["name"] and summary["headline"].startswith(("Female", "Male"))
     assert any("diabetes" in line.lower() for line in summary["conditions"]), summary
     assert date.fromisoformat(record["prefetch"][SELECT]["patient"]["birthDate"])
+
+
+def test_the_summary_reads_statuses_as_a_chart_does(demo_app: Flask) -> None:
+    client = demo_app.test_client()
+
+    def summary(name: str) -> dict[str, Any]:
+        return dict(client.get(f"/demo/patients/scenarios/{name}").get_json()["summary"])
+
+    assert summary("ivig-out-ig-allergy-refuted")["allergies"] == [
+        "Immune globulin (human) (active, refuted, criticality high)"
+    ]
+    assert summary("ivig-out-ig-allergy-entered-in-error")["allergies"] == []
+    assert not any(
+        line.startswith("Body weight")
+        for line in summary("ivig-in-weight-cancelled-only")["observations"]
+    )
+
+
+def test_a_scenario_brings_its_own_draft_orders(demo_app: Flask) -> None:
+    record = demo_app.test_client().get("/demo/patients/scenarios/ivig-in-plex-anti-gbm").get_json()
+    orders = record["scenarioOrders"]
+    assert [o["resourceType"] for o in orders] == ["MedicationRequest", "ServiceRequest"]
+    assert all(o["subject"]["reference"] == f"Patient/{record['patientId']}" for o in orders)
+    assert record["scenarioSelections"] == ["MedicationRequest/privigen-iv"]
+    chart_only = demo_app.test_client().get("/demo/patients/patient-view/pv-out-healthy-adult")
+    assert chart_only.get_json()["scenarioOrders"] == []

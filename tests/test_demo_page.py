@@ -192,6 +192,55 @@ def test_a_clinician_orders_privigen_accepts_overrides_and_signs(
         shutil.copyfile(shots / "1-order-select-cards.png", readme_picture)
 
 
+def test_a_switch_to_scig_stops_the_record_iv_order(chromium: Browser, tmp_path: Path) -> None:
+    """A scenario's own orders loaded onto the pad; "Stop the Privigen IV order" (a delete of an
+    order on the record, not a draft) discontinues it, and the re-check no longer asks; an
+    override with a comment only sends no coded reason."""
+    app = make_app(tmp_path, DEMO_PAGE=True, UUID_FACTORY=new_uuid)
+    driver = chromium.driver
+    with served(app) as base:
+        driver.get(f"{base}/demo/")
+        page = Page(driver, tmp_path)
+        page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
+        page.choose("patient", "scenarios/ivig-in-scig-after-ivig")
+        page.after_call("pv-cards", 0)
+        page.by_id("load-scenario").click()
+        page.after_call("cards", 0)
+        switch = page.card("cards", "IVIGPRODUCTWARNING")
+        assert "Hizentra" in page.by_id("drafts").text
+        assert page.by_id("product").get_attribute("value") == "hizentra"  # the form shows it
+        stop = next(
+            b for b in switch.find_elements("css selector", ".accept") if b.text.startswith("Stop")
+        )
+        stop.click()
+        cards = page.after_call("cards", 1)
+        drafts = page.by_id("drafts").text
+        assert "Discontinued: MedicationRequest/ivig-in-scig-after-ivig-ivig-current" in drafts
+        assert "status stopped" in drafts
+        labels = [b.text for c in cards for b in c.find_elements("css selector", ".accept")]
+        assert not any(label.startswith("Stop") for label in labels), labels
+        # Override what is left, with a comment and no coded reason.
+        remaining = [c for c in cards if c.find_elements("css selector", ".override")]
+        if remaining:
+            card = remaining[0]
+            overridden_uuid = card.get_attribute("data-uuid")
+            card.find_element("css selector", ".override").click()
+            card.find_element("css selector", ".override-comment").send_keys("Patient's choice")
+            card.find_element("css selector", ".confirm-override").click()
+            page.wait.until(
+                lambda _: "Overridden" in card.find_element("css selector", ".outcome").text
+            )
+            row = next(
+                r
+                for r in _feedback(tmp_path / "feedback.sqlite3")
+                if r["card_uuid"] == overridden_uuid
+            )
+            assert row["override_code"] is None and row["user_comment"] == "Patient's choice"
+        page.shoot("scig-switch")
+        errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+
+
 HOSTILE_MARKDOWN = (
     '**bold** <img src=data:, onerror="window.pwned = 1"> <script>window.pwned = 2</script> '
     "[a trap](javascript:window.pwned=3) [a label](https://dailymed.nlm.nih.gov/dailymed/)"

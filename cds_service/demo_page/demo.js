@@ -7,24 +7,33 @@
 "use strict";
 
 const UCUM = "http://unitsofmeasure.org";
+// days: the default "for (days)" when the frequency is picked
 const FREQUENCIES = {
-  daily: { text: "once daily", period: 1, unit: "d" },
-  once: { text: "once", period: 1, unit: "d" },
-  weekly: { text: "every week", period: 1, unit: "wk" },
-  "2-weekly": { text: "every 2 weeks", period: 2, unit: "wk" },
-  "3-weekly": { text: "every 3 weeks", period: 3, unit: "wk" },
-  "4-weekly": { text: "every 4 weeks", period: 4, unit: "wk" },
+  daily: { text: "once daily", period: 1, unit: "d", days: 5 },
+  once: { text: "once", period: 1, unit: "d", days: 1 },
+  weekly: { text: "every week", period: 1, unit: "wk", days: 28 },
+  "2-weekly": { text: "every 2 weeks", period: 2, unit: "wk", days: 28 },
+  "3-weekly": { text: "every 3 weeks", period: 3, unit: "wk", days: 63 },
+  "4-weekly": { text: "every 4 weeks", period: 4, unit: "wk", days: 84 },
 };
-const ROUTE_ABBREVIATIONS = { IV: "IV", SC: "SC" };
+const PERIOD_DAYS = { d: 1, wk: 7 };
+const PERIOD_UNITS = { min: "minute", h: "hour", d: "day", wk: "week", mo: "month", a: "year" };
+// What discontinuing a record's order sets its status to (the EHR's part of a delete action).
+const STOPPED = { MedicationRequest: "stopped", MedicationStatement: "stopped", ServiceRequest: "revoked" };
 
 const state = {
   choices: null,
   patients: [],
-  record: null, // the chosen patient: id, summary, prefetch per service
+  record: null, // the chosen patient: id, summary, prefetch per service, the scenario's orders
   drafts: [], // FHIR resources on the order pad
   composedId: null, // the draft the form made
+  composedFromForm: null, // the form's values when that draft was last made or read
+  discontinued: [], // record orders a delete action stopped: "Type/id — what it was"
+  selected: new Set(), // the orders being acted on ("Type/id"): order-select's selections
   nextId: 1,
-  overriddenTopics: new Map(), // topic code -> reason text (Epic remembers overrides by topic)
+  // Overridden cards, by topic code and summary: a card of the same topic about something else
+  // (another product, another risk) is shown again.
+  overridden: new Map(),
 };
 
 const $ = (id) => document.getElementById(id);
@@ -46,6 +55,12 @@ function element(tag, text, className) {
   return node;
 }
 
+function option(value, text) {
+  const node = element("option", text);
+  node.value = value;
+  return node;
+}
+
 function fillList(list, items, emptyText) {
   list.replaceChildren(...(items.length ? items.map((t) => element("li", t)) : [element("li", emptyText, "empty")]));
 }
@@ -54,6 +69,10 @@ function status(message, isError) {
   const box = $("status");
   box.textContent = message;
   box.className = isError ? "error" : "";
+}
+
+function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
 }
 
 async function getJson(url) {
@@ -102,29 +121,44 @@ function safeUrl(url) {
   }
 }
 
-// ------------------------------------------------------------------------------ the order
+// ------------------------------------------------------------------------------ the order form
 
-function composeOrder(id) {
-  const product = state.choices.products.find((p) => p.id === $("product").value);
-  const routeKey = $("route").value;
-  const route = state.choices.routes[routeKey];
-  const frequencyKey = $("frequency").value;
-  const frequency = FREQUENCIES[frequencyKey];
-  const dose = Number($("dose").value);
-  const unit = $("dose-unit").value;
-  const days = Math.max(1, Math.round(Number($("days").value)));
-  const reason = state.choices.reasons.find((r) => r.id === $("reason").value);
+// days: a whole number, or "" for an order with no end (maintenance therapy)
+function formValues() {
+  const days = $("days").value.trim();
+  return {
+    product: $("product").value,
+    dose: Number($("dose").value),
+    unit: $("dose-unit").value,
+    route: $("route").value,
+    frequency: $("frequency").value,
+    days: days === "" ? "" : Math.max(1, Math.round(Number(days))),
+    reason: $("reason").value,
+  };
+}
+
+function sameValues(a, b) {
+  return Boolean(a && b) && Object.keys(a).every((key) => a[key] === b[key]);
+}
+
+function composeOrder(id, values) {
+  const product = state.choices.products.find((p) => p.id === values.product);
+  const route = state.choices.routes[values.route];
+  const frequency = FREQUENCIES[values.frequency];
+  const reason = state.choices.reasons.find((r) => r.id === values.reason);
   const repeat = { frequency: 1, period: frequency.period, periodUnit: frequency.unit };
   let when;
-  if (frequencyKey === "once") {
+  if (values.frequency === "once") {
     repeat.count = 1;
     when = "once";
-  } else if (frequencyKey === "daily") {
-    repeat.count = days;
-    when = `once daily for ${days} day${days === 1 ? "" : "s"}`;
+  } else if (values.days === "") {
+    when = `${frequency.text}, no end date`;
+  } else if (values.frequency === "daily") {
+    repeat.count = values.days;
+    when = `once daily for ${plural(values.days, "day")}`;
   } else {
-    repeat.boundsDuration = { value: days, unit: "d", system: UCUM, code: "d" };
-    when = `${frequency.text} for ${days} days`;
+    repeat.boundsDuration = { value: values.days, unit: "d", system: UCUM, code: "d" };
+    when = `${frequency.text} for ${plural(values.days, "day")}`;
   }
   const medication = { text: product.text };
   if (product.coding.length) medication.coding = product.coding;
@@ -139,10 +173,10 @@ function composeOrder(id) {
     dosageInstruction: [
       {
         sequence: 1,
-        text: `${dose} ${unit} ${ROUTE_ABBREVIATIONS[routeKey]} ${when}`,
+        text: `${values.dose} ${values.unit} ${values.route} ${when}`,
         timing: { repeat },
         route: { coding: route.coding, text: route.text },
-        doseAndRate: [{ doseQuantity: { value: dose, unit, system: UCUM, code: unit } }],
+        doseAndRate: [{ doseQuantity: { value: values.dose, unit: values.unit, system: UCUM, code: values.unit } }],
       },
     ],
   };
@@ -150,37 +184,109 @@ function composeOrder(id) {
   return order;
 }
 
+// The form's values for a draft a suggestion changed (a switched product, a new dose), so that
+// what the form shows is the order on the pad; null where the draft says something the form
+// cannot (then "Select" enters the form's order anew).
+function valuesOf(order) {
+  const dosage = (order.dosageInstruction || [])[0] || {};
+  const dose = ((dosage.doseAndRate || [])[0] || {}).doseQuantity;
+  const repeat = (dosage.timing && dosage.timing.repeat) || {};
+  const text = ((order.medicationCodeableConcept || {}).text || "").toLowerCase();
+  const codes = ((order.medicationCodeableConcept || {}).coding || []).map((c) => `${c.system}|${c.code}`);
+  let product = null;
+  let longest = 0;
+  for (const p of state.choices.products) {
+    if (p.coding.some((c) => codes.includes(`${c.system}|${c.code}`))) {
+      product = p;
+      break;
+    }
+    for (const name of p.names) {
+      if (name.length > longest && text.includes(name.toLowerCase())) {
+        product = p;
+        longest = name.length;
+      }
+    }
+  }
+  const routeCodes = ((dosage.route || {}).coding || []).map((c) => c.code);
+  const route = Object.keys(state.choices.routes).find((key) =>
+    state.choices.routes[key].coding.some((c) => routeCodes.includes(c.code))
+  );
+  const frequency = Object.keys(FREQUENCIES).find((key) => {
+    const f = FREQUENCIES[key];
+    if (f.period !== repeat.period || f.unit !== repeat.periodUnit || (repeat.frequency || 1) !== 1) return false;
+    return key === "once" ? repeat.count === 1 : !(key === "daily" && repeat.count === 1);
+  });
+  const bounds = repeat.boundsDuration && repeat.boundsDuration.code === "d" ? repeat.boundsDuration.value : undefined;
+  const days = frequency === "once" ? 1 : (frequency === "daily" ? repeat.count : bounds) ?? "";
+  const reasonCodes = (order.reasonCode || []).flatMap((r) => (r.coding || []).map((c) => c.code));
+  const reason = state.choices.reasons.find((r) => r.coding.some((c) => reasonCodes.includes(c.code)));
+  if (repeat.boundsDuration && bounds === undefined) return null; // a duration not in days
+  if (!product || !route || !frequency || !dose || !["g/kg", "g"].includes(dose.code)) return null;
+  return {
+    product: product.id,
+    dose: dose.value,
+    unit: dose.code,
+    route,
+    frequency,
+    days,
+    reason: reason ? reason.id : "",
+  };
+}
+
+function showValues(values) {
+  $("product").value = values.product;
+  fillProductRoutes();
+  $("dose").value = String(values.dose);
+  $("dose-unit").value = values.unit;
+  $("route").value = values.route;
+  $("frequency").value = values.frequency;
+  $("days").value = String(values.days);
+  $("reason").value = values.reason;
+  previewOrder();
+}
+
 function previewOrder() {
   if (!state.choices) return;
-  const frequencyKey = $("frequency").value;
-  const dose = Number($("dose").value);
-  const unit = $("dose-unit").value;
-  const days = Math.max(1, Math.round(Number($("days").value)));
+  const { dose, unit, frequency, days } = formValues();
+  const f = FREQUENCIES[frequency];
   let text = "";
-  if (frequencyKey === "daily" && dose > 0) {
-    const total = Math.round(dose * days * 1000) / 1000;
-    text = `Course: ${dose} ${unit} × ${days} = ${total} ${unit} in all.`;
-  } else if (frequencyKey === "once" && dose > 0) {
+  if (!(dose > 0)) {
+    text = "Enter a dose.";
+  } else if (frequency === "once") {
     text = `One administration of ${dose} ${unit}.`;
+  } else if (days === "") {
+    text = `${dose} ${unit} ${f.text}, no end date.`;
+  } else {
+    const every = f.period * PERIOD_DAYS[f.unit];
+    const count = Math.floor((days - 1) / every) + 1; // day 1, then every period within the days
+    const total = Math.round(dose * count * 1000) / 1000;
+    text = `${plural(count, "administration")} of ${dose} ${unit} in ${plural(days, "day")} = ${total} ${unit} in all.`;
+    if (count === 1 && frequency !== "daily") text += ` The ${f.text} order covers one administration only.`;
   }
   $("order-preview").textContent = text;
 }
+
+function fillProductRoutes() {
+  const product = state.choices.products.find((p) => p.id === $("product").value);
+  $("route").replaceChildren(...product.routes.map((key) => option(key, state.choices.routes[key].text)));
+}
+
+// ------------------------------------------------------------------------------ the order pad
 
 function describeQuantity(q) {
   return q ? `${q.comparator || ""}${q.value} ${q.unit || q.code || ""}`.trim() : "";
 }
 
-const PERIOD_UNITS = { min: "minute", h: "hour", d: "day", wk: "week", mo: "month", a: "year" };
-
 function describeTiming(timing) {
   const r = (timing && timing.repeat) || {};
+  if (r.count === 1 && !r.boundsDuration) return "once";
   const parts = [];
   if (r.period && r.periodUnit) {
     const unit = PERIOD_UNITS[r.periodUnit] || r.periodUnit;
     const times = r.frequency && r.frequency !== 1 ? `${r.frequency} times ` : "";
     parts.push(`${times}every ${r.period === 1 ? unit : `${r.period} ${unit}s`}`);
   }
-  if (r.count) parts.push(`${r.count} administration${r.count === 1 ? "" : "s"}`);
+  if (r.count) parts.push(plural(r.count, "administration"));
   if (r.boundsDuration) parts.push(`for ${describeQuantity(r.boundsDuration)}`);
   return parts.join(", ");
 }
@@ -199,7 +305,9 @@ function describeOrder(resource) {
       if (timing) bits.push(timing);
       if (dr.rateRange) bits.push(`rate ${describeQuantity(dr.rateRange.low)} to ${describeQuantity(dr.rateRange.high)}`);
       if (dr.rateQuantity) bits.push(`rate ${describeQuantity(dr.rateQuantity)}`);
+      if (dr.rateRatio) bits.push(`rate ${describeQuantity(dr.rateRatio.numerator)} per ${describeQuantity(dr.rateRatio.denominator)}`);
       lines.push(bits.filter(Boolean).join("; "));
+      if (dosage.text) lines.push(`Sig: ${dosage.text}`);
       for (const instruction of dosage.additionalInstruction || []) lines.push(`Instruction: ${instruction.text || ""}`);
     }
     for (const reason of resource.reasonCode || []) lines.push(`Reason: ${reason.text || ""}`);
@@ -207,45 +315,94 @@ function describeOrder(resource) {
     const code = resource.code || {};
     lines.push(code.text || (code.coding || []).map((c) => c.display || c.code).join(", ") || resource.resourceType);
   }
-  for (const note of resource.note || []) lines.push(`Note: ${note.text || ""}`);
+  // A note that repeats an instruction already listed is not listed twice.
+  const listed = new Set(lines.map((line) => line.replace(/^[A-Za-z]+: /, "")));
+  for (const note of resource.note || []) if (!listed.has(note.text || "")) lines.push(`Note: ${note.text || ""}`);
   return lines;
+}
+
+function orderItem(resource) {
+  const item = element("li");
+  item.dataset.ref = `${resource.resourceType}/${resource.id}`;
+  const [first, ...rest] = describeOrder(resource);
+  item.append(element("strong", first), element("span", ` ${resource.resourceType}/${resource.id}`, "ref"));
+  for (const line of rest) item.append(element("div", line, "line"));
+  return item;
 }
 
 function renderDrafts() {
   const list = $("drafts");
   list.dataset.version = String(Number(list.dataset.version) + 1);
-  if (!state.drafts.length) {
-    list.replaceChildren(element("li", "No draft orders.", "empty"));
-  } else {
-    list.replaceChildren(
-      ...state.drafts.map((resource) => {
-        const item = element("li");
-        item.dataset.ref = `${resource.resourceType}/${resource.id}`;
-        const [first, ...rest] = describeOrder(resource);
-        item.append(element("strong", first), element("span", ` ${resource.resourceType}/${resource.id}`, "ref"));
-        for (const line of rest) item.append(element("div", line, "line"));
-        const remove = element("button", "Remove", "remove");
-        remove.type = "button";
-        remove.addEventListener("click", () => {
-          state.drafts = state.drafts.filter((r) => r !== resource);
-          renderDrafts();
-          if (state.drafts.some((r) => r.resourceType === "MedicationRequest")) orderSelect();
-        });
-        item.append(remove);
-        return item;
-      })
-    );
-  }
+  const items = state.drafts.map((resource) => {
+    const item = orderItem(resource);
+    const remove = element("button", "Remove", "remove");
+    remove.type = "button";
+    remove.addEventListener("click", () => removeDraft(resource));
+    item.append(remove);
+    return item;
+  });
+  for (const stopped of state.discontinued) items.push(element("li", `Discontinued: ${stopped}`, "stopped"));
+  list.replaceChildren(...(items.length ? items : [element("li", "No draft orders.", "empty")]));
   $("sign-orders").disabled = !state.drafts.length;
 }
 
-// The EHR's part of accepting a suggestion: apply each action to the drafts.
+function refOf(resource) {
+  return `${resource.resourceType}/${resource.id}`;
+}
+
+// order-select's selections: the orders being acted on that are still on the pad, else every
+// draft medication order.
+function currentSelections() {
+  const onPad = state.drafts.map(refOf);
+  const chosen = [...state.selected].filter((ref) => onPad.includes(ref));
+  return chosen.length ? chosen : state.drafts.filter((r) => r.resourceType === "MedicationRequest").map(refOf);
+}
+
+// Check the pad again; with no order left to select, clear the cards (they were about an order
+// no longer on the pad, and none of their suggestions applies).
+function recheck() {
+  if (currentSelections().length) return orderSelect();
+  $("cards").dataset.calls = String(Number($("cards").dataset.calls) + 1);
+  $("cards").replaceChildren(element("p", "No order to check on the pad: the cards are cleared.", "empty"));
+  return Promise.resolve([]);
+}
+
+function removeDraft(resource) {
+  state.drafts = state.drafts.filter((r) => r !== resource);
+  renderDrafts();
+  recheck();
+}
+
+// A delete of an order that is not a draft discontinues the record's order, as an EHR does on
+// accepting "Stop ...": its status changes in every prefetch the page sends from now on.
+function discontinueInRecord(ref) {
+  let found = null;
+  for (const keys of Object.values(state.record.prefetch)) {
+    for (const bundle of Object.values(keys)) {
+      for (const entry of (bundle && bundle.entry) || []) {
+        const r = entry.resource;
+        if (`${r.resourceType}/${r.id}` !== ref) continue;
+        r.status = STOPPED[r.resourceType] || "stopped";
+        found = r;
+      }
+    }
+  }
+  return found;
+}
+
+// The EHR's part of accepting a suggestion: apply each action to the drafts (or the record).
+// Returns what could not be applied.
 function applyActions(actions) {
+  const notApplied = [];
   for (const action of actions || []) {
     if (action.type === "create" && action.resource) {
       const resource = structuredClone(action.resource);
       if (!resource.id) resource.id = `demo-${state.nextId++}`;
       state.drafts.push(resource);
+      if (resource.resourceType === "MedicationRequest") {
+        state.selected.add(refOf(resource)); // a switched or new medication order is acted on
+        if (!state.drafts.some((r) => r.id === state.composedId)) state.composedId = resource.id;
+      }
     } else if (action.type === "update" && action.resource) {
       const resource = structuredClone(action.resource);
       const at = state.drafts.findIndex((r) => r.resourceType === resource.resourceType && r.id === resource.id);
@@ -254,11 +411,24 @@ function applyActions(actions) {
     } else if (action.type === "delete") {
       // CDS Hooks 2.0 resourceId (a relative reference); 1.0's id in resource is deprecated.
       const target = action.resourceId || action.resource;
-      const refs = Array.isArray(target) ? target : [target];
-      state.drafts = state.drafts.filter((r) => !refs.includes(`${r.resourceType}/${r.id}`));
+      for (const ref of Array.isArray(target) ? target : [target]) {
+        const before = state.drafts.length;
+        state.drafts = state.drafts.filter((r) => refOf(r) !== ref);
+        if (state.drafts.length < before) continue;
+        const stopped = discontinueInRecord(ref);
+        if (stopped) state.discontinued.push(`${ref} (${describeOrder(stopped)[0]}), status ${stopped.status}`);
+        else notApplied.push(`${action.description || "delete"}: ${ref} is neither a draft nor on the record`);
+      }
+    } else {
+      notApplied.push(`${action.description || action.type}: an action of type ${action.type} without what it needs`);
     }
   }
+  const composed = state.drafts.find((r) => r.id === state.composedId);
+  const values = composed && valuesOf(composed);
+  if (values) showValues(values);
+  state.composedFromForm = values || null; // null: "Select" enters the form's order anew
   renderDrafts();
+  return notApplied;
 }
 
 // ------------------------------------------------------------------------------ hook calls
@@ -283,55 +453,56 @@ function draftBundle() {
 async function callHook(hook, context, target) {
   const { service, body } = hookRequest(hook, context);
   status(`Calling ${service} …`);
+  target.classList.add("busy"); // no click on a card while its answer is being replaced
   try {
     const answer = await postJson(`../cds-services/${service}`, body);
-    renderCards(target, answer.cards || [], service, hook);
-    status(`${hook}: ${answer.cards.length} card${answer.cards.length === 1 ? "" : "s"}.`);
-    return answer.cards || [];
+    const cards = answer.cards || [];
+    renderCards(target, cards, service, hook);
+    status(`${hook}: ${plural(cards.length, "card")}.`);
+    return cards;
   } catch (error) {
     status(`${hook} failed: ${error.message}`, true);
     target.dataset.calls = String(Number(target.dataset.calls) + 1);
     return null;
+  } finally {
+    target.classList.remove("busy");
   }
 }
 
 function orderSelect() {
-  const selections = state.drafts
-    .filter((r) => r.resourceType === "MedicationRequest")
-    .map((r) => `MedicationRequest/${r.id}`);
   $("cards-hook").textContent = "order-select";
-  return callHook("order-select", { draftOrders: draftBundle(), selections }, $("cards"));
+  return callHook("order-select", { draftOrders: draftBundle(), selections: currentSelections() }, $("cards"));
 }
 
 async function orderSign() {
   $("cards-hook").textContent = "order-sign";
   const cards = await callHook("order-sign", { draftOrders: draftBundle() }, $("cards"));
   if (cards === null) return;
-  const blocking = cards.filter((c) => c.indicator === "critical" && !state.overriddenTopics.has(topicOf(c)));
+  const blocking = cards.filter((c) => c.indicator === "critical" && !state.overridden.has(overrideKey(c)));
   if (blocking.length) {
-    status(`order-sign: ${blocking.length} critical card(s): accept a suggestion or override before signing.`, true);
+    status(`order-sign: ${plural(blocking.length, "critical card")}: accept a suggestion or override before signing.`, true);
     return;
   }
   const signed = $("signed");
   if (signed.querySelector(".empty")) signed.replaceChildren();
-  for (const resource of state.drafts) {
-    const [first, ...rest] = describeOrder(resource);
-    const item = element("li");
-    item.append(element("strong", first));
-    for (const line of rest) item.append(element("div", line, "line"));
-    signed.append(item);
-  }
+  for (const resource of state.drafts) signed.append(orderItem(resource));
   state.drafts = [];
+  state.selected.clear();
   state.composedId = null;
+  state.composedFromForm = null;
   renderDrafts();
   const repeats = cards.length ? "" : " (a card order-select showed within the repeat window is not shown again)";
-  status(`Signed. order-sign answered ${cards.length} card${cards.length === 1 ? "" : "s"}${repeats}.`);
+  status(`Signed. order-sign answered ${plural(cards.length, "card")}${repeats}.`);
 }
 
 // ------------------------------------------------------------------------------ cards
 
 function topicOf(card) {
   return (card.source && card.source.topic && card.source.topic.code) || "";
+}
+
+function overrideKey(card) {
+  return `${topicOf(card)}\n${card.summary}`;
 }
 
 function renderCards(target, cards, service, hook) {
@@ -389,24 +560,20 @@ function renderCard(card, service, hook) {
 
   const reasons = node.querySelector(".override-reason");
   const coded = card.overrideReasons || [];
-  reasons.append(element("option", coded.length ? "(choose a reason)" : "(no coded reasons: say why below)"));
-  reasons.firstElementChild.value = "";
-  coded.forEach((reason, i) => {
-    const option = element("option", reason.display || reason.code);
-    option.value = String(i);
-    reasons.append(option);
-  });
+  reasons.append(option("", coded.length ? "(choose a reason, or say why below)" : "(no coded reasons: say why below)"));
+  coded.forEach((reason, i) => reasons.append(option(String(i), reason.display || reason.code)));
   const form = node.querySelector(".override-form");
   node.querySelector(".override").addEventListener("click", () => {
     form.hidden = !form.hidden;
   });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    override(card, coded[Number(reasons.value)] || null, node.querySelector(".override-comment").value.trim(), service, node);
+    const reason = reasons.value === "" ? null : coded[Number(reasons.value)];
+    override(card, reason, node.querySelector(".override-comment").value.trim(), service, node);
   });
 
-  const earlier = state.overriddenTopics.get(topicOf(card));
-  if (earlier !== undefined && topicOf(card)) {
+  const earlier = state.overridden.get(overrideKey(card));
+  if (earlier !== undefined) {
     node.classList.add("dismissed");
     showOutcome(node, `Overridden earlier in this session (${earlier}): shown collapsed.`);
   }
@@ -419,33 +586,31 @@ function showOutcome(node, text) {
   outcome.hidden = false;
 }
 
+// null when stored, else what went wrong
 async function sendFeedback(service, item) {
   try {
     await postJson(`../cds-services/${service}/feedback`, {
       feedback: [{ ...item, outcomeTimestamp: new Date().toISOString() }],
     });
-    return true;
+    return null;
   } catch (error) {
-    status(`Feedback was not stored: ${error.message}`, true);
-    return false;
+    return `the feedback was not stored (${error.message})`;
   }
 }
 
 async function accept(card, suggestion, service, hook, node, button) {
   button.disabled = true;
-  node.classList.add("busy");
-  applyActions(suggestion.actions);
-  showOutcome(node, `Accepted: ${suggestion.label}`);
-  const stored = await sendFeedback(service, {
+  const notApplied = applyActions(suggestion.actions);
+  showOutcome(node, notApplied.length ? `Not applied: ${notApplied.join("; ")}` : `Accepted: ${suggestion.label}`);
+  const failed = await sendFeedback(service, {
     card: card.uuid,
     outcome: "accepted",
     acceptedSuggestions: [{ id: suggestion.uuid }],
   });
-  if (hook === "patient-view") {
-    node.classList.remove("busy");
-    return;
-  }
-  if (stored) await orderSelect(); // the orders changed: check them again
+  // The orders (or the record) changed: check them again, whatever became of the feedback.
+  if (hook !== "patient-view") await recheck();
+  const problems = [...notApplied, ...(failed ? [failed] : [])];
+  if (problems.length) status(`Accepted "${suggestion.label}", but ${problems.join("; ")}.`, true);
 }
 
 async function override(card, reason, comment, service, node) {
@@ -456,35 +621,38 @@ async function override(card, reason, comment, service, node) {
   const overrideReason = {};
   if (reason) overrideReason.reason = reason;
   if (comment) overrideReason.userComment = comment;
-  if (await sendFeedback(service, { card: card.uuid, outcome: "overridden", overrideReason })) {
-    const said = [reason && (reason.display || reason.code), comment].filter(Boolean).join("; ");
-    if (topicOf(card)) state.overriddenTopics.set(topicOf(card), said);
-    node.classList.add("dismissed");
-    node.querySelector(".override-form").hidden = true;
-    showOutcome(node, `Overridden: ${said}`);
-    status("Override recorded.");
+  const failed = await sendFeedback(service, { card: card.uuid, outcome: "overridden", overrideReason });
+  if (failed) {
+    status(`Not overridden: ${failed}.`, true);
+    return;
   }
+  const said = [reason && (reason.display || reason.code), comment].filter(Boolean).join("; ");
+  state.overridden.set(overrideKey(card), said);
+  node.classList.add("dismissed");
+  node.querySelector(".override-form").hidden = true;
+  showOutcome(node, `Overridden: ${said}`);
+  status("Override recorded.");
 }
 
 // ------------------------------------------------------------------------------ set-up
 
 function fillPatients() {
   const filter = $("patient-filter").value.trim().toLowerCase();
-  const select = $("patient");
   const groups = new Map();
   for (const patient of state.patients) {
     const label = `${patient.key.split("/")[1]}: ${patient.purpose}`;
     if (filter && !label.toLowerCase().includes(filter)) continue;
-    if (!groups.has(patient.group)) groups.set(patient.group, element("optgroup"));
-    const group = groups.get(patient.group);
-    group.label = patient.group;
-    const option = element("option", label);
-    option.value = patient.key;
-    option.title = label;
-    group.append(option);
+    if (!groups.has(patient.group)) {
+      const group = element("optgroup");
+      group.label = patient.group;
+      groups.set(patient.group, group);
+    }
+    const item = option(patient.key, label);
+    item.title = label;
+    groups.get(patient.group).append(item);
   }
-  select.replaceChildren(...groups.values());
-  if (state.record) select.value = state.record.key;
+  $("patient").replaceChildren(...groups.values());
+  if (state.record) $("patient").value = state.record.key;
 }
 
 async function choosePatient(key) {
@@ -495,8 +663,11 @@ async function choosePatient(key) {
     return;
   }
   state.drafts = [];
+  state.discontinued = [];
+  state.selected.clear();
   state.composedId = null;
-  state.overriddenTopics.clear();
+  state.composedFromForm = null;
+  state.overridden.clear();
   renderDrafts();
   $("cards").replaceChildren(element("p", "Select an order to see its cards.", "empty"));
   const s = state.record.summary;
@@ -505,26 +676,63 @@ async function choosePatient(key) {
   $("patient-headline").textContent = s.headline;
   $("patient-purpose").textContent = state.record.purpose;
   const moved = state.record.datesMovedByDays;
-  $("dates-moved").textContent = moved
-    ? `The record's dates are moved by ${moved} days so that it reads as of today.`
-    : "";
+  $("dates-moved").textContent = moved ? `The record's dates are moved by ${moved} days so that it reads as of today.` : "";
   fillList($("summary-observations"), s.observations, "None on record.");
   fillList($("summary-conditions"), s.conditions, "None on record.");
   fillList($("summary-allergies"), s.allergies, "None on record.");
   fillList($("summary-medications"), s.medications, "None on record.");
+  const orders = state.record.scenarioOrders || [];
+  $("load-scenario").hidden = !orders.length;
+  $("load-scenario").textContent = `Load the scenario's ${plural(orders.length, "order")}`;
   await callHook("patient-view", {}, $("pv-cards"));
 }
 
-function fillProductRoutes() {
-  const product = state.choices.products.find((p) => p.id === $("product").value);
-  const route = $("route");
-  route.replaceChildren(
-    ...product.routes.map((key) => {
-      const option = element("option", state.choices.routes[key].text);
-      option.value = key;
-      return option;
-    })
-  );
+function loadScenarioOrders() {
+  state.drafts = structuredClone(state.record.scenarioOrders);
+  state.discontinued = [];
+  state.selected = new Set(state.record.scenarioSelections);
+  const composed = state.drafts.find((r) => r.resourceType === "MedicationRequest");
+  state.composedId = composed ? composed.id : null;
+  const values = composed && valuesOf(composed);
+  if (values) showValues(values);
+  state.composedFromForm = values || null;
+  renderDrafts();
+  orderSelect();
+}
+
+// What only a suggestion puts on an immune globulin order: a rate, an instruction, a note.
+function hasAcceptedChanges(order) {
+  const dosages = order.dosageInstruction || [];
+  const rated = dosages.some((d) => (d.doseAndRate || []).some((r) => r.rateRange || r.rateQuantity || r.rateRatio));
+  return rated || dosages.some((d) => (d.additionalInstruction || []).length) || (order.note || []).length > 0;
+}
+
+function selectOrder(event) {
+  event.preventDefault();
+  if (!state.record) {
+    status("Pick a patient first.", true);
+    return;
+  }
+  const values = formValues();
+  const current = state.drafts.find((r) => r.id === state.composedId);
+  if (current && sameValues(values, state.composedFromForm)) {
+    orderSelect(); // nothing edited: check the order as it stands, accepted changes and all
+    return;
+  }
+  if (!current) state.composedId = `demo-${state.nextId++}`;
+  state.selected.add(`MedicationRequest/${state.composedId}`);
+  const order = composeOrder(state.composedId, values);
+  const dropped = current && hasAcceptedChanges(current);
+  const at = state.drafts.findIndex((r) => r.id === order.id);
+  if (at >= 0) state.drafts[at] = order;
+  else state.drafts.push(order);
+  state.composedFromForm = values;
+  renderDrafts();
+  orderSelect().then(() => {
+    if (dropped) {
+      status("Entered anew from the form: rates and instructions accepted for the earlier version were for that order and are not kept; the cards are for the order as entered now.");
+    }
+  });
 }
 
 async function start() {
@@ -537,51 +745,24 @@ async function start() {
   $("product").replaceChildren(
     ...state.choices.products.map((p) => {
       const notes = [p.discontinued ? "discontinued" : "", p.stocked ? "" : "not stocked here"].filter(Boolean);
-      const option = element("option", notes.length ? `${p.text} (${notes.join(", ")})` : p.text);
-      option.value = p.id;
-      return option;
+      return option(p.id, notes.length ? `${p.text} (${notes.join(", ")})` : p.text);
     })
   );
-  $("frequency").replaceChildren(
-    ...Object.entries(FREQUENCIES).map(([key, f]) => {
-      const option = element("option", f.text);
-      option.value = key;
-      return option;
-    })
-  );
-  const none = element("option", "(no reason given)");
-  none.value = "";
-  $("reason").replaceChildren(
-    none,
-    ...state.choices.reasons.map((r) => {
-      const option = element("option", r.text);
-      option.value = r.id;
-      return option;
-    })
-  );
+  $("frequency").replaceChildren(...Object.entries(FREQUENCIES).map(([key, f]) => option(key, f.text)));
+  $("reason").replaceChildren(option("", "(no reason given)"), ...state.choices.reasons.map((r) => option(r.id, r.text)));
   fillProductRoutes();
   fillPatients();
   previewOrder();
   $("product").addEventListener("change", fillProductRoutes);
-  for (const id of ["dose", "dose-unit", "frequency", "days"]) $(id).addEventListener("input", previewOrder);
+  $("frequency").addEventListener("change", () => {
+    $("days").value = String(FREQUENCIES[$("frequency").value].days);
+    previewOrder();
+  });
+  for (const id of ["dose", "dose-unit", "days"]) $(id).addEventListener("input", previewOrder);
   $("patient-filter").addEventListener("input", fillPatients);
   $("patient").addEventListener("change", (event) => choosePatient(event.target.value));
-  $("order-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    if (!state.record) {
-      status("Pick a patient first.", true);
-      return;
-    }
-    if (!state.composedId || !state.drafts.some((r) => r.id === state.composedId)) {
-      state.composedId = `demo-${state.nextId++}`;
-    }
-    const order = composeOrder(state.composedId);
-    const at = state.drafts.findIndex((r) => r.resourceType === "MedicationRequest" && r.id === order.id);
-    if (at >= 0) state.drafts[at] = order;
-    else state.drafts.push(order);
-    renderDrafts();
-    orderSelect();
-  });
+  $("order-form").addEventListener("submit", selectOrder);
+  $("load-scenario").addEventListener("click", loadScenarioOrders);
   $("sign-orders").addEventListener("click", orderSign);
   document.body.dataset.ready = "true";
   status("Ready: pick a patient, then an order.");
