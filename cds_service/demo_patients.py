@@ -167,8 +167,9 @@ def _codings(concept: Any) -> Iterable[tuple[str, str]]:
 
 def summary(resources: list[dict[str, Any]], today: date) -> dict[str, Any]:
     """A short clinical summary, as a chart banner shows one: who, the latest of each
-    measurement, and the active problems, allergies and medications (text only; the page
-    escapes it)."""
+    measurement, the problems and the allergies (text only; the page escapes it). The page lists
+    the medication orders itself, from the prefetch it sends, so that an order it discontinues
+    shows so."""
     person = next(r for r in resources if r["resourceType"] == "Patient")
     return {
         "name": _name(person),
@@ -176,9 +177,6 @@ def summary(resources: list[dict[str, Any]], today: date) -> dict[str, Any]:
         "observations": _latest_observations(resources),
         "conditions": _listed(resources, "Condition", "code", _clinical_status),
         "allergies": _listed(resources, "AllergyIntolerance", "code", _allergy_status),
-        "medications": _listed(
-            resources, "MedicationRequest", "medicationCodeableConcept", _status
-        ),
     }
 
 
@@ -279,8 +277,3 @@ def _code(concept: Any) -> str:
         if coding.get("code"):
             return str(coding["code"])
     return ""
-
-
-def _status(resource: Mapping[str, Any]) -> str:
-    state = str(resource.get("status", "no status"))
-    return "" if state == "entered-in-error" else state

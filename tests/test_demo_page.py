@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from browser import Browser
 from conftest import make_app
-from flask import Flask
+from flask import Flask, request
 from werkzeug.serving import make_server
 
 from cds_service.ids import new_uuid
@@ -194,8 +195,9 @@ def test_a_clinician_orders_privigen_accepts_overrides_and_signs(
 
 def test_a_switch_to_scig_stops_the_record_iv_order(chromium: Browser, tmp_path: Path) -> None:
     """A scenario's own orders loaded onto the pad; "Stop the Privigen IV order" (a delete of an
-    order on the record, not a draft) discontinues it, and the re-check no longer asks; an
-    override with a comment only sends no coded reason."""
+    order on the record, not a draft) discontinues it, and the re-check no longer asks; loading
+    the scenario again restores its record; an override with a comment only sends no coded
+    reason."""
     app = make_app(tmp_path, DEMO_PAGE=True, UUID_FACTORY=new_uuid)
     driver = chromium.driver
     with served(app) as base:
@@ -219,26 +221,61 @@ def test_a_switch_to_scig_stops_the_record_iv_order(chromium: Browser, tmp_path:
         assert "status stopped" in drafts
         labels = [b.text for c in cards for b in c.find_elements("css selector", ".accept")]
         assert not any(label.startswith("Stop") for label in labels), labels
-        # Override what is left, with a comment and no coded reason.
-        remaining = [c for c in cards if c.find_elements("css selector", ".override")]
-        if remaining:
-            card = remaining[0]
-            overridden_uuid = card.get_attribute("data-uuid")
-            card.find_element("css selector", ".override").click()
-            card.find_element("css selector", ".override-comment").send_keys("Patient's choice")
-            card.find_element("css selector", ".confirm-override").click()
-            page.wait.until(
-                lambda _: "Overridden" in card.find_element("css selector", ".outcome").text
-            )
-            row = next(
-                r
-                for r in _feedback(tmp_path / "feedback.sqlite3")
-                if r["card_uuid"] == overridden_uuid
-            )
-            assert row["override_code"] is None and row["user_comment"] == "Patient's choice"
+        assert "(stopped)" in page.by_id("summary-medications").text  # the chart says so too
         page.shoot("scig-switch")
+        # The scenario afresh: its record as it was, the IV order current again.
+        calls = page.calls("cards")
+        page.by_id("load-scenario").click()
+        page.after_call("cards", calls)
+        assert "Discontinued" not in page.by_id("drafts").text
+        assert "(active)" in page.by_id("summary-medications").text
+        switch = page.card("cards", "IVIGPRODUCTWARNING")
+        assert any(
+            b.text.startswith("Stop") for b in switch.find_elements("css selector", ".accept")
+        )
+        # Override it with a comment alone, though the card has coded reasons: none is sent.
+        assert len(switch.find_elements("css selector", ".override-reason option")) > 1
+        overridden_uuid = switch.get_attribute("data-uuid")
+        switch.find_element("css selector", ".override").click()
+        switch.find_element("css selector", ".override-comment").send_keys("Patient's choice")
+        switch.find_element("css selector", ".confirm-override").click()
+        page.wait.until(
+            lambda _: "Overridden" in switch.find_element("css selector", ".outcome").text
+        )
+        row = next(
+            r for r in _feedback(tmp_path / "feedback.sqlite3") if r["card_uuid"] == overridden_uuid
+        )
+        assert row["override_code"] is None and row["user_comment"] == "Patient's choice"
         errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
+
+
+def test_an_answer_for_the_patient_before_is_never_shown(chromium: Browser, tmp_path: Path) -> None:
+    """Select for one patient, then pick another before the answer comes (the service held
+    back 1.5 s here): the late answer, about the first patient, is dropped."""
+    app = make_app(tmp_path, DEMO_PAGE=True, UUID_FACTORY=new_uuid)
+
+    @app.before_request
+    def slow_order_select() -> None:
+        if request.path.endswith("/ivig-order-select"):
+            time.sleep(1.5)
+
+    driver = chromium.driver
+    with served(app) as base:
+        driver.get(f"{base}/demo/")
+        page = Page(driver, tmp_path)
+        page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
+        page.choose("patient", "scenarios/ivig-in-age-66")
+        page.after_call("pv-cards", 0)
+        page.choose("product", "privigen")
+        page.choose("reason", "guillain-barre-syndrome")
+        page.by_id("select-order").click()
+        page.choose("patient", "scenarios/ivig-out-age-64")  # before the answer is back
+        page.after_call("pv-cards", 1)
+        assert "64 years" in page.by_id("patient-headline").text
+        time.sleep(2.5)  # the first patient's answer has arrived by now, and must be dropped
+        assert "age 66" not in page.by_id("cards").text
+        assert page.calls("cards") == 0 and page.by_id("drafts").text == "No draft orders."
 
 
 HOSTILE_MARKDOWN = (

@@ -34,6 +34,9 @@ const state = {
   // Overridden cards, by topic code and summary: a card of the same topic about something else
   // (another product, another risk) is shown again.
   overridden: new Map(),
+  pristinePrefetch: null, // the record's prefetch as loaded, before any discontinuation
+  patientCalls: 0, // bumped when the patient changes: an answer for the one before is dropped
+  selectAnswered: false, // order-select has answered for these drafts (what Sign may say)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -364,6 +367,7 @@ function recheck() {
   if (currentSelections().length) return orderSelect();
   $("cards").dataset.calls = String(Number($("cards").dataset.calls) + 1);
   $("cards").replaceChildren(element("p", "No order to check on the pad: the cards are cleared.", "empty"));
+  status("No order to check on the pad: the cards are cleared.");
   return Promise.resolve([]);
 }
 
@@ -387,7 +391,16 @@ function discontinueInRecord(ref) {
       }
     }
   }
+  if (found) renderMedications();
   return found;
+}
+
+// The record's medication orders as the prefetch the page sends has them (a discontinued one
+// shows its new status).
+function renderMedications() {
+  const bundle = state.record.prefetch[state.choices.services["order-select"]].medicationRequests;
+  const orders = ((bundle && bundle.entry) || []).map((e) => e.resource).filter((r) => r.status !== "entered-in-error");
+  fillList($("summary-medications"), orders.map((r) => `${describeOrder(r)[0]} (${r.status})`), "None on record.");
 }
 
 // The EHR's part of accepting a suggestion: apply each action to the drafts (or the record).
@@ -452,15 +465,18 @@ function draftBundle() {
 
 async function callHook(hook, context, target) {
   const { service, body } = hookRequest(hook, context);
+  const patientCall = state.patientCalls;
   status(`Calling ${service} …`);
   target.classList.add("busy"); // no click on a card while its answer is being replaced
   try {
     const answer = await postJson(`../cds-services/${service}`, body);
+    if (patientCall !== state.patientCalls) return null; // about the patient before: dropped
     const cards = answer.cards || [];
     renderCards(target, cards, service, hook);
     status(`${hook}: ${plural(cards.length, "card")}.`);
     return cards;
   } catch (error) {
+    if (patientCall !== state.patientCalls) return null;
     status(`${hook} failed: ${error.message}`, true);
     target.dataset.calls = String(Number(target.dataset.calls) + 1);
     return null;
@@ -469,9 +485,11 @@ async function callHook(hook, context, target) {
   }
 }
 
-function orderSelect() {
+async function orderSelect() {
   $("cards-hook").textContent = "order-select";
-  return callHook("order-select", { draftOrders: draftBundle(), selections: currentSelections() }, $("cards"));
+  const cards = await callHook("order-select", { draftOrders: draftBundle(), selections: currentSelections() }, $("cards"));
+  if (cards !== null) state.selectAnswered = true;
+  return cards;
 }
 
 async function orderSign() {
@@ -491,7 +509,11 @@ async function orderSign() {
   state.composedId = null;
   state.composedFromForm = null;
   renderDrafts();
-  const repeats = cards.length ? "" : " (a card order-select showed within the repeat window is not shown again)";
+  const repeats =
+    !cards.length && state.selectAnswered
+      ? " (a card order-select showed within the repeat window is not shown again)"
+      : "";
+  state.selectAnswered = false;
   status(`Signed. order-sign answered ${plural(cards.length, "card")}${repeats}.`);
 }
 
@@ -656,12 +678,19 @@ function fillPatients() {
 }
 
 async function choosePatient(key) {
+  const patientCall = ++state.patientCalls; // what is still on its way is for the one before
+  $("cards").replaceChildren(element("p", "Loading the patient …", "empty"));
+  $("pv-cards").replaceChildren(element("p", "Loading the patient …", "empty"));
+  let record;
   try {
-    state.record = await getJson(`patients/${key}`);
+    record = await getJson(`patients/${key}`);
   } catch (error) {
-    status(`Could not load the patient: ${error.message}`, true);
+    if (patientCall === state.patientCalls) status(`Could not load the patient: ${error.message}`, true);
     return;
   }
+  if (patientCall !== state.patientCalls) return; // another patient was picked meanwhile
+  state.record = record;
+  state.pristinePrefetch = structuredClone(record.prefetch); // before any discontinuation
   state.drafts = [];
   state.discontinued = [];
   state.selected.clear();
@@ -680,7 +709,7 @@ async function choosePatient(key) {
   fillList($("summary-observations"), s.observations, "None on record.");
   fillList($("summary-conditions"), s.conditions, "None on record.");
   fillList($("summary-allergies"), s.allergies, "None on record.");
-  fillList($("summary-medications"), s.medications, "None on record.");
+  renderMedications();
   const orders = state.record.scenarioOrders || [];
   $("load-scenario").hidden = !orders.length;
   $("load-scenario").textContent = `Load the scenario's ${plural(orders.length, "order")}`;
@@ -688,6 +717,9 @@ async function choosePatient(key) {
 }
 
 function loadScenarioOrders() {
+  // The scenario afresh: its orders, and its record as it was (nothing discontinued).
+  state.record.prefetch = structuredClone(state.pristinePrefetch);
+  renderMedications();
   state.drafts = structuredClone(state.record.scenarioOrders);
   state.discontinued = [];
   state.selected = new Set(state.record.scenarioSelections);
@@ -758,7 +790,10 @@ async function start() {
     $("days").value = String(FREQUENCIES[$("frequency").value].days);
     previewOrder();
   });
-  for (const id of ["dose", "dose-unit", "days"]) $(id).addEventListener("input", previewOrder);
+  for (const id of ["dose", "dose-unit", "days"]) {
+    $(id).addEventListener("input", previewOrder);
+    $(id).addEventListener("change", previewOrder);
+  }
   $("patient-filter").addEventListener("input", fillPatients);
   $("patient").addEventListener("change", (event) => choosePatient(event.target.value));
   $("order-form").addEventListener("submit", selectOrder);

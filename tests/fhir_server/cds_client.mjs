@@ -25,11 +25,23 @@ const discovery = await (await fetch(`${serviceBase}/cds-services`)).json();
 const service = discovery.services.find((s) => s.hook === hook);
 const user = { resourceType: 'Practitioner', id: 'example' };
 const request = await buildCdsRequest(medplum, user, service, JSON.parse(contextJson));
-const response = await fetch(`${serviceBase}/cds-services/${service.id}`, {
-  method: 'POST',
-  headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify(request),
-});
+// gunicorn closes an idle keep-alive connection after 2 s: when resolving the prefetch took
+// longer (a busy machine), the POST may go out on the discovery call's connection as it closes.
+// A browser sends such a request again on a new connection; undici's fetch does not, so this does.
+async function post() {
+  return fetch(`${serviceBase}/cds-services/${service.id}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(request),
+  });
+}
+let response;
+try {
+  response = await post();
+} catch (error) {
+  if (error?.cause?.code !== 'UND_ERR_SOCKET') throw error;
+  response = await post();
+}
 process.stdout.write(
   JSON.stringify({
     status: response.status,

@@ -196,6 +196,12 @@ const server = http.createServer((req, res) => {
     });
 });
 
+// Node closes an idle keep-alive connection after 5 s; a client that sends on it as it closes gets
+// "connection reset" (seen as a 412 under two test workers on a busy machine). The test server
+// keeps idle connections for the whole run instead: its clients close them.
+server.keepAliveTimeout = 10 * 60 * 1000;
+server.headersTimeout = server.keepAliveTimeout + 1000;
+
 server.listen(Number(args.port), args.host, () => {
   const { address, port } = server.address();
   origin = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
