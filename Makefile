@@ -48,16 +48,10 @@ $(VENV)/.installed-chromium: | $(BIN)/python
 run: $(VENV)/.installed-run
 	IVIG_CDS_DEMO_PAGE=$${IVIG_CDS_DEMO_PAGE:-1} $(BIN)/ivig-cds serve --host 127.0.0.1 --port 8080
 
-# pytest on TEST_WORKERS processes (the CI machine's two cores), one test file to a worker at a
-# time so that each file's servers and browser start once: 540 s instead of 670-920 s serially.
-# schemathesis gives every case of an operation the same test id, which xdist cannot tell
-# apart (only one case would be reported), so that file runs on its own afterwards.
-TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test $(VENV)/.installed-nginx $(VENV)/.installed-chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/test_schemathesis.py
-	$(BIN)/pytest tests/test_schemathesis.py
+	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

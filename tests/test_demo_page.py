@@ -51,6 +51,20 @@ class Page:
         self.shots = shots
         self.wait = WebDriverWait(driver, WAIT_S)
 
+    @classmethod
+    def opened(cls, driver: Any, base: str, shots: Path) -> Page:
+        """The page loaded and started (its choices and patients fetched)."""
+        driver.get(f"{base}/demo/")
+        page = cls(driver, shots)
+        page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
+        return page
+
+    def pick_patient(self, key: str) -> None:
+        """Pick a fixture patient and wait for the chart-open (patient-view) answer."""
+        before = self.calls("pv-cards")
+        self.choose("patient", key)
+        self.after_call("pv-cards", before)
+
     def by_id(self, element_id: str) -> Any:
         return self.driver.find_element("id", element_id)
 
@@ -105,13 +119,10 @@ def test_a_clinician_orders_privigen_accepts_overrides_and_signs(
     driver.get_log("browser")  # what an earlier page left
     with served(app) as base:
         driver.set_window_size(1500, 1000)
-        driver.get(f"{base}/demo/")
-        page = Page(driver, shots)
-        page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
+        page = Page.opened(driver, base, shots)
 
         # The chart: an elderly fixture patient, and the chart-open (patient-view) panel.
-        page.choose("patient", "scenarios/ivig-in-age-66")
-        page.after_call("pv-cards", 0)
+        page.pick_patient("scenarios/ivig-in-age-66")
         assert "66 years" in page.by_id("patient-headline").text
         assert "Body weight: 70 kg" in page.by_id("summary-observations").text
 
@@ -201,11 +212,8 @@ def test_a_switch_to_scig_stops_the_record_iv_order(chromium: Browser, tmp_path:
     app = make_app(tmp_path, DEMO_PAGE=True, UUID_FACTORY=new_uuid)
     driver = chromium.driver
     with served(app) as base:
-        driver.get(f"{base}/demo/")
-        page = Page(driver, tmp_path)
-        page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
-        page.choose("patient", "scenarios/ivig-in-scig-after-ivig")
-        page.after_call("pv-cards", 0)
+        page = Page.opened(driver, base, tmp_path)
+        page.pick_patient("scenarios/ivig-in-scig-after-ivig")
         page.by_id("load-scenario").click()
         page.after_call("cards", 0)
         switch = page.card("cards", "IVIGPRODUCTWARNING")
@@ -262,16 +270,12 @@ def test_an_answer_for_the_patient_before_is_never_shown(chromium: Browser, tmp_
 
     driver = chromium.driver
     with served(app) as base:
-        driver.get(f"{base}/demo/")
-        page = Page(driver, tmp_path)
-        page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
-        page.choose("patient", "scenarios/ivig-in-age-66")
-        page.after_call("pv-cards", 0)
+        page = Page.opened(driver, base, tmp_path)
+        page.pick_patient("scenarios/ivig-in-age-66")
         page.choose("product", "privigen")
         page.choose("reason", "guillain-barre-syndrome")
         page.by_id("select-order").click()
-        page.choose("patient", "scenarios/ivig-out-age-64")  # before the answer is back
-        page.after_call("pv-cards", 1)
+        page.pick_patient("scenarios/ivig-out-age-64")  # before the answer is back
         assert "64 years" in page.by_id("patient-headline").text
         time.sleep(2.5)  # the first patient's answer has arrived by now, and must be dropped
         assert "age 66" not in page.by_id("cards").text
@@ -292,9 +296,7 @@ def test_card_markdown_is_rendered_and_nothing_in_it_runs(
     script besides)."""
     driver = chromium.driver
     with served(make_app(tmp_path, DEMO_PAGE=True)) as base:
-        driver.get(f"{base}/demo/")
-        page = Page(driver, tmp_path)
-        page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
+        Page.opened(driver, base, tmp_path)
         html = driver.execute_script(
             "const box = document.createElement('div'); renderMarkdown(box, arguments[0]);"
             "document.body.append(box); return box.innerHTML;",
