@@ -280,6 +280,11 @@ def test_an_answer_for_the_patient_before_is_never_shown(chromium: Browser, tmp_
         time.sleep(2.5)  # the first patient's answer has arrived by now, and must be dropped
         assert "age 66" not in page.by_id("cards").text
         assert page.calls("cards") == 0 and page.by_id("drafts").text == "No draft orders."
+        assert "busy" not in (page.by_id("cards").get_attribute("class") or "")  # still usable
+        page.by_id("select-order").click()  # the new patient's own order, checked
+        page.after_call("cards", 0)
+        assert "age 66" not in page.by_id("cards").text
+        assert "Privigen" in page.by_id("drafts").text
 
 
 HOSTILE_MARKDOWN = (

@@ -36,6 +36,8 @@ const state = {
   overridden: new Map(),
   pristinePrefetch: null, // the record's prefetch as loaded, before any discontinuation
   patientCalls: 0, // bumped when the patient changes: an answer for the one before is dropped
+  latestCall: new Map(), // panel id -> the number of its latest call: an older answer is dropped
+  calls: 0,
   selectAnswered: false, // order-select has answered for these drafts (what Sign may say)
 };
 
@@ -466,22 +468,27 @@ function draftBundle() {
 async function callHook(hook, context, target) {
   const { service, body } = hookRequest(hook, context);
   const patientCall = state.patientCalls;
+  const call = ++state.calls;
+  state.latestCall.set(target.id, call);
+  // An answer for the patient before, or one overtaken by a newer call to the same panel (Select
+  // pressed twice), is dropped: what the panel shows is the answer to what is on the pad now.
+  const stale = () => patientCall !== state.patientCalls || state.latestCall.get(target.id) !== call;
   status(`Calling ${service} …`);
   target.classList.add("busy"); // no click on a card while its answer is being replaced
   try {
     const answer = await postJson(`../cds-services/${service}`, body);
-    if (patientCall !== state.patientCalls) return null; // about the patient before: dropped
+    if (stale()) return null;
     const cards = answer.cards || [];
     renderCards(target, cards, service, hook);
     status(`${hook}: ${plural(cards.length, "card")}.`);
     return cards;
   } catch (error) {
-    if (patientCall !== state.patientCalls) return null;
+    if (stale()) return null;
     status(`${hook} failed: ${error.message}`, true);
     target.dataset.calls = String(Number(target.dataset.calls) + 1);
     return null;
   } finally {
-    target.classList.remove("busy");
+    if (state.latestCall.get(target.id) === call) target.classList.remove("busy"); // none newer
   }
 }
 
