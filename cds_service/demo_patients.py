@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -244,7 +244,12 @@ def _value(observation: Mapping[str, Any]) -> str:
     return "(no value)"
 
 
-def _listed(resources: list[dict[str, Any]], kind: str, field: str, status: Any) -> list[str]:
+def _listed(
+    resources: list[dict[str, Any]],
+    kind: str,
+    field: str,
+    status: Callable[[Mapping[str, Any]], str],
+) -> list[str]:
     lines = [
         f"{_text(r.get(field))} ({state})"
         for r in resources

@@ -37,18 +37,25 @@ class Browser:
         """The selenium WebDriver, to drive a served page (tests/test_demo_page.py)."""
         return self._driver
 
+    def console_errors(self) -> list[str]:
+        """The SEVERE entries (script errors, failed loads) logged since the last call: reading
+        the browser's log empties it."""
+        return [e["message"] for e in self._driver.get_log("browser") if e["level"] == "SEVERE"]
+
+    def screenshot(self, path: Path, width: int = 1280) -> Path:
+        """The whole page: the window made as tall as the page, plus the browser's own bars."""
+        height = self._driver.execute_script("return document.documentElement.scrollHeight")
+        self._driver.set_window_size(width, min(max(int(height) + 200, 800), 12000))
+        self._driver.save_screenshot(str(path))
+        return path
+
     def open(self, page: Path, screenshot: Path) -> Opened:
         driver = self._driver
-        driver.get_log("browser")  # what an earlier page left
+        self.console_errors()  # what an earlier page left
         driver.get(page.resolve().as_uri())
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, min(max(int(height), 800), 12000))  # the whole page
-        driver.save_screenshot(str(screenshot))
-        errors = [
-            entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
-        ]
+        self.screenshot(screenshot)
         return Opened(
-            console_errors=errors,
+            console_errors=self.console_errors(),
             screenshot=screenshot,
             title=driver.title,
             svg_count=int(driver.execute_script("return document.querySelectorAll('svg').length")),

@@ -4,6 +4,7 @@ service's own templates, giving the same answers as the tests' full prefetch."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from flask import Flask
 
 from cds_service.config import ConfigError, Settings, load_settings
 from cds_service.demo_patients import prefetched, shift_dates
+from hooks.knowledge_base import KNOWLEDGE_DIR
 
 SELECT = "ivig-order-select"
 
@@ -87,10 +89,6 @@ def test_every_orderable_code_comes_from_the_knowledge(demo_app: Flask) -> None:
 
 
 def load_json_knowledge(name: str) -> Any:
-    import json
-
-    from hooks.knowledge_base import KNOWLEDGE_DIR
-
     return json.loads((Path(KNOWLEDGE_DIR) / name).read_text(encoding="utf-8"))
 
 

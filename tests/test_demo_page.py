@@ -44,18 +44,21 @@ def served(app: Flask) -> Iterator[str]:
 class Page:
     """The page's controls, found by id, and waits on what the page marks when it is done."""
 
-    def __init__(self, driver: Any, shots: Path) -> None:
+    def __init__(self, browser: Browser, shots: Path) -> None:
         from selenium.webdriver.support.ui import WebDriverWait
 
-        self.driver = driver
+        self.browser = browser
+        self.driver = browser.driver
         self.shots = shots
-        self.wait = WebDriverWait(driver, WAIT_S)
+        self.wait = WebDriverWait(self.driver, WAIT_S)
 
     @classmethod
-    def opened(cls, driver: Any, base: str, shots: Path) -> Page:
-        """The page loaded and started (its choices and patients fetched)."""
-        driver.get(f"{base}/demo/")
-        page = cls(driver, shots)
+    def opened(cls, browser: Browser, base: str, shots: Path) -> Page:
+        """The page loaded and started (its choices and patients fetched); the browser's log
+        emptied of what an earlier page left."""
+        browser.console_errors()
+        browser.driver.get(f"{base}/demo/")
+        page = cls(browser, shots)
         page.wait.until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready"))
         return page
 
@@ -91,12 +94,7 @@ class Page:
         return next(c for c in found if c.get_attribute("data-topic") == topic)
 
     def shoot(self, name: str) -> Path:
-        height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        # The window's height holds the browser's own bars too: a margin shows the whole page.
-        self.driver.set_window_size(1500, min(max(int(height) + 200, 900), 6000))
-        path = self.shots / f"{name}.png"
-        self.driver.save_screenshot(str(path))
-        return path
+        return self.browser.screenshot(self.shots / f"{name}.png", width=1500)
 
 
 def _feedback(database: Path) -> list[dict[str, Any]]:
@@ -116,10 +114,9 @@ def test_a_clinician_orders_privigen_accepts_overrides_and_signs(
     shots = tmp_path / "screenshots"
     shots.mkdir()
     driver = chromium.driver
-    driver.get_log("browser")  # what an earlier page left
     with served(app) as base:
         driver.set_window_size(1500, 1000)
-        page = Page.opened(driver, base, shots)
+        page = Page.opened(chromium, base, shots)
 
         # The chart: an elderly fixture patient, and the chart-open (patient-view) panel.
         page.pick_patient("scenarios/ivig-in-age-66")
@@ -187,8 +184,7 @@ def test_a_clinician_orders_privigen_accepts_overrides_and_signs(
         assert "Privigen" in page.by_id("signed").text
         assert "rate 0.5 mg/kg/min" in page.by_id("signed").text
         page.shoot("4-signed")
-        errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        assert errors == []
+        assert chromium.console_errors() == []
 
     rows = _feedback(tmp_path / "feedback.sqlite3")
     by_outcome = {row["outcome"]: row for row in rows}
@@ -210,9 +206,8 @@ def test_a_switch_to_scig_stops_the_record_iv_order(chromium: Browser, tmp_path:
     the scenario again restores its record; an override with a comment only sends no coded
     reason."""
     app = make_app(tmp_path, DEMO_PAGE=True, UUID_FACTORY=new_uuid)
-    driver = chromium.driver
     with served(app) as base:
-        page = Page.opened(driver, base, tmp_path)
+        page = Page.opened(chromium, base, tmp_path)
         page.pick_patient("scenarios/ivig-in-scig-after-ivig")
         page.by_id("load-scenario").click()
         page.after_call("cards", 0)
@@ -254,8 +249,7 @@ def test_a_switch_to_scig_stops_the_record_iv_order(chromium: Browser, tmp_path:
             r for r in _feedback(tmp_path / "feedback.sqlite3") if r["card_uuid"] == overridden_uuid
         )
         assert row["override_code"] is None and row["user_comment"] == "Patient's choice"
-        errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        assert errors == []
+        assert chromium.console_errors() == []
 
 
 def test_an_answer_for_the_patient_before_is_never_shown(chromium: Browser, tmp_path: Path) -> None:
@@ -268,9 +262,8 @@ def test_an_answer_for_the_patient_before_is_never_shown(chromium: Browser, tmp_
         if request.path.endswith("/ivig-order-select"):
             time.sleep(1.5)
 
-    driver = chromium.driver
     with served(app) as base:
-        page = Page.opened(driver, base, tmp_path)
+        page = Page.opened(chromium, base, tmp_path)
         page.pick_patient("scenarios/ivig-in-age-66")
         page.choose("product", "privigen")
         page.choose("reason", "guillain-barre-syndrome")
@@ -301,7 +294,7 @@ def test_card_markdown_is_rendered_and_nothing_in_it_runs(
     script besides)."""
     driver = chromium.driver
     with served(make_app(tmp_path, DEMO_PAGE=True)) as base:
-        Page.opened(driver, base, tmp_path)
+        Page.opened(chromium, base, tmp_path)
         html = driver.execute_script(
             "const box = document.createElement('div'); renderMarkdown(box, arguments[0]);"
             "document.body.append(box); return box.innerHTML;",
