@@ -6,8 +6,11 @@ COPY cds_service ./cds_service
 COPY hooks ./hooks
 COPY fhir_fixtures ./fhir_fixtures
 # The reports extra: `ivig-cds report feedback` draws its charts, `knowledge report` renders cards.
-RUN pip install --no-cache-dir ".[reports]" && useradd --system --home /app ivig && mkdir -p /data && chown ivig /data
-USER ivig
+# A numeric user: Kubernetes' runAsNonRoot can check a number, not a name (deploy/kubernetes).
+RUN pip install --no-cache-dir ".[reports]" \
+    && useradd --system --uid 10001 --user-group --home /app ivig \
+    && mkdir -p /data && chown 10001:10001 /data
+USER 10001
 ENV IVIG_CDS_DATABASE_URL=sqlite:////data/feedback.sqlite3
 # Audit records wait here until the database has them: the user must be able to write it.
 ENV IVIG_CDS_AUDIT_SPOOL_DIR=/data/audit-spool

@@ -40,8 +40,22 @@ class GunicornApp(BaseApplication):
         return self._load()
 
 
+# The production server's own variables, read here rather than in Settings (the app never sees
+# them); deploy/kubernetes's ConfigMap may set these and Settings' fields, nothing else.
+SERVER_VARIABLES = (
+    "IVIG_CDS_WORKERS",
+    "IVIG_CDS_WORKER_CLASS",
+    "IVIG_CDS_WORKER_CONNECTIONS",
+    "IVIG_CDS_THREADS",
+    "IVIG_CDS_TIMEOUT_S",
+    "IVIG_CDS_GRACEFUL_TIMEOUT_S",
+    "IVIG_CDS_KEEPALIVE_S",
+    "IVIG_CDS_MAX_REQUESTS",
+)
+
+
 def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
-    """The production server settings (``IVIG_CDS_THREADS``, ``_TIMEOUT_S``, ``_MAX_REQUESTS``)."""
+    """The production server settings (``SERVER_VARIABLES``)."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -53,6 +67,14 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "worker_connections": int(os.environ.get("IVIG_CDS_WORKER_CONNECTIONS", "1000")),
         "threads": int(os.environ.get("IVIG_CDS_THREADS", "4")),  # gthread only
         "timeout": int(os.environ.get("IVIG_CDS_TIMEOUT_S", "30")),
+        # Stopping (SIGTERM: a rolling update, a scale-down): the listener closes at once, the
+        # calls in flight finish within this many seconds, then each worker writes what it holds
+        # (worker_exit below). Longer than a call's budget (IVIG_CDS_REQUEST_BUDGET_S).
+        "graceful_timeout": int(os.environ.get("IVIG_CDS_GRACEFUL_TIMEOUT_S", "30")),
+        # An idle keep-alive connection is closed after this many seconds. A proxy in front must
+        # close its idle ones sooner (nginx: the upstream's keepalive_timeout 4s), else it can
+        # send a call on a connection the service is closing, and get a 502 for it.
+        "keepalive": int(os.environ.get("IVIG_CDS_KEEPALIVE_S", "5")),
         # Recycle each worker after about this many requests (jitter: not all at once), a guard
         # against leaks; `make loadtest` shows flat memory, so it need not be often.
         "max_requests": int(os.environ.get("IVIG_CDS_MAX_REQUESTS", "20000")),

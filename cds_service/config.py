@@ -104,6 +104,10 @@ class Settings:
     # Card contract §7.6: an order-sign card that order-select showed within this many seconds is
     # not shown again (cds_service/repeats.py); 0 turns the memory off.
     repeat_window_s: int = 3600
+    # Feedback naming a card the database does not have yet waits this long for it: another
+    # worker or instance issued it a moment ago, and its audit writer stores it within about
+    # 20 ms (more under load). Then the feedback is refused (404).
+    feedback_wait_s: float = 2.0
     # "shadow": evaluate and audit every card, answer none (go-live: docs/go-live.md).
     mode: str = "live"
     # The demo order-entry page at /demo/ (docs/demo-page.md): `make run` turns it on; never in
@@ -155,6 +159,8 @@ class Settings:
             raise ConfigError(
                 f"{ENV_PREFIX}FHIR_TIMEOUT_S, REQUEST_BUDGET_S and CHECK_BUDGET_S must be positive"
             )
+        if self.feedback_wait_s < 0:
+            raise ConfigError(f"{ENV_PREFIX}FEEDBACK_WAIT_S must be >= 0")
         if self.repeat_window_s < 0:
             raise ConfigError(f"{ENV_PREFIX}REPEAT_WINDOW_S must be >= 0 (0 turns it off)")
         if self.fhir_max_pages < 1 or self.fhir_max_workers < 1 or self.max_request_bytes < 1:

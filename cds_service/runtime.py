@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from cds_service.service import CheckBudget, HookCall, ServiceDefinition, Servic
 
 log = logging.getLogger(__name__)
 DEVIATIONS_EXTENSION = "org.ivig-cds.tolerated-deviations"
+FEEDBACK_POLL_S = 0.05  # how often feedback for a card not stored yet looks again
 
 
 class Caller(Protocol):
@@ -94,14 +96,22 @@ class Runtime:
         self.pools = ServerPools(self.settings.fhir_max_workers)
 
     def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> StoredFeedback:
-        """Store feedback; a card issued a moment ago may still be queued for the audit store.
-        ``.count`` is how many items were stored; ``.outcomes`` their cards' topics and outcomes."""
+        """Store feedback. ``.count`` is how many items were stored; ``.outcomes`` their cards'
+        topics and outcomes. A card issued a moment ago may not be in the database yet: queued
+        in this process's audit writer (flushed first), or in another worker's or instance's,
+        which is waited for (``feedback_wait_s``) before the feedback is refused."""
         try:
             return self.store.store_feedback(service_id, items)
         except UnknownCard:
-            if not self.audit.flush():
-                raise
-            return self.store.store_feedback(service_id, items)
+            self.audit.flush()
+        wait = Deadline(self.settings.feedback_wait_s)
+        while True:
+            try:
+                return self.store.store_feedback(service_id, items)
+            except UnknownCard:
+                if wait.spent():
+                    raise
+                time.sleep(FEEDBACK_POLL_S)
 
     def service(self, service_id: str) -> ServiceDefinition:
         service = self.registry.get(service_id)

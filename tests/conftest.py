@@ -31,6 +31,17 @@ FHIR_BASE = "https://fhir.test/r4"
 EVALUATED_AT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 REQUIRE_SERVICES = os.environ.get("IVIG_CDS_REQUIRE_SERVICES") == "1"
 
+# Figures a test measured (tests/test_scale_out.py: calls, errors, feedback stored): printed in
+# the run's summary, so CI's output shows them whether the test passed or not.
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
 
 POSTGRES_URL = os.environ.get(
     "IVIG_CDS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -100,6 +111,12 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
         # A busy 2-core CI machine has stalled an in-process call past the 4 s default and turned
         # its cards into a 412; the budget's own tests set it themselves.
         "REQUEST_BUDGET_S": 30.0,
+        # The same for the checks' own 2 s: on CI one order of two went unchecked ("time
+        # limit") and the answer differed from the same call's other shape.
+        "CHECK_BUDGET_S": 30.0,
+        # One app per database here: feedback for an unknown card is refused at once, not after
+        # the 2 s wait for another instance's writer (tests/test_scale_out.py, test_feedback.py).
+        "FEEDBACK_WAIT_S": 0.0,
     }
     config.update(overrides)
     app = create_app(config)

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -76,9 +77,16 @@ def output(log_path: Path) -> str:
     return log_path.read_text(errors="replace")[-20_000:]
 
 
+class Served(NamedTuple):
+    process: subprocess.Popen[bytes]  # gunicorn's master
+    port: int
+    log: Path  # its output (access log, errors)
+
+
 @contextlib.contextmanager
-def serving(scratch: Path, **env: str) -> Iterator[int]:
-    """The server's port; its database and audit spool in ``scratch``."""
+def served(scratch: Path, **env: str) -> Iterator[Served]:
+    """The server, its database and audit spool in ``scratch``; stopped at the end if a test
+    has not stopped it already."""
     environment = os.environ | {
         "IVIG_CDS_DATABASE_URL": f"sqlite:///{scratch / 'served.sqlite3'}",
         "IVIG_CDS_AUDIT_SPOOL_DIR": str(scratch / "audit-spool"),
@@ -98,11 +106,18 @@ def serving(scratch: Path, **env: str) -> Iterator[int]:
                 time.sleep(0.1)
         else:
             pytest.fail(f"ivig-cds serve did not answer within 15 s:\n{output(log_path)}")
-        yield port
+        yield Served(process, port, log_path)
     finally:
         stop(process)
         # Captured by pytest, which shows it only beside a failure: a worker that died says why.
         sys.stdout.write(f"--- ivig-cds serve output ({log_path}) ---\n{output(log_path)}\n")
+
+
+@contextlib.contextmanager
+def serving(scratch: Path, **env: str) -> Iterator[int]:
+    """The server's port; its database and audit spool in ``scratch``."""
+    with served(scratch, **env) as server:
+        yield server.port
 
 
 # Requests over the HTTP servers' limits, sent as they are: gunicorn's (4,094-byte request line,

@@ -169,7 +169,7 @@ def test_the_production_server_answers_the_crowded_call_in_full(tmp_path: Path) 
         _orders(_patient(record), 200),
         prefetch=full_prefetch(record),
     )
-    with serving(tmp_path, IVIG_CDS_REQUEST_BUDGET_S="30") as port:
+    with serving(tmp_path, IVIG_CDS_REQUEST_BUDGET_S="30", IVIG_CDS_CHECK_BUDGET_S="30") as port:
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}{URL}",
             data=json.dumps(body).encode(),

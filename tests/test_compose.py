@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,7 +43,9 @@ def test_only_the_proxy_publishes_the_service() -> None:
 def test_dockerfile_runs_as_a_non_root_user_with_gunicorn() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
-    assert "USER ivig" in dockerfile
+    # numeric: Kubernetes' runAsNonRoot checks it (deploy/kubernetes/deployment.yaml's runAsUser)
+    assert re.search(r"^USER 10001$", dockerfile, re.MULTILINE)
+    assert "useradd --system --uid 10001" in dockerfile
     assert '"ivig-cds", "serve"' in dockerfile
     assert "COPY fhir_fixtures" in dockerfile  # the loader reads the fixture bundles
     # The non-root user writes only /data: the audit spool must be there, on a volume.

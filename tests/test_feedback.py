@@ -30,6 +30,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
 
+from cds_service.ids import new_uuid
+
 SCENARIO = "ivig-in-dvt-resolved-history"
 ORDER = "privigen-iv"
 SELECT = "ivig-order-select"
@@ -314,6 +316,42 @@ def test_a_batch_with_one_unknown_card_stores_nothing(issued: Issued) -> None:
     assert UNKNOWN_CARD in text
     assert issued.card["uuid"] not in text
     assert rows(issued.engine, "feedback") == []
+
+
+def test_feedback_for_a_card_another_instance_has_not_stored_yet_waits_for_it(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a load balancer the feedback can reach an instance that did not issue the card,
+    before the issuer's audit writer (a batch every 20 ms) has stored it. That instance waits
+    for the card (IVIG_CDS_FEEDBACK_WAIT_S) instead of refusing the feedback. Here the issuer's
+    writer is held back 0.5 s; without the wait the same feedback is a 404."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
+    issuer = new_app(database, tmp_path / "a", UUID_FACTORY=new_uuid)
+    waiting = new_app(database, tmp_path / "b", UUID_FACTORY=new_uuid, FEEDBACK_WAIT_S=10.0)
+    not_waiting = new_app(database, tmp_path / "c", UUID_FACTORY=new_uuid)
+    monkeypatch.setattr(issuer.extensions["ivig_cds"].audit, "_flush_interval", 0.5)
+
+    def issue() -> dict[str, Any]:
+        resources = scenario_resources(SCENARIO)
+        patient_id = next(r["id"] for r in resources if r["resourceType"] == "Patient")
+        orders = [order_for(ORDER, patient_id)]
+        body = hook_request("order-select", patient_id, orders, full_prefetch(resources))
+        response = issuer.test_client().post(f"/cds-services/{SELECT}", json=body)
+        assert response.status_code == 200
+        return dict(response.get_json()["cards"][0])
+
+    refused = post_feedback(
+        not_waiting.test_client(), {"feedback": [overridden(issue()["uuid"], comment="x")]}
+    )
+    assert refused.status_code == 404, "the card was not stored yet: the control"
+    card = issue()
+    stored = post_feedback(
+        waiting.test_client(), {"feedback": [overridden(card["uuid"], comment="x")]}
+    )
+    assert stored.status_code == 200, stored.get_json()
+    assert [
+        row["card_uuid"] for row in rows(issuer.extensions["ivig_cds"].store.engine, "feedback")
+    ] == [card["uuid"]]
 
 
 def test_feedback_to_another_service_than_the_one_that_issued_the_card_is_404(

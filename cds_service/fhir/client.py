@@ -52,7 +52,8 @@ class FhirResponseTooLarge(FhirInvalidResponse):
 
 
 class Deadline:
-    """The time left for one hook call's FHIR work (or, a second one, for its checks)."""
+    """The time left for one hook call's FHIR work (or, a second one, for its checks; or for
+    feedback waiting for its card)."""
 
     def __init__(self, seconds: float) -> None:
         self._ends = time.monotonic() + seconds

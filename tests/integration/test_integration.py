@@ -1,9 +1,14 @@
 """Integration: the production server (gunicorn) against a real FHIR server, over real HTTP.
 
-Every fixture scenario runs in two modes: prefetch resolved from the discovery templates against
-the FHIR server, as an EHR does, and no prefetch with ``fhirServer`` set. Both must give the cards
-the scenario expects. The FHIR server is Medplum's engine (``tests/fhir_server``), or any FHIR R4
-base named by ``IVIG_CDS_IT_FHIR_BASE`` (for example the public HAPI sandbox; see the README).
+Every fixture scenario runs with its prefetch resolved from the discovery templates against the
+FHIR server, as an EHR does: these are the searches the scenario's data must answer (the code
+filters among them). A sample of the scenarios also runs in the two other modes, which send the
+same searches another way: no prefetch with ``fhirServer`` set (the service's own FHIR client), and
+through a client the project did not write (@medplum/core). The sample holds every resource type
+the fixtures use and every eighth scenario; ``IVIG_CDS_IT_ALL_MODES=1`` runs every scenario in all
+three (about twice the time: `make test` keeps this suite lean). Each must give the cards the
+scenario expects. The FHIR server is Medplum's engine (``tests/fhir_server``), or any FHIR R4 base
+named by ``IVIG_CDS_IT_FHIR_BASE`` (for example the public HAPI sandbox; see the README).
 """
 
 from __future__ import annotations
@@ -31,6 +36,32 @@ ROOT = Path(__file__).resolve().parents[2]
 EVALUATION_DATE = "2026-06-15"
 ORDER_SCENARIOS = [s for s in scenario_index()]
 VIEW_SCENARIOS = json.loads((FIXTURES / "patient-view" / "index.json").read_text())["scenarios"]
+MODES = ["prefetch", "fhir", "medplum-client"]
+ALL_MODES = os.environ.get("IVIG_CDS_IT_ALL_MODES") == "1"
+EVERY = 8  # the sample: every eighth scenario, and the first with each resource type
+
+
+def _sampled(scenarios: list[dict[str, Any]], folder: str) -> set[str]:
+    chosen = {s["name"] for s in scenarios[::EVERY]}
+    seen: set[str] = set()
+    for scenario in scenarios:
+        bundle = json.loads((FIXTURES / folder / f"{scenario['name']}.json").read_text())
+        types = {entry["resource"]["resourceType"] for entry in bundle["entry"]}
+        if types - seen:
+            chosen.add(scenario["name"])
+            seen |= types
+    return chosen
+
+
+def _cases(scenarios: list[dict[str, Any]], folder: str) -> list[Any]:
+    """(scenario, mode) pairs: prefetch for all, the other modes for the sample."""
+    sample = _sampled(scenarios, folder)
+    return [
+        pytest.param(scenario, mode, id=f"{scenario['name']}-{mode}")
+        for scenario in scenarios
+        for mode in MODES
+        if mode == "prefetch" or ALL_MODES or scenario["name"] in sample
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +93,7 @@ def service(loaded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         "IVIG_CDS_ALLOWED_FHIR_SERVERS": loaded,
         "IVIG_CDS_EVALUATION_DATE": EVALUATION_DATE,
         "IVIG_CDS_REQUEST_BUDGET_S": "20",
+        "IVIG_CDS_CHECK_BUDGET_S": "20",
         "IVIG_CDS_FHIR_TIMEOUT_S": "15",
         "IVIG_CDS_AUTH": "off",
     }
@@ -119,7 +151,6 @@ def _order_request(scenario: dict[str, Any], hook: str, patient_id: str) -> dict
     return hook_request(hook, patient_id, orders, selections=selections)
 
 
-MODES = ["prefetch", "fhir", "medplum-client"]
 CDS_CLIENT = ROOT / "tests" / "fhir_server" / "cds_client.mjs"
 
 
@@ -160,8 +191,7 @@ def _check(
     assert _topics(answer["cards"]) == expected, why
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("scenario", ORDER_SCENARIOS, ids=[s["name"] for s in ORDER_SCENARIOS])
+@pytest.mark.parametrize(("scenario", "mode"), _cases(ORDER_SCENARIOS, "scenarios"))
 def test_order_scenario_over_real_http(
     service: str, loaded: str, scenario: dict[str, Any], mode: str
 ) -> None:
@@ -169,8 +199,7 @@ def test_order_scenario_over_real_http(
     _check(service, loaded, scenario, mode, _order_request(scenario, "order-select", patient_id))
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("scenario", VIEW_SCENARIOS, ids=[s["name"] for s in VIEW_SCENARIOS])
+@pytest.mark.parametrize(("scenario", "mode"), _cases(VIEW_SCENARIOS, "patient-view"))
 def test_patient_view_scenario_over_real_http(
     service: str, loaded: str, scenario: dict[str, Any], mode: str
 ) -> None:
