@@ -67,9 +67,11 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "worker_connections": int(os.environ.get("IVIG_CDS_WORKER_CONNECTIONS", "1000")),
         "threads": int(os.environ.get("IVIG_CDS_THREADS", "4")),  # gthread only
         "timeout": int(os.environ.get("IVIG_CDS_TIMEOUT_S", "30")),
-        # Stopping (SIGTERM: a rolling update, a scale-down): the listener closes at once, the
-        # calls in flight finish within this many seconds, then each worker writes what it holds
-        # (worker_exit below). Longer than a call's budget (IVIG_CDS_REQUEST_BUDGET_S).
+        # Stopping (SIGTERM: a rolling update, a scale-down): the listener closes at once; then
+        # within this many seconds in all, each worker finishes its calls in flight (a call's
+        # budget is 4 s), lets idle keep-alive connections time out (IVIG_CDS_KEEPALIVE_S) and
+        # writes what it holds (worker_exit below: at most 5 s per writer). After it the master
+        # kills what is left, so it must hold all three (docs/kubernetes.md "Stopping").
         "graceful_timeout": int(os.environ.get("IVIG_CDS_GRACEFUL_TIMEOUT_S", "30")),
         # An idle keep-alive connection is closed after this many seconds. A proxy in front must
         # close its idle ones sooner (nginx: the upstream's keepalive_timeout 4s), else it can

@@ -163,8 +163,15 @@ def writing(engine: Engine) -> Iterator[Connection]:
 os.register_at_fork(after_in_child=_SQLITE_WRITERS.clear)
 
 
+# A database address that drops packets would otherwise hold a connect for minutes (the
+# kernel's SYN retries): start-up, /readyz and every write would hang with it.
+CONNECT_TIMEOUT_S = 3
+
+
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    sqlite = url.startswith("sqlite")
+    connect_args = {} if sqlite else {"connect_timeout": CONNECT_TIMEOUT_S}
+    engine = create_engine(url, pool_pre_ping=not sqlite, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -274,6 +281,17 @@ class FeedbackStore:
         return StoredFeedback(
             len(items), tuple((topics[item["card"]], item["outcome"]) for item in items)
         )
+
+    def missing_cards(self, service_id: str, uuids: set[str]) -> set[str]:
+        """Which of ``uuids`` this service has not issued (as far as the database knows yet);
+        a read, for feedback waiting on another instance's audit writer."""
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(issued_cards.c.uuid).where(
+                    issued_cards.c.uuid.in_(uuids), issued_cards.c.service_id == service_id
+                )
+            ).scalars()
+            return uuids - set(found)
 
     def writable(self) -> str:
         """ "" when a write would succeed; else what failed (the exception's class name)."""

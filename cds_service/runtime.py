@@ -33,7 +33,10 @@ from cds_service.service import CheckBudget, HookCall, ServiceDefinition, Servic
 
 log = logging.getLogger(__name__)
 DEVIATIONS_EXTENSION = "org.ivig-cds.tolerated-deviations"
-FEEDBACK_POLL_S = 0.05  # how often feedback for a card not stored yet looks again
+FEEDBACK_FIRST_PAUSE_S = 0.05  # feedback for a card not stored yet looks again after this, x2
+# Feedback requests of one process waiting for their cards at once; more are refused at once
+# (404). A gthread worker has 4 threads: waiters must never hold them all from the hook calls.
+FEEDBACK_WAITERS = 2
 
 
 class Caller(Protocol):
@@ -91,27 +94,36 @@ class Runtime:
     uuid_factory: Callable[[], str] = new_uuid
     repeats: RepeatMemory | None = None  # order-select -> order-sign memory (contract §7.6)
     pools: ServerPools = field(init=False)
+    _feedback_waiters: threading.BoundedSemaphore = field(init=False)
 
     def __post_init__(self) -> None:
         self.pools = ServerPools(self.settings.fhir_max_workers)
+        self._feedback_waiters = threading.BoundedSemaphore(FEEDBACK_WAITERS)
 
     def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> StoredFeedback:
         """Store feedback. ``.count`` is how many items were stored; ``.outcomes`` their cards'
         topics and outcomes. A card issued a moment ago may not be in the database yet: queued
-        in this process's audit writer (flushed first), or in another worker's or instance's,
-        which is waited for (``feedback_wait_s``) before the feedback is refused."""
+        in this process's audit writer (flushed), or in another worker's or instance's. That is
+        waited for, within ``feedback_wait_s`` in all, by a few reads (50, 100, 200 ms apart and
+        so on), at most ``FEEDBACK_WAITERS`` requests of this process at a time; then a card
+        still unknown is refused."""
         try:
             return self.store.store_feedback(service_id, items)
         except UnknownCard:
-            self.audit.flush()
-        wait = Deadline(self.settings.feedback_wait_s)
-        while True:
+            wait = Deadline(self.settings.feedback_wait_s)
+        self.audit.flush(wait.remaining())
+        if self._feedback_waiters.acquire(blocking=False):
             try:
-                return self.store.store_feedback(service_id, items)
-            except UnknownCard:
-                if wait.spent():
-                    raise
-                time.sleep(FEEDBACK_POLL_S)
+                self._wait_for_cards(service_id, {item["card"] for item in items}, wait)
+            finally:
+                self._feedback_waiters.release()
+        return self.store.store_feedback(service_id, items)
+
+    def _wait_for_cards(self, service_id: str, uuids: set[str], wait: Deadline) -> None:
+        pause = FEEDBACK_FIRST_PAUSE_S
+        while self.store.missing_cards(service_id, uuids) and not wait.spent():
+            time.sleep(min(pause, wait.remaining()))
+            pause *= 2
 
     def service(self, service_id: str) -> ServiceDefinition:
         service = self.registry.get(service_id)

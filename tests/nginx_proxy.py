@@ -75,20 +75,42 @@ http {{
 @contextlib.contextmanager
 def proxying(scratch: Path, *upstream_ports: int) -> Iterator[int]:
     """nginx's port, in front of ``upstream_ports``."""
-    binary, port = nginx_binary(), free_port()
-    main = proxy_config(scratch, upstream_ports, port)
-    command = [binary, "-p", str(scratch), "-c", str(main), "-e", str(scratch / "error.log")]
-    check = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
-    assert check.returncode == 0, check.stderr
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process, port = _started(scratch, upstream_ports)
     try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("nginx did not listen within 5 s")
         yield port
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _started(scratch: Path, upstream_ports: Sequence[int]) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx listening on a free port. A port from ``free_port`` is free only when asked:
+    another process can take it first, and then something else would answer on it. So ready
+    means this nginx is still running and listens; one that could not bind is started again on
+    another port."""
+    binary = nginx_binary()
+    for _ in range(5):
+        port = free_port()
+        main = proxy_config(scratch, upstream_ports, port)
+        command = [binary, "-p", str(scratch), "-c", str(main), "-e", str(scratch / "error.log")]
+        check = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stderr
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if process.poll() is not None:
+                break  # it exited: most likely the port was taken (error.log says)
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                if not _bind_failed(scratch, port):  # else another process answered
+                    return process, port
+                break
+            time.sleep(0.05)
+        process.terminate()
+        process.wait(timeout=10)
+    log = (scratch / "error.log").read_text(errors="replace")[-2000:]
+    pytest.fail(f"nginx did not listen (5 tries); its error log:\n{log}")
+
+
+def _bind_failed(scratch: Path, port: int) -> bool:
+    """nginx logs a bind it could not make (and tries again for about 2 s before it exits)."""
+    log = scratch / "error.log"
+    return log.exists() and f"bind() to 127.0.0.1:{port} failed" in log.read_text(errors="replace")

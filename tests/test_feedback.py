@@ -8,6 +8,8 @@ tests skip when the server cannot be reached, unless IVIG_CDS_REQUIRE_SERVICES=1
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
 
 from cds_service.ids import new_uuid
+from cds_service.runtime import FEEDBACK_WAITERS
 
 SCENARIO = "ivig-in-dvt-resolved-history"
 ORDER = "privigen-iv"
@@ -324,12 +327,16 @@ def test_feedback_for_a_card_another_instance_has_not_stored_yet_waits_for_it(
     """Behind a load balancer the feedback can reach an instance that did not issue the card,
     before the issuer's audit writer (a batch every 20 ms) has stored it. That instance waits
     for the card (IVIG_CDS_FEEDBACK_WAIT_S) instead of refusing the feedback. Here the issuer's
-    writer is held back 0.5 s; without the wait the same feedback is a 404."""
+    writer is held until released: without the wait the feedback is a 404; with it, the
+    feedback sent while the writer is held is stored once the writer is let go."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
     issuer = new_app(database, tmp_path / "a", UUID_FACTORY=new_uuid)
-    waiting = new_app(database, tmp_path / "b", UUID_FACTORY=new_uuid, FEEDBACK_WAIT_S=10.0)
+    waiting = new_app(database, tmp_path / "b", UUID_FACTORY=new_uuid, FEEDBACK_WAIT_S=30.0)
     not_waiting = new_app(database, tmp_path / "c", UUID_FACTORY=new_uuid)
-    monkeypatch.setattr(issuer.extensions["ivig_cds"].audit, "_flush_interval", 0.5)
+    writer = issuer.extensions["ivig_cds"].audit
+    released = threading.Event()
+    write_queued = writer._write_queued
+    monkeypatch.setattr(writer, "_write_queued", lambda: (released.wait(60), write_queued()))
 
     def issue() -> dict[str, Any]:
         resources = scenario_resources(SCENARIO)
@@ -340,18 +347,43 @@ def test_feedback_for_a_card_another_instance_has_not_stored_yet_waits_for_it(
         assert response.status_code == 200
         return dict(response.get_json()["cards"][0])
 
-    refused = post_feedback(
-        not_waiting.test_client(), {"feedback": [overridden(issue()["uuid"], comment="x")]}
-    )
-    assert refused.status_code == 404, "the card was not stored yet: the control"
-    card = issue()
-    stored = post_feedback(
-        waiting.test_client(), {"feedback": [overridden(card["uuid"], comment="x")]}
-    )
+    try:
+        refused = post_feedback(
+            not_waiting.test_client(), {"feedback": [overridden(issue()["uuid"], comment="x")]}
+        )
+        assert refused.status_code == 404, "the card was not stored yet: the control"
+        card = issue()
+        threading.Timer(0.3, released.set).start()
+        stored = post_feedback(
+            waiting.test_client(), {"feedback": [overridden(card["uuid"], comment="x")]}
+        )
+    finally:
+        released.set()
     assert stored.status_code == 200, stored.get_json()
     assert [
         row["card_uuid"] for row in rows(issuer.extensions["ivig_cds"].store.engine, "feedback")
     ] == [card["uuid"]]
+
+
+def test_only_a_few_feedback_requests_wait_at_once_the_next_is_refused_at_once(
+    database: Database, tmp_path: Path
+) -> None:
+    """Feedback naming cards nobody issued must not tie up a worker: beyond FEEDBACK_WAITERS
+    waiting requests, the next is refused without waiting."""
+    app = new_app(database, tmp_path, FEEDBACK_WAIT_S=30.0)
+    waiters = app.extensions["ivig_cds"]._feedback_waiters
+    for _ in range(FEEDBACK_WAITERS):
+        assert waiters.acquire(blocking=False)
+    try:
+        started = time.monotonic()
+        response = post_feedback(
+            app.test_client(), {"feedback": [overridden(UNKNOWN_CARD, comment="x")]}
+        )
+        assert response.status_code == 404
+        assert time.monotonic() - started < 10, "refused without the 30 s wait"
+    finally:
+        for _ in range(FEEDBACK_WAITERS):
+            waiters.release()
 
 
 def test_feedback_to_another_service_than_the_one_that_issued_the_card_is_404(

@@ -146,17 +146,20 @@ def test_non_root_read_only_root_no_privileges_and_writable_paths_mounted() -> N
 
 
 def test_the_pod_stops_within_its_grace_period() -> None:
-    """preStop pause, then the calls in flight (gunicorn's graceful timeout), then the last
-    flush of the order-select memory and of the audit writer (at most 5 s each): all before
-    Kubernetes kills the pod."""
+    """gunicorn's graceful timeout must hold a call in flight, an idle keep-alive connection
+    running out and the last flush of the order-select memory and of the audit writer (at most
+    5 s each): the master kills the workers after it. Kubernetes kills the pod after the preStop
+    pause plus that."""
     pause = int(CONTAINER["lifecycle"]["preStop"]["exec"]["command"][-1])
     graceful = int(CONFIG["IVIG_CDS_GRACEFUL_TIMEOUT_S"])
+    keepalive = int(CONFIG.get("IVIG_CDS_KEEPALIVE_S", "5"))  # cds_service/cli.py's default
     settings = load_settings(Settings, CONFIG | SECRETS, {})
-    assert graceful > settings.request_budget_s
-    assert POD["terminationGracePeriodSeconds"] >= pause + graceful + 5 + 5
+    assert graceful >= settings.request_budget_s + keepalive + 5 + 5
+    assert POD["terminationGracePeriodSeconds"] >= pause + graceful + 5
     assert 0 < pause <= 10
     strategy = DEPLOYMENT["spec"]["strategy"]["rollingUpdate"]
     assert strategy["maxUnavailable"] == 0  # a roll never takes an answering pod away first
+    assert "replicas" not in DEPLOYMENT["spec"], "the autoscaler sets them"
 
 
 def test_every_setting_named_is_one_the_service_reads_and_they_validate() -> None:
