@@ -103,15 +103,16 @@ class Runtime:
     def store_feedback(self, service_id: str, items: list[dict[str, Any]]) -> StoredFeedback:
         """Store feedback. ``.count`` is how many items were stored; ``.outcomes`` their cards'
         topics and outcomes. A card issued a moment ago may not be in the database yet: queued
-        in this process's audit writer (flushed), or in another worker's or instance's. That is
-        waited for, within ``feedback_wait_s`` in all, by a few reads (50, 100, 200 ms apart and
-        so on), at most ``FEEDBACK_WAITERS`` requests of this process at a time; then a card
-        still unknown is refused."""
+        in this process's audit writer (flushed first, as long as that takes: at most 5 s), or
+        in another worker's or instance's. That is waited for within ``feedback_wait_s`` of the
+        first try (the flush included), by a few reads (50, 100, 200 ms apart and so on), at
+        most ``FEEDBACK_WAITERS`` requests of this process at a time; then a card still unknown
+        is refused."""
         try:
             return self.store.store_feedback(service_id, items)
         except UnknownCard:
             wait = Deadline(self.settings.feedback_wait_s)
-        self.audit.flush(wait.remaining())
+        self.audit.flush()
         if self._feedback_waiters.acquire(blocking=False):
             try:
                 self._wait_for_cards(service_id, {item["card"] for item in items}, wait)
