@@ -168,6 +168,11 @@ os.register_at_fork(after_in_child=_SQLITE_WRITERS.clear)
 CONNECT_TIMEOUT_S = 3
 
 
+def _unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
+    log.error("feedback not stored: %s", type(exc).__name__)
+    return StoreUnavailable("the feedback store is unavailable; nothing was stored")
+
+
 def make_engine(url: str) -> Engine:
     sqlite = url.startswith("sqlite")
     connect_args = {} if sqlite else {"connect_timeout": CONNECT_TIMEOUT_S}
@@ -275,8 +280,7 @@ class FeedbackStore:
         except (UnknownCard, InvalidHookRequest):
             raise
         except SQLAlchemyError as exc:
-            log.error("feedback not stored: %s", type(exc).__name__)
-            raise StoreUnavailable("the feedback store is unavailable; nothing was stored") from exc
+            raise _unavailable(exc) from exc
         topics = {row.uuid: row.topic for row in issued}
         return StoredFeedback(
             len(items), tuple((topics[item["card"]], item["outcome"]) for item in items)
@@ -285,13 +289,16 @@ class FeedbackStore:
     def missing_cards(self, service_id: str, uuids: set[str]) -> set[str]:
         """Which of ``uuids`` this service has not issued (as far as the database knows yet);
         a read, for feedback waiting on another instance's audit writer."""
-        with self.engine.connect() as connection:
-            found = connection.execute(
-                select(issued_cards.c.uuid).where(
-                    issued_cards.c.uuid.in_(uuids), issued_cards.c.service_id == service_id
-                )
-            ).scalars()
-            return uuids - set(found)
+        try:
+            with self.engine.connect() as connection:
+                found = connection.execute(
+                    select(issued_cards.c.uuid).where(
+                        issued_cards.c.uuid.in_(uuids), issued_cards.c.service_id == service_id
+                    )
+                ).scalars()
+                return uuids - set(found)
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
 
     def writable(self) -> str:
         """ "" when a write would succeed; else what failed (the exception's class name)."""

@@ -563,6 +563,35 @@ def test_store_down_is_503_and_says_nothing_was_stored(issued: Issued) -> None:
     assert rows(working, "feedback") == []
 
 
+def test_the_store_going_down_while_feedback_waits_for_its_card_is_503(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = new_app(database, tmp_path, FEEDBACK_WAIT_S=5.0)
+    store = app.extensions["ivig_cds"].store
+    working, broken = (
+        store.engine,
+        sqlalchemy.create_engine("postgresql+psycopg://postgres@127.0.0.1:1/x"),
+    )
+    first_try = store.store_feedback
+
+    def then_down(*args: Any) -> Any:
+        try:
+            return first_try(*args)  # the card is unknown: the wait begins
+        finally:
+            store.engine = broken
+
+    monkeypatch.setattr(store, "store_feedback", then_down)
+    try:
+        response = post_feedback(
+            app.test_client(), {"feedback": [overridden(UNKNOWN_CARD, comment="x")]}
+        )
+    finally:
+        store.engine = working
+        broken.dispose()
+    assert response.status_code == 503, response.get_json()
+    assert "nothing was stored" in outcome_text(response.get_json())
+
+
 def test_a_nul_in_feedback_text_is_dropped_before_the_database(issued: Issued) -> None:
     """Issue 12: PostgreSQL text cannot hold NUL, so the insert (and the batch) failed."""
     item = overridden(issued.card["uuid"], comment="half\x00 rate")
