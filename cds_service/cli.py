@@ -40,18 +40,23 @@ class GunicornApp(BaseApplication):
         return self._load()
 
 
-# The production server's own variables, read here rather than in Settings (the app never sees
-# them); deploy/kubernetes's ConfigMap may set these and Settings' fields, nothing else.
-SERVER_VARIABLES = (
-    "IVIG_CDS_WORKERS",
-    "IVIG_CDS_WORKER_CLASS",
-    "IVIG_CDS_WORKER_CONNECTIONS",
-    "IVIG_CDS_THREADS",
-    "IVIG_CDS_TIMEOUT_S",
-    "IVIG_CDS_GRACEFUL_TIMEOUT_S",
-    "IVIG_CDS_KEEPALIVE_S",
-    "IVIG_CDS_MAX_REQUESTS",
-)
+# The production server's own variables and their defaults, read here rather than in Settings
+# (the app never sees them); deploy/kubernetes's ConfigMap may set these and Settings' fields.
+SERVER_VARIABLES = {
+    "IVIG_CDS_WORKERS": "2",
+    "IVIG_CDS_WORKER_CLASS": "gevent",
+    "IVIG_CDS_WORKER_CONNECTIONS": "1000",
+    "IVIG_CDS_THREADS": "4",
+    "IVIG_CDS_TIMEOUT_S": "30",
+    "IVIG_CDS_GRACEFUL_TIMEOUT_S": "30",
+    "IVIG_CDS_KEEPALIVE_S": "5",
+    "IVIG_CDS_MAX_REQUESTS": "20000",
+}
+
+
+def server_setting(name: str) -> str:
+    """One of ``SERVER_VARIABLES``, from the environment or its default."""
+    return os.environ.get(name, SERVER_VARIABLES[name])
 
 
 def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
@@ -64,22 +69,22 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         # parked greenlet: 50 of them, /healthz worst 5 ms (docs/operations.md "Slow clients").
         # gunicorn's worker of that class, answering what it refuses itself as the service does.
         "worker_class": f"cds_service.api.server_errors.{_WORKERS[worker_class()]}",
-        "worker_connections": int(os.environ.get("IVIG_CDS_WORKER_CONNECTIONS", "1000")),
-        "threads": int(os.environ.get("IVIG_CDS_THREADS", "4")),  # gthread only
-        "timeout": int(os.environ.get("IVIG_CDS_TIMEOUT_S", "30")),
+        "worker_connections": int(server_setting("IVIG_CDS_WORKER_CONNECTIONS")),
+        "threads": int(server_setting("IVIG_CDS_THREADS")),  # gthread only
+        "timeout": int(server_setting("IVIG_CDS_TIMEOUT_S")),
         # Stopping (SIGTERM: a rolling update, a scale-down): the listener closes at once; then
         # within this many seconds in all, each worker finishes its calls in flight (a call's
         # budget is 4 s), lets idle keep-alive connections time out (IVIG_CDS_KEEPALIVE_S) and
         # writes what it holds (worker_exit below: at most 5 s per writer). After it the master
         # kills what is left, so it must hold all three (docs/kubernetes.md "Stopping").
-        "graceful_timeout": int(os.environ.get("IVIG_CDS_GRACEFUL_TIMEOUT_S", "30")),
+        "graceful_timeout": int(server_setting("IVIG_CDS_GRACEFUL_TIMEOUT_S")),
         # An idle keep-alive connection is closed after this many seconds. A proxy in front must
         # close its idle ones sooner (nginx: the upstream's keepalive_timeout 4s), else it can
         # send a call on a connection the service is closing, and get a 502 for it.
-        "keepalive": int(os.environ.get("IVIG_CDS_KEEPALIVE_S", "5")),
+        "keepalive": int(server_setting("IVIG_CDS_KEEPALIVE_S")),
         # Recycle each worker after about this many requests (jitter: not all at once), a guard
         # against leaks; `make loadtest` shows flat memory, so it need not be often.
-        "max_requests": int(os.environ.get("IVIG_CDS_MAX_REQUESTS", "20000")),
+        "max_requests": int(server_setting("IVIG_CDS_MAX_REQUESTS")),
         "max_requests_jitter": 2000,
         # gunicorn 24+'s control socket is one path per user (~/.gunicorn/gunicorn.ctl): two
         # servers on a machine take it from each other, and nothing here uses it.
@@ -98,7 +103,7 @@ _WORKERS = {"gevent": "GeventOutcomeWorker", "gthread": "ThreadOutcomeWorker"}
 
 def worker_class() -> str:
     """``IVIG_CDS_WORKER_CLASS``: ``gevent`` (the default) or ``gthread``."""
-    chosen = os.environ.get("IVIG_CDS_WORKER_CLASS", "gevent")
+    chosen = server_setting("IVIG_CDS_WORKER_CLASS")
     if chosen not in _WORKERS:
         raise SystemExit(f"IVIG_CDS_WORKER_CLASS must be gevent or gthread, not {chosen!r}")
     return chosen
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the CDS Hooks API with gunicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("IVIG_CDS_WORKERS", "2")))
+    serve.add_argument("--workers", type=int, default=int(server_setting("IVIG_CDS_WORKERS")))
     _add_fixtures_parser(commands)
     report_commands.add_parsers(commands)
     args = parser.parse_args(argv)

@@ -76,6 +76,35 @@ def postgres_schema() -> Iterator[str]:
         admin.dispose()
 
 
+@contextlib.contextmanager
+def redis_database(url: str) -> Iterator[Any]:
+    """A connection to the test Redis database ``url``. Skips when Redis cannot be reached,
+    fails under IVIG_CDS_REQUIRE_SERVICES=1."""
+    import redis
+
+    connection = redis.Redis.from_url(url, socket_connect_timeout=1.0)
+    try:
+        connection.ping()
+    except redis.RedisError as error:
+        connection.close()
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis at {url} is required (IVIG_CDS_REQUIRE_SERVICES=1): {error}")
+        pytest.skip(f"Redis at {url} is not reachable: {error}")
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def repeats_at_order_sign(card: dict[str, Any]) -> bool:
+    """Card contract §7.6: critical cards, and dose or product warnings nobody answered, are
+    shown again at order-sign; other cards order-select showed are left out."""
+    if card["indicator"] == "critical":
+        return True
+    dose_or_product = str(card["source"]["topic"]["code"]).startswith(("IVIGDOSE", "IVIGPRODUCT"))
+    return dose_or_product and card["indicator"] == "warning"
+
+
 def load_json(relative: str) -> Any:
     return json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
 

@@ -35,10 +35,10 @@ from auth_keys import (
 from conftest import (
     FHIR_BASE,
     FIXTURES,
-    REQUIRE_SERVICES,
     FakeFhirServer,
     make_app,
     postgres_schema,
+    redis_database,
     scenario_resources,
 )
 from flask import Flask
@@ -513,15 +513,8 @@ def test_a_client_server_off_the_operators_allowlist_is_never_called(
 
 @pytest.fixture
 def redis_db() -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1.0)
-    try:
-        connection.ping()
-    except redis.RedisError as error:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"Redis at {REDIS_URL} is required (IVIG_CDS_REQUIRE_SERVICES=1): {error}")
-        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {error}")
-    yield connection
-    connection.close()
+    with redis_database(REDIS_URL) as connection:
+        yield connection
 
 
 def test_replay_is_refused_across_instances_sharing_redis(

@@ -152,7 +152,7 @@ def test_the_pod_stops_within_its_grace_period() -> None:
     pause plus that."""
     pause = int(CONTAINER["lifecycle"]["preStop"]["exec"]["command"][-1])
     graceful = int(CONFIG["IVIG_CDS_GRACEFUL_TIMEOUT_S"])
-    keepalive = int(CONFIG.get("IVIG_CDS_KEEPALIVE_S", "5"))  # cds_service/cli.py's default
+    keepalive = int(CONFIG.get("IVIG_CDS_KEEPALIVE_S", SERVER_VARIABLES["IVIG_CDS_KEEPALIVE_S"]))
     settings = load_settings(Settings, CONFIG | SECRETS, {})
     assert graceful >= settings.request_budget_s + keepalive + 5 + 5
     assert POD["terminationGracePeriodSeconds"] >= pause + graceful + 5

@@ -29,6 +29,7 @@ from conftest import (
     make_app,
     order_for,
     postgres_schema,
+    repeats_at_order_sign,
     scenario_resources,
 )
 from flask import Flask
@@ -664,14 +665,11 @@ def test_order_sign_does_not_repeat_the_thrombosis_card_of_order_select(
         FakeFhirServer(fhir_mock, resources)
     a, b = worker(database, tmp_path, stub=False), worker(database, tmp_path, stub=False)
 
-    def must_repeat(c: dict[str, Any]) -> bool:
-        code = str(c["source"]["topic"]["code"])
-        dose_or_product = code.startswith(("IVIGDOSE", "IVIGPRODUCT"))
-        return c["indicator"] == "critical" or (dose_or_product and c["indicator"] == "warning")
-
     shown = call(a, "order-select", patient=patient, prefetch=prefetch, fhir_server=server)
     not_again = {
-        (c["source"]["topic"]["code"], c["indicator"]) for c in shown if not must_repeat(c)
+        (c["source"]["topic"]["code"], c["indicator"])
+        for c in shown
+        if not repeats_at_order_sign(c)
     }
     assert any("thrombosis" in t.lower() or t.startswith("IVIGBOXEDWARNING") for t, _ in not_again)
     signed = call(b, "order-sign", patient=patient, prefetch=prefetch, fhir_server=server)
@@ -679,7 +677,7 @@ def test_order_sign_does_not_repeat_the_thrombosis_card_of_order_select(
     assert not repeated, f"order-sign repeated {sorted(repeated)}"
     suppressed = {topic for topic, flag in audited(b, SIGN).items() if flag}
     assert {topic for topic, _ in not_again} <= suppressed
-    for kept in filter(must_repeat, shown):
+    for kept in filter(repeats_at_order_sign, shown):
         code = kept["source"]["topic"]["code"]
         assert code in topics(signed), f"{code} must repeat at order-sign"
 

@@ -8,7 +8,7 @@ JWT used on one is refused by the other; order-sign on one leaves out what order
 the other; and an instance stopped (SIGTERM) under load finishes the call it holds, loses no call
 and leaves nothing in its spool. The figures go to the run's summary ("figures").
 
-Loopback only; about 20 s. Without PostgreSQL, Redis or nginx it skips, and fails under
+Loopback only; about 10 s. Without PostgreSQL, Redis or nginx it skips, and fails under
 IVIG_CDS_REQUIRE_SERVICES=1.
 """
 
@@ -28,18 +28,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-import redis
 import requests
 import sqlalchemy
 from auth_keys import PUBLIC_BASE, claims, es384_key, jwk_set, sign
 from conftest import (
     FHIR_BASE,
     FIGURES,
-    REQUIRE_SERVICES,
     full_prefetch,
     hook_request,
     order_for,
     postgres_schema,
+    redis_database,
+    repeats_at_order_sign,
     scenario_resources,
 )
 from fhir_test_server import FhirTestServer, sleep
@@ -70,31 +70,13 @@ class Cluster(NamedTuple):
     scratch: Path
 
 
-@contextlib.contextmanager
-def _redis_database() -> Iterator[None]:
-    """The test's Redis database (its own number), emptied afterwards."""
-    connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1.0)
-    try:
-        connection.ping()
-    except redis.RedisError as error:
-        connection.close()
-        message = f"Redis at {REDIS_URL} is not reachable: {error}"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield
-    finally:
-        connection.flushdb()
-        connection.close()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     scratch = tmp_path_factory.mktemp("scale-out")
     resources = scenario_resources(SCENARIO)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_redis_database())
+        redis_db = stack.enter_context(redis_database(REDIS_URL))
+        stack.callback(redis_db.flushdb)  # the replay keys of this module's tokens
         database_url = stack.enter_context(postgres_schema())
         fhir = stack.enter_context(FhirTestServer(resources).start())
         fhir.on("Condition", sleep(SLOW_SEARCH_S))
@@ -239,13 +221,7 @@ def test_order_sign_on_one_instance_leaves_out_what_order_select_showed_on_the_o
     # seconds to sign): wait for its rows rather than for a guessed time.
     assert _until(lambda: bool(_rows(cluster, remembered))), "A's memory rows never came"
 
-    def must_repeat(card: dict[str, Any]) -> bool:
-        if card["indicator"] == "critical":
-            return True
-        dose_or_product = _topic(card).startswith(("IVIGDOSE", "IVIGPRODUCT"))
-        return dose_or_product and card["indicator"] == "warning"
-
-    not_again = {_topic(card) for card in shown["cards"] if not must_repeat(card)}
+    not_again = {_topic(card) for card in shown["cards"] if not repeats_at_order_sign(card)}
     assert any(topic.startswith("IVIGBOXEDWARNING") for topic in not_again), not_again
     sign_call = _order_call("order-sign", user)
     status, signed = _call(cluster.b.port, SIGN, sign_call)
